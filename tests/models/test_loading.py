@@ -1,0 +1,57 @@
+import shutil
+
+import pytest
+import torch
+
+from visual_rft.coords import CoordFrame
+from visual_rft.models.loading import (
+    coord_convention,
+    coord_frame,
+    load_model,
+    load_processor,
+    model_family,
+    resized_size,
+    resolve_dtype,
+)
+
+
+def test_family_comes_from_config_not_folder_name(tiny_model_dir, tmp_path):
+    misleading = tmp_path / "Qwen2-VL-2B-Instruct"  # the name says Qwen2-VL; the config says Qwen2.5-VL
+    shutil.copytree(tiny_model_dir, misleading)
+    assert model_family(misleading) == "qwen2_5_vl"
+    assert coord_convention(model_family(misleading)) == "resized_pixels"
+
+
+def test_qwen2_vl_answers_in_thousandths(tiny_qwen2_dir):
+    assert coord_convention(model_family(tiny_qwen2_dir)) == "norm1000"
+
+
+def test_unknown_family_is_a_clear_error():
+    with pytest.raises(ValueError, match="llava"):
+        coord_convention("llava")
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a local model folder"):
+        load_model(tmp_path / "nothing")
+
+
+def test_load_model_defaults_to_fp32_on_cpu(tiny_model_dir):
+    model = load_model(tiny_model_dir, device="cpu")
+    assert model.dtype == torch.float32 and not model.training
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("fp8", torch.device("cpu"))
+
+
+def test_resized_size_matches_the_processor(tiny_model_dir):
+    from PIL import Image
+
+    processor = load_processor(tiny_model_dir)
+    for w, h in [(112, 112), (200, 130), (640, 480), (30, 400)]:
+        grid = processor.image_processor(Image.new("RGB", (w, h)), return_tensors="pt")["image_grid_thw"][0]
+        patch = processor.image_processor.patch_size
+        assert resized_size(processor, w, h) == (int(grid[2]) * patch, int(grid[1]) * patch)
+    frame = coord_frame("resized_pixels", processor, 640, 480)
+    assert isinstance(frame, CoordFrame) and frame.resized == resized_size(processor, 640, 480)
+    assert coord_frame("norm1000", processor, 640, 480).resized is None

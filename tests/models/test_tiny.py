@@ -1,0 +1,79 @@
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+import visual_rft.models  # noqa: F401  (registers the image-only processor)
+from visual_rft.models.tiny import SIZES, build_tiny, count_parameters
+
+
+def _images():
+    sizes = [(112, 112), (224, 168), (150, 300)]
+    out = []
+    for i, (w, h) in enumerate(sizes):
+        im = Image.new("RGB", (w, h), "white")
+        ImageDraw.Draw(im).rectangle((10 + i, 20, w // 2, h // 2), fill=("red", "green", "blue")[i])
+        out.append(im)
+    return out
+
+
+def _inputs(processor, images):
+    msgs = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]}]]
+    texts = [processor.apply_chat_template(msgs[0], tokenize=False, add_generation_prompt=True)] * len(images)
+    return processor(images=images, text=texts, return_tensors="pt", padding=True)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl"])
+def test_save_and_reload_give_identical_logits(family, tmp_path):
+    model, processor = build_tiny(family, "1m", seed=3)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    reproc = AutoProcessor.from_pretrained(tmp_path)
+    assert type(reloaded) is type(model) and reloaded.config.model_type == family
+    inputs = _inputs(processor, _images())
+    again = _inputs(reproc, _images())
+    for k in inputs:
+        assert torch.equal(inputs[k], again[k]), k
+    with torch.no_grad():
+        a = model(**inputs).logits
+        b = reloaded(**again).logits
+    assert a.shape[-1] == len(processor.tokenizer)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_generate_on_a_batch_of_images_of_different_sizes(tiny_model_dir):
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).eval()
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    images = _images()
+    inputs = _inputs(processor, images)
+    # one grid per image, each the processor's resize of that image (28-px multiples)
+    assert inputs["image_grid_thw"].tolist() == [[1, 8, 8], [1, 12, 16], [1, 22, 10]]
+    torch.manual_seed(0)
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert out.shape[0] == 3 and out.shape[1] > inputs["input_ids"].shape[1]
+    # a batch answer equals the answer generated for that image alone (left padding is handled)
+    alone = model.generate(**_inputs(processor, images[1:2]), max_new_tokens=8, do_sample=False)
+    n = inputs["input_ids"].shape[1]
+    m = alone.shape[1] - 8
+    assert out[1, n:].tolist() == alone[0, m:].tolist()
+
+
+def test_special_tokens_and_digits():
+    _, processor = build_tiny("qwen2_5_vl", "1m")
+    tok = processor.tokenizer
+    for t in ["<think>", "</think>", "<answer>", "</answer>", "<|image_pad|>", "<|im_end|>"]:
+        assert tok.convert_ids_to_tokens(tok.convert_tokens_to_ids(t)) == t
+    ids = tok("<answer>[123, 45]</answer>", add_special_tokens=False)["input_ids"]
+    toks = tok.convert_ids_to_tokens(ids)
+    assert toks[0] == "<answer>" and toks[-1] == "</answer>"
+    assert [t for t in toks if t.strip("Ġ").isdigit()] == ["1", "2", "3", "4", "5"]
+    # format tags survive decoding with skip_special_tokens (they are not special)
+    assert tok.decode(ids, skip_special_tokens=True) == "<answer>[123, 45]</answer>"
+
+
+def test_sizes_span_one_to_twenty_million_parameters():
+    counts = {name: count_parameters(build_tiny("qwen2_5_vl", name)[0])["total"] for name in SIZES}
+    assert 0.8e6 < counts["1m"] < 1.3e6
+    assert 4e6 < counts["5m"] < 6e6
+    assert 18e6 < counts["20m"] < 24e6

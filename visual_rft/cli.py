@@ -1,0 +1,91 @@
+"""The `vrft` command. Each subcommand is a thin shell around a library function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _cmd_model_tiny(args) -> int:
+    from visual_rft.models.tiny import build_tiny, count_parameters
+
+    t0 = time.perf_counter()
+    model, processor = build_tiny(args.family, args.size, args.seed)
+    model.save_pretrained(args.out)
+    processor.save_pretrained(args.out)
+    counts = count_parameters(model)
+    print(
+        f"wrote {args.family} tiny model ({args.size}) to {args.out} in {time.perf_counter() - t0:.1f}s: "
+        f"{counts['total']:,} parameters ({counts['vision']:,} vision, {counts['language']:,} language)"
+    )
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from visual_rft.data.jsonl import check_file
+
+    bad = 0
+    for path in args.files:
+        n, errors = check_file(path, images=not args.no_images)
+        for e in errors:
+            print(e, file=sys.stderr)
+        bad += len(errors)
+        print(f"{path}: {n} records, {len(errors)} bad")
+    return 1 if bad else 0
+
+
+def _cmd_demo(args) -> int:
+    from visual_rft.demo import run_demo
+
+    return run_demo(out_dir=args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vrft", description=__doc__)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    model = sub.add_parser("model", help="build models").add_subparsers(dest="model_command", required=True)
+    tiny = model.add_parser("tiny", help="write a tiny Qwen-VL model folder (no download)")
+    tiny.add_argument("out", type=Path, help="output folder")
+    tiny.add_argument("--size", default="5m", choices=["1m", "5m", "20m"])
+    tiny.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen2_vl"])
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=_cmd_model_tiny)
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    check = data.add_parser("check", help="report every bad record of JSONL files; exit 1 if any")
+    check.add_argument("files", nargs="+", type=Path)
+    check.add_argument("--no-images", action="store_true", help="do not open the images")
+    check.set_defaults(func=_cmd_data_check)
+
+    demo = sub.add_parser("demo", help="run the demo on the embedded default")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # we never fetch from a hub
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from visual_rft import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"vrft: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

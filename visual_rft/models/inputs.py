@@ -1,0 +1,42 @@
+"""Turn samples into model inputs: the one path from `Sample` to `processor(...)` (RL, SFT, eval, demo)."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from visual_rft.coords import CoordFrame
+from visual_rft.data.prompts import messages
+from visual_rft.data.types import Sample
+from visual_rft.models.loading import coord_frame
+
+
+def open_images(sample: Sample) -> list[Image.Image]:
+    """The sample's images as RGB PIL images."""
+    out = []
+    for p in sample.images:
+        with Image.open(p) as im:
+            out.append(im.convert("RGB"))
+    return out
+
+
+def frames_for(images: list[list[Image.Image]], convention: str, processor) -> list[CoordFrame]:
+    """Each sample's coordinate frame, from its first image's real size."""
+    return [coord_frame(convention, processor, *imgs[0].size) for imgs in images]
+
+
+def prompt_texts(samples: list[Sample], frames: list[CoordFrame], processor) -> list[str]:
+    """Chat-formatted prompt strings, ending with the assistant turn's opening."""
+    return [
+        processor.apply_chat_template(messages(s, f), tokenize=False, add_generation_prompt=True)
+        for s, f in zip(samples, frames)
+    ]
+
+
+def encode_prompts(samples: list[Sample], processor, convention: str):
+    """(inputs, frames): left-padded input_ids/attention_mask/pixel_values/image_grid_thw for a batch."""
+    images = [open_images(s) for s in samples]
+    frames = frames_for(images, convention, processor)
+    texts = prompt_texts(samples, frames, processor)
+    flat = [im for imgs in images for im in imgs]
+    inputs = processor(images=flat, text=texts, return_tensors="pt", padding=True)
+    return inputs, frames

@@ -1,0 +1,119 @@
+"""Load a policy, a reference and a processor from a local Hugging Face folder.
+
+The model family comes from the config's `model_type` (never from the folder's name) and decides the
+coordinate convention the model answers in. `coord_frame` gives the `visual_rft.coords.CoordFrame` for one
+image, using the processor's own resize rule, so prompts, rewards and metrics agree with what the model saw.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+from visual_rft.coords import CoordFrame
+from visual_rft.models.processor import register_auto_classes
+
+CONVENTION_BY_FAMILY = {
+    "qwen2_vl": "norm1000",  # Qwen2-VL: integers 0-1000 of the original image
+    "qwen2_5_vl": "resized_pixels",  # Qwen2.5-VL and later: pixels of the resized image
+    "qwen3_vl": "resized_pixels",
+}
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """ "auto"/None -> cuda when available, else cpu."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """ "auto"/None -> bf16 on a GPU that supports it, fp32 otherwise (bf16 is 10-20x slower on CPU)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    names = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(names)} or 'auto'")
+    return names[dtype]
+
+
+def _check_folder(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{path}: not a local model folder (no config.json). visual-rft loads models from local folders "
+            "only; build a tiny one with `vrft model tiny DIR` or download a model yourself."
+        )
+    return path
+
+
+def model_family(path_or_config) -> str:
+    """The family ('qwen2_vl', 'qwen2_5_vl', ...) from the config's model_type."""
+    config = path_or_config
+    if isinstance(path_or_config, (str, os.PathLike)):
+        config = AutoConfig.from_pretrained(_check_folder(path_or_config))
+    return config.model_type
+
+
+def coord_convention(family: str) -> str:
+    """The coordinate convention a family answers in (see `visual_rft.coords`)."""
+    if family not in CONVENTION_BY_FAMILY:
+        raise ValueError(
+            f"no coordinate convention known for model_type {family!r}; supported: {sorted(CONVENTION_BY_FAMILY)}"
+        )
+    return CONVENTION_BY_FAMILY[family]
+
+
+def resized_size(processor, width: int, height: int) -> tuple[int, int]:
+    """(width, height) of an image after the processor's smart resize."""
+    ip = processor.image_processor
+    min_pixels = getattr(ip, "min_pixels", None) or ip.size["shortest_edge"]
+    max_pixels = getattr(ip, "max_pixels", None) or ip.size["longest_edge"]
+    h, w = smart_resize(
+        height, width, factor=ip.patch_size * ip.merge_size, min_pixels=min_pixels, max_pixels=max_pixels
+    )
+    return w, h
+
+
+def coord_frame(convention: str, processor, width: int, height: int) -> CoordFrame:
+    """The coordinate frame of one image for a model of the given convention."""
+    resized = resized_size(processor, width, height) if convention == "resized_pixels" else None
+    return CoordFrame(convention, (width, height), resized)
+
+
+def load_processor(path: str | os.PathLike):
+    """The processor of a local folder (tokenizer padded on the left, for generation)."""
+    register_auto_classes()
+    processor = AutoProcessor.from_pretrained(_check_folder(path))
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    dtype: str | torch.dtype | None = "auto",
+    device: str | None = "auto",
+    attn_implementation: str | None = "sdpa",
+):
+    """A model from a local folder, on `device`, in `dtype`, in eval mode."""
+    dev = resolve_device(device)
+    model = AutoModelForImageTextToText.from_pretrained(
+        _check_folder(path), dtype=resolve_dtype(dtype, dev), attn_implementation=attn_implementation
+    )
+    return model.to(dev).eval()

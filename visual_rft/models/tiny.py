@@ -1,0 +1,140 @@
+"""The tiny offline model factory: a real Qwen2.5-VL (or Qwen2-VL) built from transformers' own classes.
+
+No download: the config is written here, the weights are randomly initialised (seeded), the tokenizer is
+trained locally (`tokenizer.py`) and the processor is the image-only one (`processor.py`). The folder it
+writes loads with `AutoModelForImageTextToText.from_pretrained(dir)` and `AutoProcessor.from_pretrained(dir)`
+like any Hugging Face model, so every code path is the one a real Qwen2-VL-2B takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+)
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+from visual_rft.models.processor import QwenVLImageProcessor
+from visual_rft.models.tokenizer import train_tokenizer
+
+FAMILIES = ("qwen2_5_vl", "qwen2_vl")
+
+
+@dataclass(frozen=True)
+class TinySize:
+    """Width and depth of the two towers."""
+
+    hidden: int
+    """Text hidden size (also the vision merger's output size)."""
+    layers: int
+    """Text decoder layers."""
+    heads: int
+    """Text attention heads (key/value heads: half of these)."""
+    vision_hidden: int
+    """Vision tower width."""
+    vision_depth: int
+    """Vision tower blocks."""
+    vision_heads: int
+    """Vision attention heads."""
+
+
+SIZES = {
+    "1m": TinySize(hidden=96, layers=2, heads=4, vision_hidden=96, vision_depth=2, vision_heads=4),
+    "5m": TinySize(hidden=192, layers=4, heads=6, vision_hidden=160, vision_depth=4, vision_heads=4),
+    "20m": TinySize(hidden=384, layers=6, heads=6, vision_hidden=256, vision_depth=6, vision_heads=8),
+}
+"""Named sizes; parameter counts are about what the name says (see the README for exact counts)."""
+
+MIN_PIXELS = 56 * 56
+MAX_PIXELS = 448 * 448
+"""The image processor's pixel budget: images up to 448x448 keep their size (rounded to 28 px)."""
+
+
+def tiny_config(family: str, size: TinySize, tokenizer) -> Qwen2_5_VLConfig | Qwen2VLConfig:
+    """The model config, with the special token ids taken from our tokenizer."""
+    head_dim = size.hidden // size.heads
+    half = head_dim // 2  # mrope sections (time, height, width) must sum to half the head dim
+    hw = 3 * half // 8
+    mrope = [half - 2 * hw, hw, hw]  # Qwen's 16/24/24 split of 64, scaled
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden,
+        intermediate_size=4 * size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        num_key_value_heads=max(1, size.heads // 2),
+        max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 10000.0},
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    ids = dict(
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    if family == "qwen2_5_vl":
+        vision = dict(
+            depth=size.vision_depth,
+            hidden_size=size.vision_hidden,
+            intermediate_size=4 * size.vision_hidden,
+            num_heads=size.vision_heads,
+            out_hidden_size=size.hidden,
+            window_size=112,
+            fullatt_block_indexes=[size.vision_depth - 1],
+        )
+        return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+    if family == "qwen2_vl":
+        vision = dict(
+            depth=size.vision_depth,
+            embed_dim=size.vision_hidden,
+            hidden_size=size.hidden,
+            mlp_ratio=4,
+            num_heads=size.vision_heads,
+        )
+        return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+    raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+
+
+def build_tiny(family: str = "qwen2_5_vl", size: str = "5m", seed: int = 0):
+    """Build (model, processor) in memory: random weights (seeded), trained tokenizer, image-only processor."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
+    tokenizer = train_tokenizer(seed=seed)
+    config = tiny_config(family, SIZES[size], tokenizer)
+    torch.manual_seed(seed)
+    model_cls = (
+        Qwen2_5_VLForConditionalGeneration if family == "qwen2_5_vl" else Qwen2VLForConditionalGeneration
+    )
+    model = model_cls(config).eval()
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+    processor = QwenVLImageProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
+    )
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id]
+    return model, processor
+
+
+def write_tiny(out_dir: str | Path, family: str = "qwen2_5_vl", size: str = "5m", seed: int = 0) -> Path:
+    """Build a tiny model and save it as an ordinary Hugging Face folder (safetensors)."""
+    out = Path(out_dir)
+    model, processor = build_tiny(family, size, seed)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts: total, vision tower, language model (tied embeddings counted once)."""
+    total = sum(p.numel() for p in model.parameters())
+    vision = sum(p.numel() for p in model.model.visual.parameters())
+    return {"total": total, "vision": vision, "language": total - vision}
