@@ -1,0 +1,76 @@
+"""The reward benchmark runs, and its re-implementation of the paper's code shows the failures we fix."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from visual_rft import rewards
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "reward_speed.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("reward_speed", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def original(bench, which, content, solution):
+    func = bench.original_accuracy_reward_iou if which == "iou" else bench.original_accuracy_reward_confidence
+    return func([[{"role": "assistant", "content": content}]], [solution])[0]
+
+
+SOLUTION = "<answer>[{'Position': [0, 0, 10, 10], 'Confidence': 1}]</answer>"
+
+
+def test_the_original_turns_nan_into_a_nan_reward(bench):
+    c = "<think>t</think><answer>[{'Position': [0, 0, 10, 10], 'Confidence': NaN}]</answer>"
+    assert math.isnan(original(bench, "confidence", c, SOLUTION))
+    assert rewards.confidence_reward(c, SOLUTION) == 0.0  # the prediction is invalid, so there is none
+
+
+def test_the_original_rewards_confidences_outside_0_1(bench):
+    miss = "<think>t</think><answer>[{'Position': [50, 50, 60, 60], 'Confidence': -3}]</answer>"
+    assert original(bench, "confidence", miss, SOLUTION) == 1.0  # 1 - (-3) = 4, clipped to 1
+    assert rewards.confidence_reward(miss, SOLUTION) == 0.0
+
+
+def test_the_original_gives_zero_to_a_right_empty_answer(bench):
+    for answer in ("[]", "No Objects"):
+        c = f"<think>t</think><answer>{answer}</answer>"
+        assert original(bench, "iou", c, "<answer>[]</answer>") == 0.0
+        assert rewards.iou_reward(c, "<answer>[]</answer>") == 1.0
+
+
+def test_the_original_scores_zero_for_a_multi_line_answer(bench):
+    c = "<think>t</think><answer>\n[{'Position': [0, 0, 10, 10], 'Confidence': 0.9}]\n</answer>"
+    assert original(bench, "iou", c, SOLUTION) == 0.0
+    assert original(bench, "iou", c.replace("\n", ""), SOLUTION) == 1.0
+    assert rewards.iou_reward(c, SOLUTION) == 1.0
+
+
+def test_ours_agrees_with_the_original_on_well_formed_single_line_answers(bench):
+    completions, solutions = bench.make_workload(30, 4, seed=1)
+    for c, s in zip(completions, solutions):
+        if "\n" in c.split("<answer>", 1)[1]:
+            continue
+        assert rewards.iou_reward(c, s) == pytest.approx(original(bench, "iou", c, s), abs=1e-12)
+        assert rewards.confidence_reward(c, s) == pytest.approx(
+            original(bench, "confidence", c, s), abs=1e-12
+        )
+
+
+def test_the_benchmark_writes_its_json(bench, tmp_path):
+    out = tmp_path / "speed.json"
+    result = bench.main(["--prompts", "5", "--group", "2", "--repeats", "1", "--no-pin", "--out", str(out)])
+    written = json.loads(out.read_text())
+    assert written["rows"] == result["rows"]
+    names = [row["name"] for row in written["rows"]]
+    assert names[0] == "ours: iou + confidence + format"
+    assert "original: iou + confidence + format" in names
+    assert all(row["completions_per_s"] > 0 for row in written["rows"])

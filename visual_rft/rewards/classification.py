@@ -1,0 +1,68 @@
+"""Classification reward: the answer names the one correct class.
+
+``solution`` is a `ClassTarget` or a solution string ``<answer>class name</answer>`` (tags optional).
+
+``match="exact"`` (the default): the answer and the ground truth are normalised
+(`visual_rft.rewards.parse.normalize_class`: case; surrounding white space and quotes; a final period; runs
+of spaces, underscores and hyphens become one space) and the reward is 1.0 only when they are equal.
+So an empty answer scores 0, and so does one that names several classes ("rose or lily or tulip"), a
+sentence around the name ("it is a rose"), or no closed answer tag.
+
+``match="lenient"`` reproduces the paper's rule, for reproducing its numbers only: spaces and underscores
+removed, lower case, and 1.0 when either string contains the other. It is gameable, as the paper's code
+is: an empty answer, and any answer listing the right class among others, score 1.0. (Unlike the paper's
+code, a completion without a closed answer tag still scores 0: the paper fell back to the whole completion.)
+
+The reward is 0.0 or 1.0 and never raises.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from visual_rft.data.types import ClassTarget
+from visual_rft.rewards.parse import class_answer, extract_answer, normalize_class, solution_text
+
+MATCHES = ("exact", "lenient")
+
+
+def _truth_label(solution: object) -> str | None:
+    if isinstance(solution, ClassTarget):
+        solution = solution.label
+    if not isinstance(solution, str):
+        return None
+    return solution_text(solution)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized_truth(label: str) -> str:
+    return normalize_class(label)
+
+
+def _squash(text: str) -> str:
+    """The paper's normalisation: strip, drop spaces and underscores, lower case."""
+    return text.strip().replace(" ", "").replace("_", "").lower()
+
+
+def cls_reward(completion: object, solution: object, match: str = "exact") -> float:
+    """1.0 when the answer names the ground-truth class, else 0.0 (rules in the module docstring)."""
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {MATCHES}, got {match!r}")
+    label = _truth_label(solution)
+    if label is None:
+        return 0.0
+    if match == "lenient":
+        answer = extract_answer(completion)
+        if answer is None:
+            return 0.0
+        truth, guess = _squash(label), _squash(answer)
+        return 1.0 if truth in guess or guess in truth else 0.0
+    answer = class_answer(completion)
+    if answer is None:
+        return 0.0
+    return 1.0 if answer == _normalized_truth(label) else 0.0
+
+
+def cls_lenient_reward(completion: object, solution: object) -> float:
+    """`cls_reward` with the paper's lenient substring rule (for reproduction only)."""
+    return cls_reward(completion, solution, match="lenient")
