@@ -4,6 +4,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep: much faster on a shared, busy CPU
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -25,3 +26,56 @@ def tiny_qwen2_dir(tmp_path_factory):
     from visual_rft.models.tiny import write_tiny
 
     return write_tiny(tmp_path_factory.mktemp("tiny2") / "qwen2_vl-1m", "qwen2_vl", "1m", seed=0)
+
+
+def draw_toy_samples(folder, n=8, size=56, seed=0):
+    """Tiny two-colour circle images: classification ("red"/"blue") and, every 4th, detection of the circle."""
+    import random
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw
+
+    from visual_rft.data.types import Box, ClassTarget, DetectionTarget, Sample
+
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    samples = []
+    for i in range(n):
+        colour = ("red", "blue")[i % 2]
+        x = rng.randint(0, size // 3)
+        w = size // 2
+        im = Image.new("RGB", (size, size), "white")
+        ImageDraw.Draw(im).ellipse((x, x, x + w - 1, x + w - 1), fill=colour)
+        path = str(folder / "img" / f"{i}.png")
+        im.save(path)
+        if i % 4 == 3:
+            samples.append(
+                Sample(
+                    f"d{i}",
+                    [path],
+                    "detection",
+                    "Detect all objects belonging to the category 'circle' in the image.",
+                    DetectionTarget((Box(x, x, x + w, x + w, "circle"),), "circle"),
+                    size,
+                    size,
+                )
+            )
+        else:
+            samples.append(
+                Sample(
+                    f"c{i}",
+                    [path],
+                    "classification",
+                    "What colour is the circle?",
+                    ClassTarget(colour),
+                    size,
+                    size,
+                )
+            )
+    return samples
+
+
+@pytest.fixture
+def toy_samples(tmp_path):
+    return draw_toy_samples(tmp_path / "toy")

@@ -1,0 +1,164 @@
+import json
+
+import pytest
+import torch
+
+from visual_rft.config import TrainConfig, load_config
+from visual_rft.rl.rollout import completion_logprobs
+from visual_rft.rl.trainer import GRPOTrainer, select_groups
+
+
+def _cfg(model_dir, run_dir, *extra):
+    return load_config(
+        TrainConfig,
+        None,
+        [
+            f"model.path={model_dir}",
+            f"run.output_dir={run_dir}",
+            "run.steps=2",
+            "run.tensorboard=false",
+            "run.progress=false",
+            "grpo.group_size=4",
+            "grpo.prompts_per_step=2",
+            "grpo.max_completion_length=8",
+            "optim.lr=1e-3",
+            *extra,
+        ],
+    )
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def test_two_steps_write_metrics_samples_and_a_checkpoint(tiny_model_dir, toy_samples, tmp_path):
+    cfg = _cfg(tiny_model_dir, tmp_path / "run", "grpo.mu=2", "grpo.micro_batch_size=4", "run.sample_every=1")
+    before = _weights(GRPOTrainer(cfg, samples=toy_samples).model)
+    trainer = GRPOTrainer(cfg, samples=toy_samples)
+    trainer.fit()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    for key in (
+        "reward/total",
+        "reward/format/mean",
+        "reward/std_in_group",
+        "groups/zero_spread",
+        "kl",
+        "clip_frac",
+        "completion/length",
+        "grad_norm",
+        "lr",
+        "time/rollout",
+        "time/reward",
+        "time/update",
+    ):
+        assert key in rows[-1], key
+    samples = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == 2 * 4 and "completion" in json.loads(samples[0])
+    ckpt = tmp_path / "run" / "checkpoint-2"
+    assert (ckpt / "model" / "model.safetensors").exists() and (ckpt / "trainer_state.pt").exists()
+    assert (tmp_path / "run" / "config.yaml").exists()
+    after = _weights(trainer.model)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the policy moved
+
+
+def _one_update(model_dir, run_dir, samples, micro, aggregation):
+    """Same seed, same rollout: one update with the given micro-batch size; returns the gradients."""
+    trainer = GRPOTrainer(
+        _cfg(
+            model_dir,
+            run_dir,
+            f"grpo.micro_batch_size={micro}",
+            "grpo.beta=0.1",
+            f"grpo.aggregation={aggregation}",
+            "optim.max_grad_norm=0",
+        ),
+        samples=samples,
+    )
+    torch.manual_seed(0)
+    rollout, _ = trainer.rollout(samples[:2])
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5, 0.3, -0.3, 2.0, -2.0])
+    ref = trainer.reference_logprobs(rollout)
+    stats = trainer.update(rollout, adv, None, ref)
+    return {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}, stats
+
+
+@pytest.mark.parametrize("aggregation", ["token", "sequence", "constant"])
+def test_micro_batches_give_the_same_update(tiny_model_dir, toy_samples, tmp_path, aggregation):
+    whole, s1 = _one_update(tiny_model_dir, tmp_path / "a", toy_samples, 0, aggregation)
+    parts, s2 = _one_update(tiny_model_dir, tmp_path / "b", toy_samples, 4, aggregation)
+    assert s1["loss"] == pytest.approx(s2["loss"], rel=1e-5, abs=1e-7)
+    assert whole.keys() == parts.keys() and len(whole) > 10
+    for k in whole:
+        torch.testing.assert_close(whole[k], parts[k], rtol=1e-4, atol=1e-7)
+
+
+def test_a_non_finite_loss_skips_the_update(tiny_model_dir, toy_samples, tmp_path):
+    trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path / "run", "grpo.beta=0"), samples=toy_samples)
+    rollout, _ = trainer.rollout(toy_samples[:2])
+    before = _weights(trainer.model)
+    stats = trainer.update(rollout, torch.full((8,), float("nan")), None, None)
+    assert stats["skipped"] == 1
+    assert all(torch.equal(before[k], v) for k, v in _weights(trainer.model).items())
+    stats = trainer.update(rollout, torch.ones(8), None, None)  # and the run goes on
+    assert stats["skipped"] == 0
+
+
+def test_beta_zero_builds_no_reference(tiny_model_dir, toy_samples, tmp_path):
+    trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path / "run", "grpo.beta=0"), samples=toy_samples)
+    assert trainer.reference is None
+    rollout, _ = trainer.rollout(toy_samples[:2])
+    assert trainer.reference_logprobs(rollout) is None
+    assert "kl" not in trainer.step(0).metrics
+
+
+def test_lora_reference_is_the_base_with_adapters_off(tiny_model_dir, toy_samples, tmp_path):
+    from visual_rft.models.loading import load_model
+
+    cfg = _cfg(
+        tiny_model_dir,
+        tmp_path / "run",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+        "optim.lr=0.05",
+        "model.freeze_vision=true",
+    )
+    trainer = GRPOTrainer(cfg, samples=toy_samples)
+    assert trainer.reference is None  # no second copy of the model
+    assert all("lora_" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
+    rollout, _ = trainer.rollout(toy_samples[:2])
+    trainer.update(rollout, torch.tensor([1.0, -1.0] * 4), None, trainer.reference_logprobs(rollout))
+    base = load_model(tiny_model_dir, device="cpu")
+    with torch.no_grad():
+        expected = completion_logprobs(base, rollout)
+        policy = completion_logprobs(trainer.model, rollout)
+    ref = trainer.reference_logprobs(rollout)
+    torch.testing.assert_close(ref, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(policy, expected, atol=1e-4)  # the adapters did change the policy
+
+
+def test_dynamic_sampling_drops_flat_groups(tiny_model_dir, toy_samples, tmp_path):
+    # an untrained model never writes the format: every group's rewards are all 0
+    trainer = GRPOTrainer(
+        _cfg(tiny_model_dir, tmp_path / "run", "grpo.dynamic_sampling=true"), samples=toy_samples
+    )
+    before = _weights(trainer.model)
+    m = trainer.step(0).metrics
+    assert m["groups/zero_spread"] == 1.0 and m["groups/dropped"] == 2 and m["skipped"] == 1
+    assert all(torch.equal(before[k], v) for k, v in _weights(trainer.model).items())
+
+
+def test_select_groups_keeps_images_with_their_prompts(tiny_model_dir, toy_samples, tmp_path):
+    trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path / "run", "grpo.beta=0"), samples=toy_samples)
+    rollout, _ = trainer.rollout(toy_samples[:2])
+    with torch.no_grad():
+        full = completion_logprobs(trainer.model, rollout)
+        second = completion_logprobs(trainer.model, select_groups(rollout, [1]))
+    torch.testing.assert_close(second, full[4:], rtol=1e-5, atol=1e-5)
+
+
+def test_bad_settings_are_clear_errors(tiny_model_dir, toy_samples, tmp_path):
+    with pytest.raises(ValueError, match="multiple of grpo.group_size"):
+        GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.micro_batch_size=3"), samples=toy_samples)
+    with pytest.raises(ValueError, match="aggregation"):
+        GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.aggregation=mean"), samples=toy_samples)

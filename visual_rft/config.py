@@ -1,0 +1,258 @@
+"""Dataclass configs, loaded from YAML with dotted command-line overrides (`grpo.group_size=4`).
+
+Every field has a docstring. Unknown keys and values of the wrong type are errors that name the key and
+the file, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    """Train LoRA adapters (peft) instead of all weights."""
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA branch."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Module names (of the language model) that get adapters."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""
+    """Local model folder (Hugging Face format). Nothing is downloaded."""
+    dtype: str = "auto"
+    """auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or fp16."""
+    device: str = "auto"
+    """auto (cuda when available), cpu, cuda, cuda:1, ..."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel: sdpa, eager, flash_attention_2."""
+    freeze_vision: bool = False
+    """Keep the vision tower (and its merger) frozen."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA settings."""
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    """Training JSONL (visual-rft format)."""
+    max_samples: int = 0
+    """Use only the first N samples (0: all)."""
+    shuffle: bool = True
+    """Shuffle each epoch (seeded by run.seed)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-5
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+    warmup_steps: int = 0
+    """Linear warm-up from 0 to lr over this many optimizer steps."""
+    schedule: str = "constant"
+    """After warm-up: constant, linear (decay to 0) or cosine (decay to 0)."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+
+
+@dataclass
+class GRPOConfig:
+    group_size: int = 8
+    """G: completions sampled per prompt."""
+    prompts_per_step: int = 2
+    """B: prompts per optimizer step (each gives a group of G completions)."""
+    temperature: float = 1.0
+    """Sampling temperature of the rollout."""
+    top_p: float = 1.0
+    """Nucleus sampling mass of the rollout (1: off)."""
+    max_completion_length: int = 128
+    """Most tokens a completion may have."""
+    beta: float = 0.04
+    """KL penalty weight towards the reference model (0: no reference pass at all)."""
+    eps_low: float = 0.2
+    """Clip range below 1 for the probability ratio."""
+    eps_high: float = 0.2
+    """Clip range above 1 for the probability ratio (DAPO's clip-higher when > eps_low)."""
+    aggregation: str = "token"
+    """How token losses are averaged: token (DAPO), sequence (GRPO) or constant (Dr. GRPO)."""
+    scale_advantages: bool = True
+    """Divide advantages by the group std (False: Dr. GRPO, mean-centred only)."""
+    mu: int = 1
+    """Policy updates per rollout; > 1 keeps the rollout-time log-probs as the old policy."""
+    dynamic_sampling: bool = False
+    """Drop groups whose rewards are all equal (they carry no advantage)."""
+    micro_batch_size: int = 0
+    """Completions per forward/backward chunk (0: all at once); a multiple of group_size."""
+    rewards: dict[str, float] = field(default_factory=dict)
+    """Reward name (or package.module:function) -> weight; empty: the task's defaults (weight 1 each)."""
+
+
+@dataclass
+class SFTConfig:
+    batch_size: int = 8
+    """Samples per optimizer step."""
+    micro_batch_size: int = 0
+    """Samples per forward/backward chunk (0: the whole batch)."""
+    think: str = ""
+    """Text put in <think></think> before the answer ('' : answer only, no think part)."""
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs/train"
+    """Run folder: checkpoints, metrics.jsonl, samples.jsonl, TensorBoard events."""
+    steps: int = 100
+    """Optimizer steps to train."""
+    seed: int = 0
+    """Seed of everything random (data order, sampling, initialisation of adapters)."""
+    log_every: int = 1
+    """Write metrics every N steps."""
+    save_every: int = 50
+    """Checkpoint every N steps (and at the end); 0: only at the end."""
+    keep_last: int = 2
+    """Checkpoints to keep."""
+    sample_every: int = 10
+    """Write sample completions with their rewards every N steps (0: never)."""
+    tensorboard: bool = True
+    """Also log to TensorBoard."""
+    progress: bool = True
+    """Show a progress bar with ETA."""
+
+
+@dataclass
+class TrainConfig:
+    """`vrft train`: GRPO reinforcement fine-tuning."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class SFTTrainConfig:
+    """`vrft sft`: the supervised baseline on the same data."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4))
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value, hint, key: str, where: str):
+    """Check (and lightly convert) one value against its type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(hint):
+            if arm is type(None) and value is None:
+                return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
+        return _build(hint, value, f"{key}.", where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: '{key}' must be {hint.__name__}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: '{key}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping, got {value!r}")
+        _, item = typing.get_args(hint)
+        return {str(k): _coerce(v, item, f"{key}.{k}", where) for k, v in value.items()}
+    return value
+
+
+def _build(cls, raw: dict, prefix: str = "", where: str = "config"):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known: {', '.join(names)}"
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", where)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{k}' is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(cls, path: str | Path | None = None, overrides: list[str] = ()):
+    """Build a config of dataclass `cls` from a YAML file (optional) and `key.sub=value` overrides."""
+    raw: dict = {}
+    where = str(path) if path else "config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        key, text = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(text) if text.strip() else "")
+    where = f"{where} (with overrides)" if overrides else where
+    return _build(cls, raw, "", where)
+
+
+def to_dict(config) -> dict:
+    """The config as plain data (for saving next to a run)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -1,0 +1,263 @@
+"""The GRPO trainer: rollout -> rewards -> advantages -> clipped policy loss with KL -> optimizer step.
+
+for step in steps:
+    batch       = B samples (a deterministic function of seed and step, so resuming is exact)
+    rollout     = sample_group(policy, batch, G)       images and prompts encoded once per group
+    rewards     = score_completions(rollout)           named rule-based rewards, weighted sum
+    advantages  = group_advantages(rewards, G)         normalised within each group
+    (dynamic sampling drops groups whose rewards are all equal)
+    for each of mu updates:
+        logp    = completion_logprobs(policy)          with gradients
+        loss    = policy_loss(logp, old_logp, ref_logp, advantages)
+        backward, clip, skip if not finite, optimizer step
+    log metrics, write samples, checkpoint
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visual_rft import rewards as rewards_lib
+from visual_rft.config import TrainConfig
+from visual_rft.coords import target_to_model
+from visual_rft.data.types import Sample
+from visual_rft.models.inputs import encode_prompts
+from visual_rft.models.loading import load_model
+from visual_rft.models.lora import (
+    eval_mode,
+    is_lora,
+    reference_context,
+)
+from visual_rft.rl.advantages import group_advantages, zero_spread_groups
+from visual_rft.rl.loss import loss_stats, policy_loss
+from visual_rft.rl.rollout import Rollout, completion_logprobs, sample_group
+from visual_rft.train.base import StepResult, Trainer
+from visual_rft.train.data_order import batch_indices
+from visual_rft.train.optim import clip_and_check
+
+
+def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
+    """The rollout restricted to some prompts (and their G completions each)."""
+    G = rollout.group_size
+    g = torch.tensor(groups, dtype=torch.long)
+    rows = (g[:, None] * G + torch.arange(G)).flatten()  # [len(groups) * G]
+    # image patches: each prompt owns a consecutive run of images, each image a run of patches
+    patches = rollout.image_grid_thw.prod(-1).tolist()  # patches per image
+    first_image = np.cumsum([0, *rollout.images_per_prompt])
+    first_patch = np.cumsum([0, *patches])
+    images = [i for b in groups for i in range(first_image[b], first_image[b + 1])]
+    patch_rows = [p for i in images for p in range(first_patch[i], first_patch[i + 1])]
+    return replace(
+        rollout,
+        prompt_ids=rollout.prompt_ids[g],
+        prompt_mask=rollout.prompt_mask[g],
+        prompt_positions=rollout.prompt_positions[:, g],
+        pixel_values=rollout.pixel_values[patch_rows],
+        image_grid_thw=rollout.image_grid_thw[images],
+        images_per_prompt=[rollout.images_per_prompt[b] for b in groups],
+        completion_ids=rollout.completion_ids[rows],
+        completion_mask=rollout.completion_mask[rows],
+    )
+
+
+class GRPOTrainer(Trainer):
+    """GRPO on top of `Trainer` (data, model, optimizer, resume, loop): adds the reference and `step`."""
+
+    name = "grpo"
+
+    def __init__(self, cfg: TrainConfig, samples: list[Sample] | None = None, resume: bool = False):
+        g, m = cfg.grpo, cfg.model
+        if g.micro_batch_size and g.micro_batch_size % g.group_size:
+            raise ValueError(
+                f"grpo.micro_batch_size ({g.micro_batch_size}) must be a multiple of "
+                f"grpo.group_size ({g.group_size})"
+            )
+        if g.aggregation not in ("token", "sequence", "constant"):
+            raise ValueError(f"grpo.aggregation must be token, sequence or constant, got {g.aggregation!r}")
+        if not math.isfinite(g.beta) or g.beta < 0:
+            raise ValueError(f"grpo.beta must be >= 0, got {g.beta}")
+        super().__init__(cfg, samples, resume)
+        self.reference = None
+        if g.beta > 0 and not is_lora(self.model):  # full fine-tuning: a frozen copy of the starting weights
+            self.reference = load_model(
+                m.path, dtype=m.dtype, device=m.device, attn_implementation=m.attn_implementation
+            ).requires_grad_(False)
+        self.vision_start_id = self.processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")
+
+    # ------------------------------------------------------------------ the algorithm's steps
+
+    def rollout(self, batch: list[Sample]):
+        inputs, frames = encode_prompts(batch, self.processor, self.convention)
+        inputs = inputs.to(self.device)
+        g = self.cfg.grpo
+        with eval_mode(self.model):
+            rollout = sample_group(
+                self.model,
+                inputs,
+                group_size=g.group_size,
+                max_new_tokens=g.max_completion_length,
+                temperature=g.temperature,
+                top_p=g.top_p,
+                eos_token_ids=self.eos_ids,
+                pad_token_id=self.pad_id,
+            )
+        rollout.images_per_prompt = (inputs["input_ids"] == self.vision_start_id).sum(1).tolist()
+        return rollout, frames
+
+    def score_completions(self, texts: list[str], batch: list[Sample], frames) -> tuple[torch.Tensor, dict]:
+        """[B*G] total rewards, and each reward's values, with targets in the model's coordinates."""
+        G = self.cfg.grpo.group_size
+        rows = [(s, f) for s, f in zip(batch, frames) for _ in range(G)]
+        total = [0.0] * len(rows)
+        per_reward: dict[str, list[float | None]] = {}
+        for task in sorted({s.task for s in batch}):
+            idx = [i for i, (s, _) in enumerate(rows) if s.task == task]
+            weights = self.cfg.grpo.rewards or rewards_lib.task_defaults(task)
+            solutions = [target_to_model(rows[i][0].target, rows[i][1]) for i in idx]
+            totals, values = rewards_lib.score([texts[i] for i in idx], solutions, weights)
+            for j, i in enumerate(idx):
+                total[i] = totals[j]
+            for name, vals in values.items():
+                col = per_reward.setdefault(name, [None] * len(rows))
+                for j, i in enumerate(idx):
+                    col[i] = vals[j]
+        return torch.tensor(total, dtype=torch.float32), per_reward
+
+    def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
+        if self.cfg.grpo.beta == 0:
+            return None  # no reference pass at all
+        with torch.no_grad():
+            if self.reference is not None:
+                return completion_logprobs(self.reference, rollout)
+            with reference_context(self.model):  # LoRA: the base model is the reference
+                return completion_logprobs(self.model, rollout)
+
+    def update(self, rollout: Rollout, advantages, old_logp, ref_logp) -> dict:
+        """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps."""
+        g = self.cfg.grpo
+        G = g.group_size
+        n_groups = rollout.completion_ids.shape[0] // G
+        per_chunk = max(1, (g.micro_batch_size or n_groups * G) // G)
+        total_tokens = rollout.completion_mask.sum().clamp(min=1)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, finite, stats = 0.0, True, []
+        for start in range(0, n_groups, per_chunk):
+            groups = list(range(start, min(n_groups, start + per_chunk)))
+            rows = slice(start * G, (start + len(groups)) * G)
+            part = select_groups(rollout, groups)
+            logp = completion_logprobs(self.model, part)  # [R, T]
+            old = old_logp[rows] if old_logp is not None else logp.detach()  # [R, T]
+            ref = ref_logp[rows] if ref_logp is not None else None
+            mask = part.completion_mask  # [R, T]
+            loss = policy_loss(
+                logp,
+                old,
+                ref,
+                advantages[rows],
+                mask,
+                eps_low=g.eps_low,
+                eps_high=g.eps_high,
+                beta=g.beta,
+                aggregation=g.aggregation,
+                max_len=g.max_completion_length,
+            )
+            # chunks are weighted so that the sum equals the loss over the whole batch
+            share = (
+                mask.sum() / total_tokens if g.aggregation == "token" else len(groups) * G / (n_groups * G)
+            )
+            loss = loss * share
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            loss.backward()
+            loss_sum += loss.item()
+            stats.append(
+                loss_stats(
+                    logp.detach(), old, ref, advantages[rows], mask, eps_low=g.eps_low, eps_high=g.eps_high
+                )
+            )
+        grad_norm, grads_finite = clip_and_check(self.params, self.cfg.optim.max_grad_norm)
+        skipped = not (finite and grads_finite)
+        if skipped:
+            self.optimizer.zero_grad(set_to_none=True)
+        else:
+            self.optimizer.step()
+        out = {"loss": loss_sum if finite else float("nan"), "grad_norm": grad_norm, "skipped": int(skipped)}
+        for key in ("kl", "clip_frac"):
+            vals = [s[key] for s in stats if key in s]
+            if vals:
+                out[key] = float(np.mean(vals))
+        return out
+
+    def step(self, step: int) -> StepResult:
+        cfg, g = self.cfg, self.cfg.grpo
+        G = g.group_size
+        idx = batch_indices(step, g.prompts_per_step, len(self.samples), cfg.run.seed, cfg.data.shuffle)
+        batch = [self.samples[i] for i in idx]
+
+        t0 = time.perf_counter()
+        rollout, frames = self.rollout(batch)
+        texts = self.processor.batch_decode(
+            rollout.completion_ids.masked_fill(rollout.completion_mask == 0, self.pad_id),
+            skip_special_tokens=True,
+        )
+        t1 = time.perf_counter()
+        rewards, per_reward = self.score_completions(texts, batch, frames)  # [B*G]
+        advantages = group_advantages(rewards, G, scale=g.scale_advantages).to(self.device)  # [B*G]
+        flat = zero_spread_groups(rewards, G)  # [B]
+        t2 = time.perf_counter()
+
+        keep = [b for b in range(len(batch)) if not (g.dynamic_sampling and bool(flat[b]))]
+        metrics = {
+            "reward/total": float(rewards.mean()),
+            "reward/std_in_group": float(rewards.view(-1, G).std(dim=1).nan_to_num(0).mean()),
+            "groups/zero_spread": float(flat.float().mean()),
+            "groups/dropped": len(batch) - len(keep),
+            "completion/length": float(rollout.completion_mask.sum(1).float().mean()),
+        }
+        values = {k: [x for x in v if x is not None] for k, v in per_reward.items()}
+        metrics.update(rewards_lib.reward_metrics(texts, values))
+        if keep:
+            part = rollout if len(keep) == len(batch) else select_groups(rollout, keep)
+            rows = torch.tensor([b * G + j for b in keep for j in range(G)], device=self.device)
+            adv = advantages[rows]
+            ref_logp = self.reference_logprobs(part)
+            old_logp = None
+            if g.mu > 1:
+                with torch.no_grad():
+                    old_logp = completion_logprobs(self.model, part)
+            for _ in range(g.mu):
+                metrics.update(self.update(part, adv, old_logp, ref_logp))
+        else:
+            metrics.update({"skipped": 1, "loss": 0.0})
+        self.scheduler.step()
+        t3 = time.perf_counter()
+        metrics.update(
+            {
+                "lr": self.scheduler.get_last_lr()[0],
+                "time/rollout": t1 - t0,
+                "time/reward": t2 - t1,
+                "time/update": t3 - t2,
+            }
+        )
+        samples = [
+            {
+                "id": batch[0].id,
+                "completion": texts[j],
+                "reward": float(rewards[j]),
+                **{k: v[j] for k, v in per_reward.items()},
+            }
+            for j in range(G)
+        ]
+        return StepResult(metrics, samples, {"reward": metrics["reward/total"], "kl": metrics.get("kl", 0.0)})
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Run GRPO as configured; returns the run folder."""
+    return GRPOTrainer(cfg, resume=resume).fit()

@@ -1,0 +1,109 @@
+"""Supervised fine-tuning (SFT) on the same JSONL as RFT: the baseline of the paper's comparison.
+
+Each sample's target is rendered as the answer the rewards expect (`prompts.answer_text`: boxes in the
+model's convention with confidence 1, class names, the grounding box), with an optional fixed <think> part,
+followed by the end-of-turn token. The loss is the mean negative log-likelihood of those answer tokens only.
+Prompt and answer travel as a one-completion `Rollout`, so SFT and GRPO compute log-probabilities through
+the same code (`completion_logprobs`: images encoded once, Qwen-VL positions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from visual_rft.config import SFTTrainConfig
+from visual_rft.data.prompts import answer_text
+from visual_rft.data.types import Sample
+from visual_rft.models.inputs import encode_prompts
+from visual_rft.rl.rollout import Rollout, completion_logprobs, prompt_positions
+from visual_rft.train.base import StepResult, Trainer
+from visual_rft.train.data_order import batch_indices
+from visual_rft.train.optim import clip_and_check
+
+
+def answer_tokens(texts: list[str], tokenizer, end_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, T] answer ids ending with the end-of-turn token, right-padded; [B, T] mask)."""
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] + [end_id] for t in texts]
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)  # [B, T]
+    mask = torch.zeros((len(rows), T), dtype=torch.long)  # [B, T]
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+class SFTTrainer(Trainer):
+    name = "sft"
+
+    def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
+        super().__init__(cfg, samples, resume)
+        self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.vision_start_id = self.processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")
+
+    def batch(self, samples: list[Sample]) -> tuple[Rollout, list[str]]:
+        """Prompts and their reference answers as a one-completion rollout."""
+        inputs, frames = encode_prompts(samples, self.processor, self.convention)
+        inputs = inputs.to(self.device)
+        think = self.cfg.sft.think or None
+        texts = [
+            answer_text(s, f if s.task != "classification" else None, think) for s, f in zip(samples, frames)
+        ]
+        ids, mask = answer_tokens(texts, self.processor.tokenizer, self.end_id, self.pad_id)
+        rollout = Rollout(
+            prompt_ids=inputs["input_ids"],
+            prompt_mask=inputs["attention_mask"],
+            prompt_positions=prompt_positions(self.model, inputs),
+            pixel_values=inputs["pixel_values"],
+            image_grid_thw=inputs["image_grid_thw"],
+            completion_ids=ids.to(self.device),
+            completion_mask=mask.to(self.device),
+            group_size=1,
+            images_per_prompt=(inputs["input_ids"] == self.vision_start_id).sum(1).tolist(),
+        )
+        return rollout, texts
+
+    def step(self, step: int) -> StepResult:
+        cfg = self.cfg
+        B = cfg.sft.batch_size
+        micro = cfg.sft.micro_batch_size or B
+        idx = batch_indices(step, B, len(self.samples), cfg.run.seed, cfg.data.shuffle)
+        batch = [self.samples[i] for i in idx]
+        self.optimizer.zero_grad(set_to_none=True)
+        total_tokens = 0
+        chunks = []
+        for start in range(0, B, micro):
+            rollout, _ = self.batch(batch[start : start + micro])
+            chunks.append(rollout)
+            total_tokens += int(rollout.completion_mask.sum())
+        loss_sum, correct = 0.0, 0
+        for rollout in chunks:
+            logp = completion_logprobs(self.model, rollout)  # [b, T]
+            mask = rollout.completion_mask  # [b, T]
+            loss = -(logp * mask).sum() / total_tokens  # mean NLL over all answer tokens of the batch
+            loss.backward()
+            loss_sum += loss.item()
+            correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())
+        grad_norm, finite = clip_and_check(self.params, cfg.optim.max_grad_norm)
+        if finite and torch.isfinite(torch.tensor(loss_sum)):
+            self.optimizer.step()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        metrics = {
+            "loss": loss_sum,
+            "grad_norm": grad_norm,
+            "skipped": int(not finite),
+            "answer_tokens": total_tokens,
+            "lr": self.scheduler.get_last_lr()[0],
+            # share of answers whose every token already has probability > 0.5 (greedy would copy it)
+            "answers_memorised": correct / B,
+        }
+        return StepResult(metrics, postfix={"loss": loss_sum})
+
+
+def train_sft(cfg: SFTTrainConfig, resume: bool = False) -> Path:
+    """Run SFT as configured; returns the run folder."""
+    return SFTTrainer(cfg, resume=resume).fit()

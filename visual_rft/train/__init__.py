@@ -1,0 +1,1 @@
+"""What the GRPO and SFT trainers share: optimizer and schedule, checkpoints, metric logging, data order."""

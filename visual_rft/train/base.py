@@ -1,0 +1,118 @@
+"""What both trainers do the same way: load the data and the model, set up the optimizer, resume, loop.
+
+A trainer subclasses `Trainer` and writes `step(step) -> StepResult`; `fit()` runs the steps with logging,
+samples and checkpoints. Nothing else is hidden here.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visual_rft.config import save_config
+from visual_rft.data.jsonl import read_samples
+from visual_rft.data.types import Sample
+from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
+from visual_rft.models.lora import prepare_for_training, trainable_parameters
+from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from visual_rft.train.log import RunLogger
+from visual_rft.train.optim import build_optimizer, build_scheduler
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class StepResult:
+    metrics: dict
+    """Scalars for metrics.jsonl and TensorBoard."""
+    samples: list[dict] = field(default_factory=list)
+    """Example completions for samples.jsonl."""
+    postfix: dict = field(default_factory=dict)
+    """The few numbers shown on the progress bar."""
+
+
+class Trainer:
+    """Holds data, processor, model, optimizer and schedule; resumes from the run folder's last checkpoint."""
+
+    name = "train"
+
+    def __init__(self, cfg, samples: list[Sample] | None = None, resume: bool = False):
+        self.cfg = cfg
+        run, m = cfg.run, cfg.model
+        seed_everything(run.seed)
+        self.samples = samples if samples is not None else read_samples(cfg.data.train)
+        if cfg.data.max_samples:
+            self.samples = self.samples[: cfg.data.max_samples]
+        if not self.samples:
+            raise ValueError(f"{cfg.data.train or 'data'}: no training samples")
+        self.run_dir = Path(run.output_dir)
+        ckpt = latest_checkpoint(self.run_dir) if resume else None
+        self.processor = load_processor(m.path)
+        self.convention = coord_convention(model_family(m.path))
+        lora = m.lora.enabled
+        model = load_model(
+            ckpt / "model" if (ckpt and not lora) else m.path,
+            dtype=m.dtype,
+            device=m.device,
+            attn_implementation=m.attn_implementation,
+        )
+        self.model = prepare_for_training(model, m, adapter=ckpt / "model" if (ckpt and lora) else None)
+        self.device = next(self.model.parameters()).device
+        self.params = trainable_parameters(self.model)
+        self.optimizer = build_optimizer(self.params, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps)
+        self.start_step = load_trainer_state(ckpt, self.optimizer, self.scheduler)["step"] if ckpt else 0
+        tok = self.processor.tokenizer
+        self.pad_id = tok.pad_token_id
+        self.eos_ids = sorted({tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id} - {None})
+
+    def step(self, step: int) -> StepResult:
+        raise NotImplementedError
+
+    def save(self, step: int) -> Path:
+        return save_checkpoint(
+            self.run_dir,
+            step,
+            self.model,
+            self.processor,
+            self.optimizer,
+            self.scheduler,
+            keep_last=self.cfg.run.keep_last,
+        )
+
+    def fit(self, stop_after: int | None = None) -> Path:
+        """Train from the start step to run.steps (or stop after `stop_after` steps). Returns the run folder."""
+        run = self.cfg.run
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.run_dir / "config.yaml")
+        logger = RunLogger(
+            self.run_dir,
+            total_steps=run.steps,
+            start_step=self.start_step,
+            tensorboard=run.tensorboard,
+            progress=run.progress,
+            desc=self.name,
+        )
+        self.model.train()
+        for done, step in enumerate(range(self.start_step, run.steps), start=1):
+            result = self.step(step)
+            n = step + 1
+            if run.log_every and n % run.log_every == 0:
+                logger.log(n, result.metrics, result.postfix)
+            if run.sample_every and n % run.sample_every == 0 and result.samples:
+                logger.samples(n, result.samples)
+            if (run.save_every and n % run.save_every == 0) or n == run.steps:
+                self.save(n)
+            logger.advance()
+            if stop_after is not None and done >= stop_after:
+                break
+        logger.close()
+        return self.run_dir
