@@ -37,6 +37,42 @@ def _cmd_data_check(args) -> int:
     return 1 if bad else 0
 
 
+def _cmd_data_import(args) -> int:
+    from visual_rft.data.convert_hf import import_visual_rft
+
+    path = import_visual_rft(
+        args.src, args.out, task=args.task, grounding_coords=args.grounding_coords, limit=args.limit
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _config_args(args) -> tuple[Path | None, list[str]]:
+    """`vrft train [CONFIG.yaml] [key=value ...]`: the config file is optional."""
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in str(config) and not config.exists():
+        return None, [str(config), *overrides]
+    return config, overrides
+
+
+def _cmd_train(args) -> int:
+    from visual_rft.config import TrainConfig, load_config
+    from visual_rft.rl.trainer import train
+
+    cfg = load_config(TrainConfig, *_config_args(args))
+    print(f"run folder: {train(cfg, resume=args.resume)}")
+    return 0
+
+
+def _cmd_sft(args) -> int:
+    from visual_rft.config import SFTTrainConfig, load_config
+    from visual_rft.sft.trainer import train_sft
+
+    cfg = load_config(SFTTrainConfig, *_config_args(args))
+    print(f"run folder: {train_sft(cfg, resume=args.resume)}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from visual_rft.demo import run_demo
 
@@ -61,6 +97,39 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", type=Path)
     check.add_argument("--no-images", action="store_true", help="do not open the images")
     check.set_defaults(func=_cmd_data_check)
+    imp = data.add_parser(
+        "import-visual-rft", help="convert a released Visual-RFT Hugging Face dataset to JSONL"
+    )
+    imp.add_argument("src", type=Path, help="save_to_disk folder, .parquet file or folder of .parquet files")
+    imp.add_argument("out", type=Path, help="output folder (data.jsonl + images/)")
+    imp.add_argument(
+        "--task",
+        choices=["classification", "detection", "grounding"],
+        default=None,
+        help="force the task (default: inferred from each solution)",
+    )
+    imp.add_argument(
+        "--grounding-coords",
+        choices=["norm1000", "pixels"],
+        default="norm1000",
+        help="the convention of grounding solutions",
+    )
+    imp.add_argument("--limit", type=int, default=0, help="import only the first N rows")
+    imp.set_defaults(func=_cmd_data_import)
+
+    for name, func, what in (
+        ("train", _cmd_train, "GRPO reinforcement fine-tuning"),
+        ("sft", _cmd_sft, "supervised fine-tuning baseline"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("config", type=Path, nargs="?", help="YAML config (see configs/)")
+        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. grpo.group_size=4 run.steps=10")
+        p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+        p.set_defaults(func=func)
+
+    from visual_rft.eval.cli import register as register_eval
+
+    register_eval(sub)
 
     demo = sub.add_parser("demo", help="run the demo on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
@@ -82,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:  # includes ConfigError and DataError
         print(f"vrft: error: {e}", file=sys.stderr)
         return 2
 
