@@ -28,7 +28,7 @@ def tiny_qwen2_dir(tmp_path_factory):
     return write_tiny(tmp_path_factory.mktemp("tiny2") / "qwen2_vl-1m", "qwen2_vl", "1m", seed=0)
 
 
-def draw_toy_samples(folder, n=8, size=56, seed=0):
+def draw_toy_samples(folder, n=8, size=112, seed=0):
     """Tiny two-colour circle images: classification ("red"/"blue") and, every 4th, detection of the circle."""
     import random
     from pathlib import Path

@@ -31,8 +31,20 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
-def test_two_steps_write_metrics_samples_and_a_checkpoint(tiny_model_dir, toy_samples, tmp_path):
-    cfg = _cfg(tiny_model_dir, tmp_path / "run", "grpo.mu=2", "grpo.micro_batch_size=4", "run.sample_every=1")
+def test_two_steps_write_metrics_samples_and_a_checkpoint(tiny_model_dir, toy_samples, tmp_path, monkeypatch):
+    # a user reward (module:function) that has spread even for an untrained model, beside the paper's ones
+    (tmp_path / "toy_rewards.py").write_text(
+        "def letters(completion, solution):\n    return sum(c.isalpha() for c in completion) / 100\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = _cfg(
+        tiny_model_dir,
+        tmp_path / "run",
+        "grpo.mu=2",
+        "grpo.micro_batch_size=4",
+        "run.sample_every=1",
+        'grpo.rewards={"toy_rewards:letters": 1, format: 1}',
+    )
     before = _weights(GRPOTrainer(cfg, samples=toy_samples).model)
     trainer = GRPOTrainer(cfg, samples=toy_samples)
     trainer.fit()
@@ -62,7 +74,7 @@ def test_two_steps_write_metrics_samples_and_a_checkpoint(tiny_model_dir, toy_sa
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the policy moved
 
 
-def _one_update(model_dir, run_dir, samples, micro, aggregation):
+def _one_update(model_dir, run_dir, samples, micro, aggregation, *extra):
     """Same seed, same rollout: one update with the given micro-batch size; returns the gradients."""
     trainer = GRPOTrainer(
         _cfg(
@@ -72,6 +84,7 @@ def _one_update(model_dir, run_dir, samples, micro, aggregation):
             "grpo.beta=0.1",
             f"grpo.aggregation={aggregation}",
             "optim.max_grad_norm=0",
+            *extra,
         ),
         samples=samples,
     )
@@ -91,6 +104,25 @@ def test_micro_batches_give_the_same_update(tiny_model_dir, toy_samples, tmp_pat
     assert whole.keys() == parts.keys() and len(whole) > 10
     for k in whole:
         torch.testing.assert_close(whole[k], parts[k], rtol=1e-4, atol=1e-7)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, toy_samples, tmp_path):
+    plain, s1 = _one_update(
+        tiny_model_dir, tmp_path / "a", toy_samples, 0, "token", "model.freeze_vision=true"
+    )
+    ckpt, s2 = _one_update(
+        tiny_model_dir,
+        tmp_path / "b",
+        toy_samples,
+        0,
+        "token",
+        "model.freeze_vision=true",
+        "model.gradient_checkpointing=true",
+    )
+    assert not any("visual" in k for k in plain)  # the frozen vision tower gets no gradient
+    assert s1["loss"] == pytest.approx(s2["loss"], rel=1e-5, abs=1e-7)
+    for k in plain:
+        torch.testing.assert_close(plain[k], ckpt[k], rtol=1e-4, atol=1e-7)
 
 
 def test_a_non_finite_loss_skips_the_update(tiny_model_dir, toy_samples, tmp_path):
