@@ -73,6 +73,32 @@ def _cmd_sft(args) -> int:
     return 0
 
 
+def _cmd_world_build(args) -> int:
+    from visual_rft.data.world import build_suite
+
+    paths = build_suite(args.out, seed=args.seed, n_pretrain=args.n_pretrain, n_test=args.n_test)
+    print(f"wrote {len(paths)} JSONL files to {args.out} (list in {args.out}/world.json)")
+    return 0
+
+
+def _cmd_world_pretrain(args) -> int:
+    from visual_rft.config import load_config
+    from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
+
+    print(f"base model: {run_pretrain(load_config(PretrainConfig, None, args.overrides))}")
+    return 0
+
+
+def _cmd_world_fewshot(args) -> int:
+    from visual_rft.config import load_config
+    from visual_rft.recipes.fewshot import FewShotConfig, run_fewshot
+
+    cfg = load_config(FewShotConfig, None, args.overrides)
+    run_fewshot(cfg)
+    print((Path(cfg.out_dir) / "eval" / "metrics.md").read_text())
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from visual_rft.demo import run_demo
 
@@ -130,6 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
     from visual_rft.eval.cli import register as register_eval
 
     register_eval(sub)
+
+    world = sub.add_parser("world", help="the synthetic world").add_subparsers(
+        dest="world_command", required=True
+    )
+    wb = world.add_parser("build", help="write the world's task files (pre-training, few-shot pools, tests)")
+    wb.add_argument("out", type=Path)
+    wb.add_argument("--seed", type=int, default=0)
+    wb.add_argument("--n-pretrain", type=int, default=2000, help="pre-training samples per base task")
+    wb.add_argument("--n-test", type=int, default=200, help="test samples per task")
+    wb.set_defaults(func=_cmd_world_build)
+    for name, func, what in (
+        (
+            "pretrain",
+            _cmd_world_pretrain,
+            "pre-train the base model on the base tasks (key=value: see PretrainConfig)",
+        ),
+        ("fewshot", _cmd_world_fewshot, "base vs SFT vs RFT at k shots (key=value: see FewShotConfig)"),
+    ):
+        p = world.add_parser(name, help=what)
+        p.add_argument("overrides", nargs="*", help="e.g. task=detection shots=2 out_dir=runs/x")
+        p.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="run the demo on the embedded default")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")

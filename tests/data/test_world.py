@@ -302,3 +302,11 @@ def test_build_suite_is_complete_and_tests_are_unseen(tmp_path):
     }
     test = {pixels(s.image).tobytes() for k in paths if k.endswith("test") for s in read_samples(paths[k])}
     assert not train & test
+
+
+def test_build_suite_without_pretraining_sets(tmp_path):
+    from visual_rft.data.world import build_suite
+
+    paths = build_suite(tmp_path, seed=0, n_pretrain=0, n_test=4, shots=(1,))
+    assert not any(k.endswith("_train") for k in paths)
+    assert {"det_novel_1shot", "det_novel_test", "cls_fewshot_1shot", "grd_reason_test"} <= set(paths)

@@ -797,10 +797,11 @@ def build_suite(
         ("grd_reason", "grounding", GROUNDING_REASONING_KINDS, None, k * len(GROUNDING_REASONING_KINDS)),
     ]
     for prefix, task, cats, n_train, n_pool in plan:
-        if n_train:
-            paths[f"{prefix}_train"] = build(
-                task, out_dir, n_train, seed=seed, categories=cats, cfg=cfg, name=f"{prefix}_train"
-            )
+        if n_pool is None:  # a pre-training set (skipped when n_pretrain is 0)
+            if n_train:
+                paths[f"{prefix}_train"] = build(
+                    task, out_dir, n_train, seed=seed, categories=cats, cfg=cfg, name=f"{prefix}_train"
+                )
         else:
             pool = build(task, out_dir, n_pool, seed=seed, categories=cats, cfg=cfg, name=f"{prefix}_pool")
             paths[f"{prefix}_pool"] = pool

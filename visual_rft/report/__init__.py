@@ -1,0 +1,1 @@
+"""Run reports: reward curves and test images with predicted and true boxes drawn."""
