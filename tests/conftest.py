@@ -28,8 +28,9 @@ def tiny_qwen2_dir(tmp_path_factory):
     return write_tiny(tmp_path_factory.mktemp("tiny2") / "qwen2_vl-1m", "qwen2_vl", "1m", seed=0)
 
 
-def draw_toy_samples(folder, n=8, size=112, seed=0):
-    """Tiny two-colour circle images: classification ("red"/"blue") and, every 4th, detection of the circle."""
+def draw_toy_samples(folder, n=8, size=112, seed=0, detection_every=4):
+    """Two-colour circle images: classification ("red"/"blue") and, every `detection_every`-th (0: never),
+    detection of the circle."""
     import random
     from pathlib import Path
 
@@ -49,7 +50,7 @@ def draw_toy_samples(folder, n=8, size=112, seed=0):
         ImageDraw.Draw(im).ellipse((x, x, x + w - 1, x + w - 1), fill=colour)
         path = str(folder / "img" / f"{i}.png")
         im.save(path)
-        if i % 4 == 3:
+        if detection_every and i % detection_every == detection_every - 1:
             samples.append(
                 Sample(
                     f"d{i}",
@@ -79,3 +80,9 @@ def draw_toy_samples(folder, n=8, size=112, seed=0):
 @pytest.fixture
 def toy_samples(tmp_path):
     return draw_toy_samples(tmp_path / "toy")
+
+
+@pytest.fixture
+def draw_samples():
+    """The drawing function itself, for tests that need other counts, sizes or tasks."""
+    return draw_toy_samples

@@ -6,42 +6,14 @@ classification reward alone must then make the answer follow the image.
 """
 
 import json
-import random
-
-from PIL import Image, ImageDraw
 
 from visual_rft.config import SFTTrainConfig, TrainConfig, load_config
-from visual_rft.data.types import ClassTarget, Sample
 from visual_rft.rl.trainer import GRPOTrainer
 from visual_rft.sft.trainer import SFTTrainer
 
 
-def _circles(folder, n=32, size=112, seed=0):
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    samples = []
-    for i in range(n):
-        colour = ("red", "blue")[i % 2]
-        x = rng.randint(0, size // 3)
-        im = Image.new("RGB", (size, size), "white")
-        ImageDraw.Draw(im).ellipse((x, x, x + size // 2, x + size // 2), fill=colour)
-        im.save(folder / f"{i}.png")
-        samples.append(
-            Sample(
-                f"s{i}",
-                [str(folder / f"{i}.png")],
-                "classification",
-                "What colour is the circle?",
-                ClassTarget(colour),
-                size,
-                size,
-            )
-        )
-    return samples
-
-
-def test_grpo_raises_the_reward(tiny_model_dir, tmp_path):
-    samples = _circles(tmp_path / "img")
+def test_grpo_raises_the_reward(tiny_model_dir, tmp_path, draw_samples):
+    samples = draw_samples(tmp_path / "img", n=32, detection_every=0)
     quiet = ["run.tensorboard=false", "run.progress=false", "run.save_every=0"]
     sft = load_config(
         SFTTrainConfig,
