@@ -40,11 +40,24 @@ def train_one_step(trl_setup, model_dir, samples, task, out_dir, rollout_func=No
     processor = load_processor(model_dir)
     model = load_model(model_dir, device="cpu")
     funcs, weights = rewards.trl_rewards(rewards.task_defaults(task))
-    args = trl_setup.grpo_config(out_dir, prompts=len(samples), group_size=G, max_completion_length=12, beta=0.04,
-                                 reward_weights=weights, learning_rate=1e-3)
+    args = trl_setup.grpo_config(
+        out_dir,
+        prompts=len(samples),
+        group_size=G,
+        max_completion_length=12,
+        beta=0.04,
+        reward_weights=weights,
+        learning_rate=1e-3,
+    )
     dataset = trl_setup.trl_dataset(samples, processor, "resized_pixels")
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                          processing_class=processor, rollout_func=rollout_func)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        rollout_func=rollout_func,
+    )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer.train()
     moved = any(not torch.equal(before[n], p) for n, p in model.named_parameters())
@@ -61,7 +74,9 @@ def check_logs(trainer, names, solutions):
     for name in names:
         assert 0.0 <= log[f"rewards/{name}/mean"] <= 1.0
         logged = list(trainer._logs["rewards"][name])
-        ours = [float(rewards.get(name)(completion_text(c), solutions[i // G])) for i, c in enumerate(completions)]
+        ours = [
+            float(rewards.get(name)(completion_text(c), solutions[i // G])) for i, c in enumerate(completions)
+        ]
         assert logged == pytest.approx(ours, abs=1e-6)
         assert log[f"rewards/{name}/mean"] == pytest.approx(sum(ours) / len(ours), abs=1e-6)
         per_row[name] = ours
@@ -73,8 +88,9 @@ def check_logs(trainer, names, solutions):
 
 def test_sampled_step_logs_our_rewards(trl_setup, tiny_model_dir, toy_samples, tmp_path):
     samples = [s for s in toy_samples if s.task == "classification"][:2]
-    trainer, names, solutions, moved = train_one_step(trl_setup, tiny_model_dir, samples, "classification",
-                                                      tmp_path)
+    trainer, names, solutions, moved = train_one_step(
+        trl_setup, tiny_model_dir, samples, "classification", tmp_path
+    )
     assert names == ["cls", "format"]
     check_logs(trainer, names, solutions)
 
@@ -88,12 +104,17 @@ def test_fixed_answers_get_our_exact_rewards(trl_setup, tiny_model_dir, toy_samp
     texts = []
     for s, f in zip(samples, frames):
         perfect = answer_text(s, f, think="one circle")
-        texts += [perfect, "<think>none</think><answer>No Objects</answer>",
-                  "<think>x</think><answer>[{'Position': [0, 0, 3, 3], 'Confidence': 0.5}]</answer>", "a circle"]
+        texts += [
+            perfect,
+            "<think>none</think><answer>No Objects</answer>",
+            "<think>x</think><answer>[{'Position': [0, 0, 3, 3], 'Confidence': 0.5}]</answer>",
+            "a circle",
+        ]
     end = tok.convert_tokens_to_ids("<|im_end|>")
     ids = [tok(t, add_special_tokens=False)["input_ids"] + [end] for t in texts]
-    trainer, names, solutions, moved = train_one_step(trl_setup, tiny_model_dir, samples, "detection", tmp_path,
-                                                      rollout_func=trl_setup.fixed_rollout(ids))
+    trainer, names, solutions, moved = train_one_step(
+        trl_setup, tiny_model_dir, samples, "detection", tmp_path, rollout_func=trl_setup.fixed_rollout(ids)
+    )
     assert names == ["iou", "confidence", "format"]
     completions, values = check_logs(trainer, names, solutions)
     assert [completion_text(c) for c in completions] == texts  # TRL decoded exactly our answers
