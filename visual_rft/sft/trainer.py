@@ -48,9 +48,7 @@ class SFTTrainer(Trainer):
         inputs, frames = encode_prompts(samples, self.processor, self.convention)
         inputs = inputs.to(self.device)
         think = self.cfg.sft.think or None
-        texts = [
-            answer_text(s, f if s.task != "classification" else None, think) for s, f in zip(samples, frames)
-        ]
+        texts = [answer_text(s, f, think) for s, f in zip(samples, frames)]
         ids, mask = answer_tokens(texts, self.processor.tokenizer, self.end_id, self.pad_id)
         rollout = Rollout(
             prompt_ids=inputs["input_ids"],
