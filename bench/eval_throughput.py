@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 from visual_rft.data.types import ClassTarget, Sample  # noqa: E402
 from visual_rft.eval.generate import DecodeOptions, generate  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine  # noqa: E402  (bench/machine.py)
 
 COLOURS = [(220, 45, 45), (40, 160, 60), (40, 70, 220), (230, 190, 30), (150, 60, 200)]
 
@@ -70,27 +71,6 @@ def make_samples(root: Path, n: int, seed: int = 0) -> list[Sample]:
             )
         )
     return samples
-
-
-def machine() -> dict:
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-    }
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def main(argv: list[str] | None = None) -> int:

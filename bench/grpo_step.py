@@ -35,8 +35,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +56,9 @@ from visual_rft.models.tiny import write_tiny  # noqa: E402
 from visual_rft.rl.rollout import core_model  # noqa: E402
 from visual_rft.rl.trainer import GRPOTrainer as OurGRPOTrainer  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine  # noqa: E402  (bench/machine.py)
+
 NEVER = -1
 """An end-of-turn id no token has: our rollout then always samples the full completion length."""
 
@@ -67,29 +68,6 @@ def load_trl_setup():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def machine() -> dict:
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-    }
-    try:
-        import transformers
-        import trl
-
-        info["transformers"], info["trl"] = transformers.__version__, trl.__version__
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError, ImportError):
-        pass
-    return info
 
 
 def make_samples(root: Path, px: int, prompts: int) -> list[Sample]:
@@ -311,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "grpo_step",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/grpo_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine(),
+        "machine": machine("transformers", "trl"),
         "load_avg_1min": load,
         "workload": {
             "model": f"tiny qwen2_5_vl {args.size}",

@@ -1,0 +1,35 @@
+"""The machine a benchmark ran on, for its JSON: platform, Python, torch threads, CPU model, OMP policy."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import subprocess
+
+
+def machine(*packages: str) -> dict:
+    """Machine facts plus the versions of `packages` (e.g. "transformers", "trl") that import."""
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+    }
+    for name in packages:
+        try:
+            info[name] = importlib.import_module(name).__version__
+        except ImportError:
+            info[name] = None
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
