@@ -32,11 +32,7 @@ class Rollout:
     completion_ids: torch.Tensor  # [B*G, T] right-padded with pad_token_id after the end of turn
     completion_mask: torch.Tensor  # [B*G, T] 1 up to and including the first end-of-turn token
     group_size: int
-    images_per_prompt: list[int] | None = None  # images of each prompt (set by the trainer; 1 each if None)
-
-    def __post_init__(self):
-        if self.images_per_prompt is None:
-            self.images_per_prompt = [1] * self.prompt_ids.shape[0]
+    images_per_prompt: list[int]  # images of each prompt (see `count_images`)
 
     @property
     def next_position(self) -> torch.Tensor:
@@ -49,6 +45,12 @@ def core_model(model):
     from peft import PeftModel
 
     return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def count_images(model, input_ids: torch.Tensor) -> list[int]:
+    """How many images each prompt row holds (its <|vision_start|> tokens)."""
+    start = core_model(model).config.vision_start_token_id
+    return (input_ids == start).sum(dim=1).tolist()
 
 
 def prompt_positions(model, inputs) -> torch.Tensor:
@@ -165,6 +167,7 @@ def sample_group(
         completion_ids=torch.stack(tokens, dim=1),  # [B*G, T]
         completion_mask=torch.stack(alive, dim=1).long(),  # [B*G, T]
         group_size=G,
+        images_per_prompt=count_images(model, ids),
     )
 
 

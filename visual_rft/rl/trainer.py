@@ -88,7 +88,6 @@ class GRPOTrainer(Trainer):
             self.reference = load_model(
                 m.path, dtype=m.dtype, device=m.device, attn_implementation=m.attn_implementation
             ).requires_grad_(False)
-        self.vision_start_id = self.processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")
 
     # ------------------------------------------------------------------ the algorithm's steps
 
@@ -107,7 +106,6 @@ class GRPOTrainer(Trainer):
                 eos_token_ids=self.eos_ids,
                 pad_token_id=self.pad_id,
             )
-        rollout.images_per_prompt = (inputs["input_ids"] == self.vision_start_id).sum(1).tolist()
         return rollout, frames
 
     def score_completions(self, texts: list[str], batch: list[Sample], frames) -> tuple[torch.Tensor, dict]:

@@ -17,7 +17,7 @@ from visual_rft.config import SFTTrainConfig
 from visual_rft.data.prompts import answer_text
 from visual_rft.data.types import Sample
 from visual_rft.models.inputs import encode_prompts
-from visual_rft.rl.rollout import Rollout, completion_logprobs, prompt_positions
+from visual_rft.rl.rollout import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
 from visual_rft.train.optim import clip_and_check
@@ -41,7 +41,6 @@ class SFTTrainer(Trainer):
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
         super().__init__(cfg, samples, resume)
         self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.vision_start_id = self.processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")
 
     def batch(self, samples: list[Sample]) -> tuple[Rollout, list[str]]:
         """Prompts and their reference answers as a one-completion rollout."""
@@ -59,7 +58,7 @@ class SFTTrainer(Trainer):
             completion_ids=ids.to(self.device),
             completion_mask=mask.to(self.device),
             group_size=1,
-            images_per_prompt=(inputs["input_ids"] == self.vision_start_id).sum(1).tolist(),
+            images_per_prompt=count_images(self.model, inputs["input_ids"]),
         )
         return rollout, texts
 
