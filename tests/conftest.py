@@ -86,3 +86,19 @@ def toy_samples(tmp_path):
 def draw_samples():
     """The drawing function itself, for tests that need other counts, sizes or tasks."""
     return draw_toy_samples
+
+
+@pytest.fixture(scope="session")
+def load_bench():
+    """Import a script of bench/ by name (bench/ is not a package): load_bench("trl_setup")."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

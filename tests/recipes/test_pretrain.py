@@ -4,8 +4,11 @@ from visual_rft.recipes.pretrain import SHIPPED_BASE, PretrainConfig, run_pretra
 
 
 def test_pretrain_miniature(tmp_path):
-    base = run_pretrain(PretrainConfig(out_dir=str(tmp_path / "pre"), size="1m", n_per_task=4, steps=2,
-                                       batch_size=4, progress=False))
+    base = run_pretrain(
+        PretrainConfig(
+            out_dir=str(tmp_path / "pre"), size="1m", n_per_task=4, steps=2, batch_size=4, progress=False
+        )
+    )
     assert (base / "model.safetensors").exists() and base == tmp_path / "pre" / "base"
     rows = (tmp_path / "pre" / "sft" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2

@@ -1,23 +1,16 @@
 """The reward benchmark runs, and its re-implementation of the paper's code shows the failures we fix."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from visual_rft import rewards
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "reward_speed.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("reward_speed", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench):
+    return load_bench("reward_speed")
 
 
 def original(bench, which, content, solution):

@@ -6,9 +6,7 @@ TRL samples, decodes, calls our rewards with its own keyword arguments, logs the
 step. We check what TRL logged against our rewards called directly on the completions TRL logged.
 """
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,16 +22,12 @@ from visual_rft.models.inputs import frames_for, open_images  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
 from visual_rft.rewards.trl import completion_text  # noqa: E402
 
-SETUP = Path(__file__).resolve().parents[2] / "bench" / "trl_setup.py"
 G = 4
 
 
 @pytest.fixture(scope="module")
-def trl_setup():
-    spec = importlib.util.spec_from_file_location("trl_setup", SETUP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def trl_setup(load_bench):
+    return load_bench("trl_setup")
 
 
 def train_one_step(trl_setup, model_dir, samples, task, out_dir, rollout_func=None):

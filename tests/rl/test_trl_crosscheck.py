@@ -26,8 +26,6 @@ prompt positions from `get_rope_index`, completion positions continuing from the
 """
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -51,9 +49,7 @@ from visual_rft.rl.loss import (  # noqa: E402
     per_token_loss,
     policy_loss,
 )
-from visual_rft.rl.rollout import Rollout, completion_logprobs, prompt_positions  # noqa: E402
-
-SETUP = Path(__file__).resolve().parents[2] / "bench" / "trl_setup.py"
+from visual_rft.rl.rollout import Rollout, completion_logprobs, count_images, prompt_positions  # noqa: E402
 
 G, T = 4, 10  # completions per prompt; TRL's max_completion_length
 LENGTHS = [10, 3, 7, 10, 5, 10, 1, 8]  # length T: truncated; shorter: ends with <|im_end|>
@@ -67,11 +63,8 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def trl_setup():
-    spec = importlib.util.spec_from_file_location("trl_setup", SETUP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def trl_setup(load_bench):
+    return load_bench("trl_setup")
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +177,7 @@ def run_ours(world, loss_type, beta, loss_fn=policy_loss):
         ids,
         mask,
         group_size=G,
+        images_per_prompt=count_images(model, inputs["input_ids"]),
     )
     advantages = group_advantages(torch.tensor(REWARDS), G, scale=scale)  # [N]
     ref_logp = None
