@@ -40,7 +40,7 @@ from visual_rft.eval.generate import DecodeOptions, generate  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402  (bench/machine.py)
+from visual_rft.report.machine import machine  # noqa: E402
 
 COLOURS = [(220, 45, 45), (40, 160, 60), (40, 70, 220), (230, 190, 30), (150, 60, 200)]
 

@@ -57,7 +57,7 @@ from visual_rft.rl.rollout import core_model  # noqa: E402
 from visual_rft.rl.trainer import GRPOTrainer as OurGRPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402  (bench/machine.py)
+from visual_rft.report.machine import machine  # noqa: E402
 
 NEVER = -1
 """An end-of-turn id no token has: our rollout then always samples the full completion length."""

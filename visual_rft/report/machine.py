@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, for its JSON: platform, Python, torch threads, CPU model, OMP policy."""
+"""The machine a run or benchmark ran on: platform, Python, torch threads, CPU (and GPU) model, OMP policy."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def machine(*packages: str) -> dict:
         "cpu_count": os.cpu_count(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
     }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
     for name in packages:
         try:
             info[name] = importlib.import_module(name).__version__
