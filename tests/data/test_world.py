@@ -168,9 +168,13 @@ def test_ovd_novel_categories_never_in_base_data(files):
     assert {s.target.category for s in novel} <= set(W.DETECTION_NOVEL)
 
 
-def test_fewshot_classes_are_finer_than_base():
+def test_fewshot_classes_are_finer_than_base_and_new_compositions_of_its_words():
+    assert len(W.CLASSIFICATION_BASE) == 25 + 26 and len(W.CLASSIFICATION_FEWSHOT) == 24
     assert not set(W.CLASSIFICATION_BASE) & set(W.CLASSIFICATION_FEWSHOT)
     assert all(c.split(" ", 1)[1] in W.CLASSIFICATION_BASE for c in W.CLASSIFICATION_FEWSHOT)
+    base_words = {w for c in W.CLASSIFICATION_BASE for w in c.split()}
+    assert {"dark", "light"} <= base_words
+    assert all(set(c.split()) <= base_words for c in W.CLASSIFICATION_FEWSHOT)
 
 
 # ---------------------------------------------------------------- grounding, re-checked independently
@@ -292,7 +296,7 @@ def test_build_suite_is_complete_and_tests_are_unseen(tmp_path):
     paths = W.build_suite(tmp_path, seed=1, n_pretrain=10, n_test=10, shots=(1, 2))
     for prefix in ("cls_base", "det_base", "grd_base"):
         assert {f"{prefix}_train", f"{prefix}_test"} <= set(paths)
-    for prefix in ("cls_fewshot", "det_novel", "grd_reason"):
+    for prefix in ("cls_fewshot", "det_novel", "grd_reason", "det_ovd"):
         assert {f"{prefix}_pool", f"{prefix}_1shot", f"{prefix}_2shot", f"{prefix}_test"} <= set(paths)
     for p in paths.values():
         assert check_file(p)[1] == []
@@ -310,3 +314,16 @@ def test_build_suite_without_pretraining_sets(tmp_path):
     paths = build_suite(tmp_path, seed=0, n_pretrain=0, n_test=4, shots=(1,))
     assert not any(k.endswith("_train") for k in paths)
     assert {"det_novel_1shot", "det_novel_test", "cls_fewshot_1shot", "grd_reason_test"} <= set(paths)
+
+
+def test_open_vocabulary_files_split_base_and_novel(tmp_path):
+    """det_ovd trains on base categories; ovd_test alternates novel and base queries, marked by meta split."""
+    paths = W.build_suite(tmp_path, seed=0, n_pretrain=0, n_test=6, shots=(1,))
+    train = read_samples(paths["det_ovd_1shot"])
+    assert {s.target.category for s in train} == set(W.DETECTION_BASE)
+    test = read_samples(paths["ovd_test"])
+    assert [s.meta["split"] for s in test] == ["novel", "base"] * 6
+    novel = read_samples(paths["det_novel_test"])
+    assert [s.id for s in test[::2]] == [s.id for s in novel]
+    for s in test:
+        assert s.target.category in (W.DETECTION_NOVEL if s.meta["split"] == "novel" else W.DETECTION_BASE)

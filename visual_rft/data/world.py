@@ -12,11 +12,13 @@ share or touch pixels (masks kept `min_gap` px apart) and their boxes overlap at
 
 The four tasks of the paper, and their base / few-shot design:
 
-- Classification (fine-grained). One main object per image. CLASSIFICATION_BASE are the 25
-  "colour shape" classes ("red triangle") drawn in the colour's middle shade, for pre-training.
-  CLASSIFICATION_FEWSHOT are 24 finer classes that split a colour into two shades the base model has
-  never seen ("dark red triangle" vs "light red triangle", 4 colours x 3 shapes x 2 shades): the base
-  model knows the shapes and colours and must learn the shade distinction from a few shots.
+- Classification (fine-grained). One main object per image. CLASSIFICATION_FEWSHOT are 24 fine classes
+  "shade colour shape" ("dark red triangle" vs "light red triangle": red, green, blue, yellow x circle,
+  triangle, square x dark, light). CLASSIFICATION_BASE, for pre-training, are the 25 "colour shape"
+  classes in the middle shade plus the dark and light shades of every other colour-shape pair (purple
+  ones, pentagons, hexagons; 26 classes): the base model has seen every colour, shape and shade word,
+  but never a few-shot class, which it must learn as a new composition from a few shots (as the paper's
+  base model knows flowers and cars but not the fine species). Like detection's novel categories.
 - Detection. Every instance of one named "colour shape" category, among distractors (other categories,
   digits, clutter); 0 to 4 instances, with some queries for absent categories (boxes=() -> 'No Objects').
   The 25 categories are split so every colour and every shape is seen in the base set:
@@ -71,12 +73,18 @@ SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}
 SHADES = ("dark", "mid", "light")
 """Shades of a colour: mixed half-way with black, pure, mixed half-way with white."""
 
-CLASSIFICATION_BASE = [f"{c} {s}" for c in COLOURS for s in SHAPES]
 CLASSIFICATION_FEWSHOT = [
     f"{shade} {c} {s}"
     for c in ("red", "green", "blue", "yellow")
     for s in ("circle", "triangle", "square")
     for shade in ("dark", "light")
+]
+CLASSIFICATION_BASE = [f"{c} {s}" for c in COLOURS for s in SHAPES] + [
+    f"{shade} {c} {s}"
+    for c in COLOURS
+    for s in SHAPES
+    for shade in ("dark", "light")
+    if f"{shade} {c} {s}" not in CLASSIFICATION_FEWSHOT
 ]
 DETECTION_ALL = [f"{c} {s}" for c in COLOURS for s in SHAPES]
 DETECTION_NOVEL = [
@@ -776,7 +784,11 @@ def build_suite(
     - det_base_train / det_base_test: DETECTION_BASE (pre-training, and open-vocabulary training);
     - det_novel_pool, det_novel_{k}shot, det_novel_test: DETECTION_NOVEL (few-shot and OVD evaluation);
     - grd_base_train / grd_base_test: GROUNDING_BASE_KINDS (pre-training);
-    - grd_reason_pool, grd_reason_{k}shot, grd_reason_test: GROUNDING_REASONING_KINDS.
+    - grd_reason_pool, grd_reason_{k}shot, grd_reason_test: GROUNDING_REASONING_KINDS;
+    - det_ovd_pool, det_ovd_{k}shot, det_ovd_test: DETECTION_BASE, a few-shot training set for the
+      open-vocabulary experiment (a stream apart from det_base_train), and ovd_test: det_novel_test and
+      det_ovd_test interleaved (a query on a novel category, then one on a base category, ...), so the
+      evaluation reports mAP on novel and base categories side by side, also under a `limit`.
 
     Pools hold max(shots) per class/category/kind (a few more for detection); the k-shot files are
     nested (see `visual_rft.data.splits`). Test files are separate random streams. Also writes
@@ -795,6 +807,7 @@ def build_suite(
         ("det_novel", "detection", DETECTION_NOVEL, None, 3 * k * len(DETECTION_NOVEL)),
         ("grd_base", "grounding", GROUNDING_BASE_KINDS, n_pretrain, None),
         ("grd_reason", "grounding", GROUNDING_REASONING_KINDS, None, k * len(GROUNDING_REASONING_KINDS)),
+        ("det_ovd", "detection", DETECTION_BASE, None, 3 * k * len(DETECTION_BASE)),
     ]
     for prefix, task, cats, n_train, n_pool in plan:
         if n_pool is None:  # a pre-training set (skipped when n_pretrain is 0)
@@ -810,6 +823,10 @@ def build_suite(
         paths[f"{prefix}_test"] = build(
             task, out_dir, n_test, seed=seed, categories=cats, cfg=cfg, name=f"{prefix}_test"
         )
+    novel, base = read_samples(paths["det_novel_test"]), read_samples(paths["det_ovd_test"])
+    mixed = [s for pair in zip(novel, base) for s in pair]
+    write_samples(out_dir / "ovd_test.jsonl", mixed)
+    paths["ovd_test"] = out_dir / "ovd_test.jsonl"
     lists = {
         "classification_base": CLASSIFICATION_BASE,
         "classification_fewshot": CLASSIFICATION_FEWSHOT,
