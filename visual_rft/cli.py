@@ -99,6 +99,15 @@ def _cmd_world_fewshot(args) -> int:
     return 0
 
 
+def _cmd_world_bench(args) -> int:
+    from visual_rft.config import load_config
+    from visual_rft.recipes.bench import BenchConfig, run_bench
+
+    command = " ".join(["vrft world bench", *args.overrides])
+    print(f"tables: {run_bench(load_config(BenchConfig, None, args.overrides), command)}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from visual_rft.demo import run_demo
 
@@ -173,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
             "pre-train the base model on the base tasks (key=value: see PretrainConfig)",
         ),
         ("fewshot", _cmd_world_fewshot, "base vs SFT vs RFT at k shots (key=value: see FewShotConfig)"),
+        (
+            "bench",
+            _cmd_world_bench,
+            "the paper's tables: every task, shot count and seed, into RESULTS.md (key=value: see BenchConfig)",
+        ),
     ):
         p = world.add_parser(name, help=what)
         p.add_argument("overrides", nargs="*", help="e.g. task=detection shots=2 out_dir=runs/x")

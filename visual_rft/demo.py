@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from visual_rft.recipes.fewshot import FewShotConfig, headline, run_fewshot
+from visual_rft.recipes.fewshot import FewShotConfig, headline, metric, run_fewshot
 
 
 def run_demo(out_dir: Path, **overrides) -> int:
@@ -24,7 +24,8 @@ def run_demo(out_dir: Path, **overrides) -> int:
     key = headline(cfg.task)
     b = results["budget"]
     print(
-        f"{key}: " + ", ".join(f"{m} {_get(results['metrics'][m], key):.3f}" for m in ("base", "sft", "rft"))
+        f"{key}: "
+        + ", ".join(f"{m} {metric(results['metrics'][m], key):.3f}" for m in ("base", "sft", "rft"))
     )
     print(
         f"same {b['examples']} examples; SFT {b['sft']['steps']} steps x {cfg.sft_batch_size} sequences, "
@@ -33,10 +34,3 @@ def run_demo(out_dir: Path, **overrides) -> int:
     print(f"outputs: {out}/eval/metrics.md, {out}/reward_curve.png, {out}/test*_rft.png, {out}/results.json")
     print(f"done in {time.perf_counter() - t0:.0f}s")
     return 0
-
-
-def _get(metrics: dict, dotted: str) -> float:
-    """A metric by its dotted name; a one-task evaluation keeps it at the top ("mAP", not "detection.mAP")."""
-    task, name = dotted.split(".")
-    value = metrics[task][name] if task in metrics else metrics[name]
-    return float(value or 0.0)

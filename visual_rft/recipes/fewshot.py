@@ -24,6 +24,7 @@ FILES = {  # task -> (few-shot prefix in the world folder, its test file)
     "detection": ("det_novel", "det_novel_test"),
     "classification": ("cls_fewshot", "cls_fewshot_test"),
     "grounding": ("grd_reason", "grd_reason_test"),
+    "open_vocabulary": ("det_ovd", "ovd_test"),  # train on base categories, test on novel and base
 }
 THINK = "Let me look at the image."
 """The fixed reasoning text the base model was pre-trained to write (and SFT keeps writing)."""
@@ -32,7 +33,8 @@ THINK = "Let me look at the image."
 @dataclass
 class FewShotConfig:
     task: str = "detection"
-    """detection (novel categories), classification (few-shot shades) or grounding (reasoning kinds)."""
+    """detection (novel categories), classification (few-shot shades), grounding (reasoning kinds) or
+    open_vocabulary (train on base categories, evaluate on novel and base ones)."""
     shots: int = 2
     """Examples per class / category / kind: 1, 2, 4, 8 or 16."""
     seed: int = 0
@@ -65,6 +67,8 @@ class FewShotConfig:
     """Longest completion sampled in training and generated in evaluation."""
     test_limit: int = 100
     """Test samples evaluated (0: the whole test file)."""
+    eval_base: bool = True
+    """Also evaluate the base model (a benchmark that runs many seeds evaluates it once instead)."""
     progress: bool = True
     """Progress bars."""
 
@@ -149,7 +153,7 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
 
     t0 = time.perf_counter()
     models = {
-        "base": base,
+        **({"base": base} if cfg.eval_base else {}),
         "sft": out / "sft" / f"checkpoint-{cfg.sft_steps}" / "model",
         "rft": out / "rft" / f"checkpoint-{cfg.rft_steps}" / "model",
     }
@@ -188,7 +192,16 @@ def headline(task: str) -> str:
         "detection": "detection.mAP",
         "classification": "classification.accuracy",
         "grounding": "grounding.giou",
+        "open_vocabulary": "detection.mAP_novel",
     }[task]
+
+
+def metric(metrics: dict, dotted: str) -> float:
+    """A metric by its dotted name; a one-task evaluation keeps it at the top ("mAP", not "detection.mAP").
+    A metric that could not be computed (None: e.g. no base categories in the test set) reads as 0."""
+    task, name = dotted.split(".")
+    value = metrics[task][name] if task in metrics else metrics[name]
+    return float(value or 0.0)
 
 
 def write_pictures(out: Path, task: str, n: int = 4) -> list[Path]:
@@ -199,7 +212,10 @@ def write_pictures(out: Path, task: str, n: int = 4) -> list[Path]:
     paths = [reward_curve(out / "rft" / "metrics.jsonl", out / "reward_curve.png")]
     if task == "classification":
         return paths
+    task = "detection" if task == "open_vocabulary" else task
     for name in ("base", "rft"):
+        if not (out / "eval" / name).is_dir():
+            continue
         records = [r for r in read_completions(out / "eval" / name / "completions.jsonl") if r.asked][:n]
         for i, r in enumerate(records):
             boxes = predicted_boxes(r.completion, task, r.frame)

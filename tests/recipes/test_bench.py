@@ -1,0 +1,69 @@
+"""`vrft world bench` in miniature: real runs (random 1M base, tiny budgets), the tables, and resuming."""
+
+import json
+
+import pytest
+
+from visual_rft.config import load_config
+from visual_rft.recipes.bench import BenchConfig, cells, mean_std, run_bench
+
+
+def test_mean_std_is_percent_mean_and_sample_std():
+    assert mean_std([0.1, 0.2, 0.3]) == "20.0 ± 10.0"
+    assert mean_std([0.5]) == "50.0"
+    assert mean_std([]) == "-"
+
+
+def test_cells_follow_the_tables_and_reject_unknown_tasks():
+    cfg = BenchConfig(tasks=["detection", "grounding", "open_vocabulary"], shots=[1, 4])
+    assert cells(cfg) == [("detection", 1), ("detection", 4), ("grounding", 16), ("open_vocabulary", 4)]
+    with pytest.raises(ValueError, match="unknown task 'segmentation'"):
+        cells(BenchConfig(tasks=["segmentation"]))
+
+
+def test_bench_miniature_writes_tables_and_resumes(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "bench"
+    cfg = load_config(
+        BenchConfig,
+        None,
+        [
+            f"out_dir={out}",
+            "tasks=[classification, open_vocabulary]",
+            "shots=[1]",
+            "ovd_shots=1",
+            "seeds=[0, 1]",
+            f"fewshot.base_model={tiny_model_dir}",
+            "fewshot.sft_steps=1",
+            "fewshot.sft_batch_size=2",
+            "fewshot.rft_steps=1",
+            "fewshot.group_size=2",
+            "fewshot.max_completion_length=6",
+            "fewshot.test_limit=4",
+        ],
+    )
+    results = run_bench(cfg, command="vrft world bench (test)")
+    text = results.read_text()
+    assert results == out / "RESULTS.md" and "Written by `vrft world bench (test)`." in text
+    assert (
+        "## Table 2: few-shot fine-grained classification" in text and "## Table 7: open-vocabulary" in text
+    )
+    assert "| model | shots | n | mAP novel | mAP base | mAP all |" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| SFT", "| Visual-RFT", "| Δ"))]
+    assert len(rows) == 6 and all("| 2 |" in r for r in rows)  # 2 tables x (SFT, RFT, delta), 2 seeds each
+    # base evaluated once per task, not once per run
+    assert (out / "classification" / "base" / "metrics.json").exists()
+    assert not (out / "classification" / "1shot" / "seed0" / "eval" / "base").exists()
+    ran = json.loads((out / "open_vocabulary" / "1shot" / "seed1" / "results.json").read_text())
+    assert ran["budget"]["examples"] == 15 and ran["config"]["seed"] == 1  # 1 shot x 15 base categories
+    assert set(ran["metrics"]) == {"sft", "rft"}
+    printed = capsys.readouterr().out
+    assert printed.count("] ") == 4
+
+    stamp = (out / "classification" / "1shot" / "seed0" / "results.json").stat().st_mtime_ns
+    results.write_text(text + "\n## What was tried\n\nA hand-written analysis.\n")
+    run_bench(cfg, command="again")
+    assert (out / "classification" / "1shot" / "seed0" / "results.json").stat().st_mtime_ns == stamp
+    assert capsys.readouterr().out == ""  # nothing left to run
+    again = results.read_text()
+    assert "Written by `again`." in again and "Written by `vrft world bench (test)`" not in again
+    assert again.endswith("\n## What was tried\n\nA hand-written analysis.\n")  # the notes survive
