@@ -36,3 +36,22 @@ def test_demo_miniature_writes_table_curve_and_pictures(tiny_model_dir, tmp_path
     # the same examples trained both: SFT and RFT read the same k-shot file
     rows = [json.loads(x) for x in (out / "rft" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_the_longest_world_answer_fits_the_completion_budget():
+    """A 4-box detection answer (one token a digit) must fit, or SFT and RFT train on cut-off answers."""
+    from visual_rft.data.prompts import answer_text
+    from visual_rft.data.types import Box, DetectionTarget, Sample
+    from visual_rft.data.world import WorldConfig
+    from visual_rft.models.loading import load_processor
+    from visual_rft.recipes.fewshot import THINK, FewShotConfig
+    from visual_rft.recipes.pretrain import SHIPPED_BASE
+
+    assert WorldConfig().max_instances == 4
+    boxes = tuple(Box(100 + i, 123, 188, 199 - i) for i in range(4))  # three-digit coordinates everywhere
+    sample = Sample("x", ["x.png"], "detection", "?", DetectionTarget(boxes, "red circle"), 224, 224)
+    tokenizer = load_processor(SHIPPED_BASE).tokenizer
+    n = (
+        len(tokenizer(answer_text(sample, None, THINK), add_special_tokens=False)["input_ids"]) + 1
+    )  # + <|im_end|>
+    assert 120 <= n <= FewShotConfig().max_completion_length
