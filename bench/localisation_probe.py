@@ -1,0 +1,147 @@
+"""How fast does a tiny Qwen-VL learn to see? A probe of the base model's limits, from random weights.
+
+Trains a fresh 5m model by SFT on one base task of the world (--task grounding: "the red triangle", "the
+leftmost digit"; --task classification: the 51 base classes) for --steps steps, then evaluates greedy
+answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
+
+- --rope-theta / --mrope: the language model's multimodal RoPE. With head_dim 32, theta 1e4 and sections
+  [4, 6, 6] (Qwen's 16/24/24 split, scaled), the width section gets the lowest frequencies (<= 0.003 rad
+  per position), so attention can hardly tell image columns apart; theta 10 with [2, 7, 7] gives both
+  spatial sections 0.1-0.6 rad per position.
+- --gradient: a world whose background carries its own pixel coordinates (red channel + (x - 112) / 4,
+  blue + (y - 112) / 4), so every patch embedding sees where it is: the easiest possible position cue.
+
+    python bench/localisation_probe.py --name v0 --steps 300
+    python bench/localisation_probe.py --name v1 --steps 300 --rope-theta 10 --mrope 2,7,7
+    python bench/localisation_probe.py --name g0 --steps 300 --gradient
+    python bench/localisation_probe.py --name c0 --steps 200 --task classification
+    python bench/localisation_probe.py --name c1 --steps 200 --task classification --lr 3e-3
+    python bench/localisation_probe.py --name c2 --steps 200 --task classification --family qwen2_vl
+
+Results (CPU, 1 thread each, two at a time) are in RESULTS.md's notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def gradient_draw(draw):
+    """`world.draw` with the background tinted by absolute pixel position (objects keep their colour)."""
+
+    def draw_with_gradient(scene):
+        im = np.asarray(draw(scene)).astype(np.int16)  # [H, W, 3]
+        h, w = scene.height, scene.width
+        background = np.all(im == np.array(scene.background)[None, None], axis=-1)  # [H, W]
+        gx = np.broadcast_to((np.arange(w)[None, :] - 112) // 4, (h, w))  # [H, W]
+        gy = np.broadcast_to((np.arange(h)[:, None] - 112) // 4, (h, w))  # [H, W]
+        im[..., 0] = np.where(background, im[..., 0] + gx, im[..., 0])
+        im[..., 2] = np.where(background, im[..., 2] + gy, im[..., 2])
+        return Image.fromarray(np.clip(im, 0, 255).astype(np.uint8), "RGB")
+
+    return draw_with_gradient
+
+
+TASKS = {"grounding": "grd_base", "classification": "cls_base"}
+
+
+def build_world(out: Path, task: str, n_train: int, n_test: int, gradient: bool) -> Path:
+    """The base task's training and test files (the same streams as `build_suite`'s)."""
+    import visual_rft.data.world as world
+
+    if gradient:
+        world.draw = gradient_draw(world.draw)
+    names = world.GROUNDING_BASE_KINDS if task == "grounding" else world.CLASSIFICATION_BASE
+    prefix = TASKS[task]
+    world.build(task, out, n_train, seed=0, categories=names, name=f"{prefix}_train")
+    world.build(task, out, n_test, seed=0, categories=names, name=f"{prefix}_test")
+    return out
+
+
+def main() -> None:
+    from visual_rft.config import SFTTrainConfig, load_config
+    from visual_rft.data.jsonl import read_samples
+    from visual_rft.eval.runner import EvalOptions, evaluate_models
+    from visual_rft.models.tiny import build_tiny
+    from visual_rft.recipes.fewshot import THINK
+    from visual_rft.sft.trainer import SFTTrainer
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--out", type=Path, default=Path("runs/localisation_probe"))
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--task", choices=sorted(TASKS), default="grounding")
+    ap.add_argument("--family", choices=["qwen2_5_vl", "qwen2_vl"], default="qwen2_5_vl")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--rope-theta", type=float, default=0.0, help="0: the tiny model's default (1e4)")
+    ap.add_argument("--mrope", default="", help="e.g. 2,7,7 (empty: the default 4,6,6)")
+    ap.add_argument("--gradient", action="store_true")
+    ap.add_argument("--n-train", type=int, default=2000)
+    ap.add_argument("--n-test", type=int, default=100)
+    args = ap.parse_args()
+
+    out = args.out / args.name
+    world = build_world(out / "world", args.task, args.n_train, args.n_test, args.gradient)
+    prefix = TASKS[args.task]
+    model, processor = build_tiny(args.family, "5m", seed=0)
+    text = model.config.text_config
+    rope = dict(text.rope_parameters)
+    if args.rope_theta:
+        rope["rope_theta"] = args.rope_theta
+    if args.mrope:
+        rope["mrope_section"] = [int(x) for x in args.mrope.split(",")]
+    text.rope_parameters = rope
+    torch.manual_seed(0)
+    model = type(model)(model.config)  # re-initialised with the changed RoPE
+    model.save_pretrained(out / "init")
+    processor.save_pretrained(out / "init")
+
+    sft = load_config(
+        SFTTrainConfig,
+        None,
+        [
+            f"model.path={out}/init",
+            f"run.output_dir={out}/sft",
+            f"run.steps={args.steps}",
+            "sft.batch_size=16",
+            f"optim.lr={args.lr}",
+            "optim.warmup_steps=30",
+            "optim.schedule=cosine",
+            f"sft.think={THINK}",
+            f"run.save_every={args.steps}",
+            "run.tensorboard=false",
+            "run.progress=false",
+        ],
+    )
+    t0 = time.perf_counter()
+    SFTTrainer(sft, samples=read_samples(world / f"{prefix}_train.jsonl")).fit()
+    train_s = time.perf_counter() - t0
+    trained = out / "sft" / f"checkpoint-{args.steps}" / "model"
+    options = EvalOptions(batch_size=16, max_new_tokens=64, limit=args.n_test, progress=False)
+    metrics = evaluate_models({args.name: trained}, world / f"{prefix}_test.jsonl", out / "eval", options)
+    losses = [json.loads(line)["loss"] for line in (out / "sft" / "metrics.jsonl").read_text().splitlines()]
+    row = {
+        "name": args.name,
+        "rope": rope,
+        "task": args.task,
+        "family": args.family,
+        "lr": args.lr,
+        "gradient": args.gradient,
+        "steps": args.steps,
+        "train_s": round(train_s, 1),
+        "last50_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        **{k: v for k, v in metrics[args.name].items() if not isinstance(v, dict)},
+    }
+    (out / "probe.json").write_text(json.dumps(row, indent=1) + "\n")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""bench/localisation_probe.py's position-cue world: the background carries its pixel coordinates, objects don't."""
+
+import numpy as np
+
+from visual_rft.data import world as W
+
+
+def test_gradient_background_encodes_position_and_keeps_objects(load_bench):
+    probe = load_bench("localisation_probe")
+    rng = np.random.default_rng(0)
+    objects = [W.make_object(rng, W.WorldConfig(), "square", "red")]
+    scene = W.layout_scene(rng, W.WorldConfig(), objects, size=(224, 168))
+    plain = np.asarray(W.draw(scene)).astype(int)  # [H, W, 3]
+    tinted = np.asarray(probe.gradient_draw(W.draw)(scene)).astype(int)  # [H, W, 3]
+    o = scene.objects[0]
+    mask = np.zeros(plain.shape[:2], bool)
+    mask[o.y : o.y + o.h, o.x : o.x + o.w] = W.mask_of(o)
+    assert (tinted[mask] == plain[mask]).all()  # the object keeps its colour
+    background = ~mask & (plain == np.array(scene.background)).all(-1)
+    ys, xs = np.nonzero(background)
+
+    def expected(channel, coord):  # the channel plus (coordinate - 112) // 4, clipped to 0..255
+        before = plain[ys, xs, channel]
+        return np.clip(before + (coord - 112) // 4, 0, 255)
+
+    assert (tinted[ys, xs, 0] == expected(0, xs)).all()  # red carries x
+    assert (tinted[ys, xs, 2] == expected(2, ys)).all()  # blue carries y
+    assert (tinted[ys, xs, 1] == plain[ys, xs, 1]).all()
+    assert len(set(tinted[ys, xs, 0] - plain[ys, xs, 0])) > 20  # it really varies across the image
