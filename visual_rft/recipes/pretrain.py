@@ -5,7 +5,7 @@ classes, base detection categories, simple grounding), imperfect on the few-shot
 colour-shape categories, grounding that needs reasoning). Its answers use the think/answer format with a
 fixed think text. The result ships in `visual_rft/assets/base-5m/` so that the demo starts at once.
 
-    vrft world pretrain --out runs/pretrain              # ~40 min on a 2-core CPU (see README)
+    vrft world pretrain out_dir=runs/pretrain           # ~30 min on a 2-core CPU (see README)
 """
 
 from __future__ import annotations
