@@ -56,6 +56,8 @@ def test_bench_miniature_writes_tables_and_resumes(tiny_model_dir, tmp_path, cap
     ran = json.loads((out / "open_vocabulary" / "1shot" / "seed1" / "results.json").read_text())
     assert ran["budget"]["examples"] == 15 and ran["config"]["seed"] == 1  # 1 shot x 15 base categories
     assert set(ran["metrics"]) == {"sft", "rft"}
+    logged = json.loads((out / "classification" / "1shot" / "seed0" / "rft" / "metrics.jsonl").read_text())
+    assert {k for k in logged if k.endswith("/mean")} == {"reward/cls/mean", "reward/format/mean"}  # paper's
     printed = capsys.readouterr().out
     assert printed.count("] ") == 4
 

@@ -3,7 +3,7 @@
 import pytest
 
 from visual_rft.data.types import ClassTarget
-from visual_rft.rewards import cls_lenient_reward, cls_reward
+from visual_rft.rewards import cls_lenient_reward, cls_reward, cls_words_reward
 
 
 def answer(text):
@@ -93,3 +93,28 @@ def test_lenient_still_needs_a_closed_answer_tag():
 def test_unknown_match_mode_is_an_error():
     with pytest.raises(ValueError, match="match must be one of"):
         cls_reward(answer("rose"), ClassTarget("rose"), match="fuzzy")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("dark red circle", 1.0),
+        ("Dark-Red  circle.", 1.0),  # the same normalisation as the exact reward
+        ("light red circle", 2 / 3),  # right colour and shape, wrong shade
+        ("dark blue square", 1 / 3),
+        ("red dark circle", 1 / 3),  # word by word, not a bag of words
+        ("light blue square", 0.0),
+        ("red circle", 0.0),  # fewer words than the name
+        ("dark red circle or light red circle", 0.0),  # a list of classes
+        ("light dark red green blue circle square", 0.0),  # every attribute word at once
+        ("", 0.0),
+    ],
+)
+def test_words_gives_partial_credit_word_by_word(text, expected):
+    assert cls_words_reward(answer(text), ClassTarget("dark_red_circle")) == pytest.approx(expected)
+    assert cls_words_reward(answer(text), "<answer>dark red circle</answer>") == pytest.approx(expected)
+
+
+def test_words_needs_a_closed_answer_tag():
+    assert cls_words_reward("<think>t</think> dark red circle", ClassTarget("dark red circle")) == 0.0
+    assert cls_words_reward(answer("dark red circle"), None) == 0.0

@@ -32,6 +32,7 @@ def test_names_and_get():
         "confidence",
         "cls",
         "cls_lenient",
+        "cls_words",
         "grounding",
         "grounding_giou",
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from visual_rft.config import SFTTrainConfig, TrainConfig, load_config
@@ -63,6 +63,9 @@ class FewShotConfig:
     """GRPO learning rate."""
     beta: float = 0.04
     """GRPO KL weight."""
+    rft_rewards: dict[str, float] = field(default_factory=dict)
+    """GRPO rewards, name -> weight (see `visual_rft.rewards.registry`); empty: the task's defaults, as in
+    the paper. E.g. {cls: 1, cls_words: 1, format: 1} adds partial credit for classification."""
     max_completion_length: int = 160
     """Longest completion sampled in training and generated in evaluation. A detection answer takes
     about 30 tokens a box (one token a digit): the world's 4-box answers need up to 128."""
@@ -145,6 +148,7 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
             f"grpo.prompts_per_step={cfg.prompts_per_step}",
             f"optim.lr={cfg.rft_lr}",
             f"grpo.beta={cfg.beta}",
+            f"grpo.rewards={json.dumps(cfg.rft_rewards)}",
             f"grpo.max_completion_length={cfg.max_completion_length}",
             "run.sample_every=10",
         ],

@@ -16,7 +16,7 @@ Visual-RFT's released datasets. The modules, one idea each:
 Nothing here imports torch or the model and training code.
 """
 
-from visual_rft.rewards.classification import cls_lenient_reward, cls_reward
+from visual_rft.rewards.classification import cls_lenient_reward, cls_reward, cls_words_reward
 from visual_rft.rewards.detection import confidence_reward, iou_reward
 from visual_rft.rewards.format import format_reward
 from visual_rft.rewards.grounding import grounding_giou_reward, grounding_reward
@@ -29,6 +29,7 @@ __all__ = [
     "answer_kind",
     "cls_lenient_reward",
     "cls_reward",
+    "cls_words_reward",
     "confidence_reward",
     "format_reward",
     "get",

@@ -14,6 +14,13 @@ is: an empty answer, and any answer listing the right class among others, score 
 code, a completion without a closed answer tag still scores 0: the paper fell back to the whole completion.)
 
 The reward is 0.0 or 1.0 and never raises.
+
+`cls_words_reward` (not in the paper) gives partial credit for fine-grained names built of attribute words
+("dark red circle"): the share of the true name's words the answer gets right, word by word, and only when
+the answer has as many words as the name. A right answer scores 1.0, like `cls_reward`; a guess with the
+right colour and shape but the wrong shade scores 2/3; an answer of another length (empty, a list of
+classes, a sentence) scores 0, so listing every attribute word earns nothing. Meant as an addition to
+``cls`` for a base model that never names a class exactly, where the exact reward is 0 for every sample.
 """
 
 from __future__ import annotations
@@ -66,3 +73,15 @@ def cls_reward(completion: object, solution: object, match: str = "exact") -> fl
 def cls_lenient_reward(completion: object, solution: object) -> float:
     """`cls_reward` with the paper's lenient substring rule (for reproduction only)."""
     return cls_reward(completion, solution, match="lenient")
+
+
+def cls_words_reward(completion: object, solution: object) -> float:
+    """Share of the class name's words the answer matches, position by position (0.0 on a length mismatch)."""
+    label = _truth_label(solution)
+    answer = class_answer(completion)
+    if label is None or answer is None:
+        return 0.0
+    truth, guess = _normalized_truth(label).split(), answer.split()
+    if not truth or len(guess) != len(truth):
+        return 0.0
+    return sum(t == g for t, g in zip(truth, guess)) / len(truth)

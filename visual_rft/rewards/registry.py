@@ -12,6 +12,7 @@ name                function                                              reads 
 ``confidence``      `confidence_reward` (match at IoU > 0.5)              detection
 ``cls``             `cls_reward` (exact match)                            classification
 ``cls_lenient``     `cls_lenient_reward` (the paper's substring rule)     classification
+``cls_words``       `cls_words_reward` (word-by-word partial credit)      classification
 ``grounding``       `grounding_reward` (IoU)                              grounding
 ``grounding_giou``  `grounding_giou_reward` ((GIoU + 1) / 2)              grounding
 ==================  ====================================================  ==============
@@ -32,7 +33,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 
-from visual_rft.rewards.classification import cls_lenient_reward, cls_reward
+from visual_rft.rewards.classification import cls_lenient_reward, cls_reward, cls_words_reward
 from visual_rft.rewards.detection import confidence_reward, iou_reward
 from visual_rft.rewards.format import format_reward
 from visual_rft.rewards.grounding import grounding_giou_reward, grounding_reward
@@ -45,6 +46,7 @@ _REWARDS: dict[str, Reward] = {
     "confidence": confidence_reward,
     "cls": cls_reward,
     "cls_lenient": cls_lenient_reward,
+    "cls_words": cls_words_reward,
     "grounding": grounding_reward,
     "grounding_giou": grounding_giou_reward,
 }
@@ -54,6 +56,7 @@ _ANSWER_KIND = {
     "confidence": "detection",
     "cls": "classification",
     "cls_lenient": "classification",
+    "cls_words": "classification",
     "grounding": "grounding",
     "grounding_giou": "grounding",
 }
