@@ -188,7 +188,8 @@ def results_markdown(cfg: BenchConfig, base: dict, runs: dict, seconds: float, c
         f"- budget per run: SFT {f.sft_steps} steps x {f.sft_batch_size} sequences = "
         f"{f.sft_steps * f.sft_batch_size} sequences (lr {f.sft_lr}); RFT {f.rft_steps} steps x "
         f"{f.prompts_per_step} prompts x G={f.group_size} = {f.rft_steps * f.prompts_per_step * f.group_size} "
-        f"sampled sequences (lr {f.rft_lr}, beta {f.beta}); both on the same k-shot file",
+        f"sampled sequences (lr {f.rft_lr}, beta {f.beta}, rewards "
+        f"{f.rft_rewards or 'of the paper: task defaults'}); both on the same k-shot file",
         f"- test: the first {f.test_limit or 'all'} queries of each task's held-out test file, greedy decoding",
         "",
     ]
