@@ -36,4 +36,3 @@ def test_rft_rewards_replace_the_task_defaults(tiny_model_dir, tmp_path):
     assert row["reward/total"] == pytest.approx(
         row["reward/cls/mean"] + 0.5 * row["reward/cls_words/mean"] + row["reward/format/mean"]
     )
-
