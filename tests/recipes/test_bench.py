@@ -5,13 +5,34 @@ import json
 import pytest
 
 from visual_rft.config import load_config
-from visual_rft.recipes.bench import BenchConfig, cells, mean_std, run_bench
+from visual_rft.recipes.bench import TABLES, BenchConfig, cells, mean_std, run_bench
+from visual_rft.recipes.fewshot import metric
 
 
 def test_mean_std_is_percent_mean_and_sample_std():
     assert mean_std([0.1, 0.2, 0.3]) == "20.0 ± 10.0"
     assert mean_std([0.5]) == "50.0"
     assert mean_std([]) == "-"
+
+
+def test_every_table_column_reads_its_metric():
+    metrics = {
+        "classification": {"accuracy": 0.5},
+        "detection": {
+            "mAP": 0.1,
+            "AP50": 0.2,
+            "AP75": 0.3,
+            "mAP_novel": 0.4,
+            "mAP_base": None,
+            "mAP_all": 0.6,
+        },
+        "grounding": {"giou": 0.7, "ciou": 0.8, "acc@0.5": 0.9},
+    }
+    for _, columns in TABLES.values():
+        for _, dotted in columns:
+            assert 0.0 <= metric(metrics, dotted) < 1.0  # None (no base categories) reads as 0
+    assert metric(metrics, "grounding.acc@0.5") == 0.9
+    assert metric({"acc@0.5": 0.25}, "grounding.acc@0.5") == 0.25  # a one-task evaluation
 
 
 def test_cells_follow_the_tables_and_reject_unknown_tasks():

@@ -248,3 +248,15 @@ def test_readable_by_kind():
     assert not readable("<answer></answer>", "classification")
     with pytest.raises(ValueError, match="unknown answer kind"):
         readable("x", "segmentation")
+
+
+def test_text_the_compiler_warns_about_is_unreadable_without_a_warning():
+    import warnings
+
+    from visual_rft.rewards.parse import load_literal
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error"
+        )  # "1st" is an invalid decimal literal: a SyntaxWarning before the error
+        assert load_literal("[(1st, 2)]") is load_literal("not a literal")

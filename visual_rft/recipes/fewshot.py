@@ -204,7 +204,7 @@ def headline(task: str) -> str:
 def metric(metrics: dict, dotted: str) -> float:
     """A metric by its dotted name; a one-task evaluation keeps it at the top ("mAP", not "detection.mAP").
     A metric that could not be computed (None: e.g. no base categories in the test set) reads as 0."""
-    task, name = dotted.split(".")
+    task, name = dotted.split(".", 1)  # "grounding.acc@0.5": the name may hold dots
     value = metrics[task][name] if task in metrics else metrics[name]
     return float(value or 0.0)
 

@@ -34,6 +34,7 @@ import ast
 import functools
 import json
 import re
+import warnings
 from typing import NamedTuple
 
 from visual_rft.rewards.boxes import Box4, as_box, is_number
@@ -78,7 +79,9 @@ def load_literal(text: str) -> object:
     except Exception:  # JSONDecodeError, RecursionError on absurd nesting, ...
         pass
     try:  # line breaks become spaces, so that "(1,2),\n(3,4)" reads like "(1,2), (3,4)"
-        return ast.literal_eval(text.replace("\r", " ").replace("\n", " "))
+        with warnings.catch_warnings():  # model text like "1st" makes the compiler warn; it's just unreadable
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.literal_eval(text.replace("\r", " ").replace("\n", " "))
     except Exception:  # SyntaxError, ValueError, MemoryError, RecursionError, ...
         return _UNREADABLE
 
