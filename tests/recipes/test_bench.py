@@ -5,7 +5,7 @@ import json
 import pytest
 
 from visual_rft.config import load_config
-from visual_rft.recipes.bench import TABLES, BenchConfig, cells, mean_std, run_bench
+from visual_rft.recipes.bench import TABLES, BenchConfig, cells, hand_written, mean_std, run_bench
 from visual_rft.recipes.fewshot import metric
 
 
@@ -33,6 +33,17 @@ def test_every_table_column_reads_its_metric():
             assert 0.0 <= metric(metrics, dotted) < 1.0  # None (no base categories) reads as 0
     assert metric(metrics, "grounding.acc@0.5") == 0.9
     assert metric({"acc@0.5": 0.25}, "grounding.acc@0.5") == 0.25  # a one-task evaluation
+
+
+def test_hand_written_notes_are_found_anywhere_and_only_under_their_heading(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    assert hand_written(path) == ""  # no file yet
+    path.write_text("## What was tried\n\nNotes written first.\n")
+    assert hand_written(path) == "## What was tried\n\nNotes written first.\n"
+    path.write_text("# Results\n\n| table |\n\n## What was tried\n\nNotes.\n")
+    assert hand_written(path) == "## What was tried\n\nNotes.\n"
+    path.write_text("# Results\n\nNo notes; a line that mentions ## What was tried inline.\n")
+    assert hand_written(path) == ""
 
 
 def test_cells_follow_the_tables_and_reject_unknown_tasks():

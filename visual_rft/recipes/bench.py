@@ -143,7 +143,7 @@ def hand_written(path: Path) -> str:
     """The hand-written part of an existing RESULTS.md (from the NOTES heading on), or ''."""
     if not path.exists():
         return ""
-    text = path.read_text()
+    text = "\n" + path.read_text()  # the heading may open the file (notes written before any table)
     i = text.find("\n" + NOTES)
     return text[i + 1 :] if i >= 0 else ""
 
