@@ -41,4 +41,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0, help="seed of the world the base was trained on")
-    print(seen_classes_world(parser.parse_args().out, parser.parse_args().seed))
+    args = parser.parse_args()
+    print(seen_classes_world(args.out, args.seed))

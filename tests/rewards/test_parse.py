@@ -255,8 +255,7 @@ def test_text_the_compiler_warns_about_is_unreadable_without_a_warning():
 
     from visual_rft.rewards.parse import load_literal
 
+    # "1st" is an invalid decimal literal: Python warns (SyntaxWarning) before it raises
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "error"
-        )  # "1st" is an invalid decimal literal: a SyntaxWarning before the error
+        warnings.simplefilter("error")
         assert load_literal("[(1st, 2)]") is load_literal("not a literal")
