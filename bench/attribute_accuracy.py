@@ -17,7 +17,7 @@ import collections
 import json
 from pathlib import Path
 
-from visual_rft.rewards.parse import class_answer, normalize_class
+from visual_rft.data.answer import class_answer, normalize_class
 
 
 def attribute_accuracy(path: Path) -> dict:

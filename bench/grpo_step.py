@@ -51,9 +51,9 @@ from visual_rft import rewards  # noqa: E402
 from visual_rft.config import GRPOConfig as OurGRPOConfig  # noqa: E402
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, TrainConfig  # noqa: E402
 from visual_rft.data.types import ClassTarget, Sample  # noqa: E402
+from visual_rft.models.forward import core_model  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
 from visual_rft.models.tiny import write_tiny  # noqa: E402
-from visual_rft.rl.rollout import core_model  # noqa: E402
 from visual_rft.rl.trainer import GRPOTrainer as OurGRPOTrainer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -32,6 +32,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+import visual_rft.world as world
+from visual_rft.world import scene, tasks
+
 
 def gradient_draw(draw):
     """`world.draw` with the background tinted by absolute pixel position (objects keep their colour)."""
@@ -54,10 +57,8 @@ TASKS = {"grounding": "grd_base", "classification": "cls_base"}
 
 def build_world(out: Path, task: str, n_train: int, n_test: int, gradient: bool) -> Path:
     """The base task's training and test files (the same streams as `build_suite`'s)."""
-    import visual_rft.data.world as world
-
-    if gradient:
-        world.draw = gradient_draw(world.draw)
+    if gradient:  # every module that calls draw() gets the gradient version
+        scene.draw = tasks.draw = gradient_draw(scene.draw)
     names = world.GROUNDING_BASE_KINDS if task == "grounding" else world.CLASSIFICATION_BASE
     prefix = TASKS[task]
     world.build(task, out, n_train, seed=0, categories=names, name=f"{prefix}_train")

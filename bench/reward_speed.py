@@ -43,7 +43,8 @@ from datetime import datetime
 from pathlib import Path
 
 from visual_rft import rewards
-from visual_rft.rewards import detection, parse
+from visual_rft.data import answer as parse
+from visual_rft.rewards import detection
 
 # ----------------------------------------------------------------------------------------------------------
 # The original reward code, re-implemented faithfully (Liuziyu77/Visual-RFT, src/virft/src/open_r1/grpo.py).

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from visual_rft.data import world as W
+from visual_rft import world as W
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.splits import write_nested
 

@@ -20,8 +20,9 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked
 
 from datasets import Dataset  # noqa: E402
 
-from visual_rft.coords import target_to_model  # noqa: E402
-from visual_rft.data.prompts import answer_body, messages  # noqa: E402
+from visual_rft.data.answer import answer_body  # noqa: E402
+from visual_rft.data.coords import target_to_model  # noqa: E402
+from visual_rft.data.prompts import messages  # noqa: E402
 from visual_rft.models.inputs import frames_for, open_images  # noqa: E402
 
 

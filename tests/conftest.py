@@ -102,3 +102,29 @@ def load_bench():
         return module
 
     return load
+
+
+@pytest.fixture
+def policy_inputs():
+    """(model_dir, samples) -> (model, processor, processor inputs, end-of-turn ids, pad id), on CPU."""
+    from visual_rft.models.inputs import encode_prompts
+    from visual_rft.models.loading import load_model, load_processor
+
+    def load(model_dir, samples):
+        model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
+        inputs, _ = encode_prompts(samples, processor, "resized_pixels")
+        tok = processor.tokenizer
+        return model, processor, inputs, [tok.convert_tokens_to_ids("<|im_end|>")], tok.pad_token_id
+
+    return load
+
+
+@pytest.fixture
+def mixed_size_samples(toy_samples, tmp_path):
+    """Two samples whose images differ in size (so prompts differ in length and need left padding)."""
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.open(toy_samples[1].image).resize((112, 84)).save(big)
+    s1 = toy_samples[1]
+    return [toy_samples[0], type(s1)(s1.id, [str(big)], s1.task, s1.problem + " Look closely.", s1.target)]

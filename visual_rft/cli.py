@@ -74,7 +74,7 @@ def _cmd_sft(args) -> int:
 
 
 def _cmd_world_build(args) -> int:
-    from visual_rft.data.world import build_suite
+    from visual_rft.world import build_suite
 
     paths = build_suite(args.out, seed=args.seed, n_pretrain=args.n_pretrain, n_test=args.n_test)
     print(f"wrote {len(paths)} JSONL files to {args.out} (list in {args.out}/world.json)")

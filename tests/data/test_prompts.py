@@ -1,5 +1,6 @@
-from visual_rft.coords import CoordFrame
-from visual_rft.data.prompts import answer_text, build_prompt, messages
+from visual_rft.data.answer import answer_text
+from visual_rft.data.coords import CoordFrame
+from visual_rft.data.prompts import build_prompt, messages
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
 
 DET = Sample(

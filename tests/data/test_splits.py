@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visual_rft.data import world as W
+from visual_rft import world as W
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.splits import k_shot, nested_splits, shot_key, write_nested
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample

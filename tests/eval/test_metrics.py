@@ -10,36 +10,19 @@ import time
 import numpy as np
 import pytest
 
+from visual_rft.data.boxes import iou
 from visual_rft.data.types import Box
 from visual_rft.eval.metrics import (
     DetectionQuery,
-    box_iou,
     classification_metrics,
-    default_normalise,
     detection_metrics,
     grounding_metrics,
-    load_existence_map,
     open_vocab_metrics,
-    queries_for_image,
-    strict_matches,
 )
+from visual_rft.eval.queries import load_existence_map, queries_for_image
 
 # --------------------------------------------------------------------------------------------------
 # classification
-
-
-def test_strict_matches_normalises_and_counts_unparsed_as_wrong():
-    preds = [" Cat ", "dog", None, "Bird", "blue jay"]
-    labels = ["cat", "Dog", "cat", "bird", "jay"]
-    assert strict_matches(preds, labels) == [True, True, False, True, False]
-    assert default_normalise("  Blue Jay\n") == "blue jay"
-
-
-def test_strict_matches_uses_the_given_normaliser():
-    preds = ["the cat", "dog"]
-    labels = ["cat", "dog"]
-    assert strict_matches(preds, labels) == [False, True]
-    assert strict_matches(preds, labels, normalise=lambda s: s.removeprefix("the ").strip()) == [True, True]
 
 
 def test_classification_metrics_by_hand():
@@ -104,8 +87,8 @@ def test_grounding_degenerate_boxes_and_box_objects():
     m = grounding_metrics([(10, 10, 0, 0), Box(0, 0, 10, 10)], [Box(0, 0, 10, 10), (0, 0, 10, 10)])
     assert m["giou"] == pytest.approx(0.5)
     assert m["ciou"] == pytest.approx(100 / 200)
-    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
-    assert box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
+    assert iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+    assert iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
 
 
 def test_grounding_empty():

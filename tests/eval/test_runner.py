@@ -8,26 +8,15 @@ import json
 import pytest
 from PIL import Image, ImageDraw
 
+from visual_rft.data.answer import answer_text
 from visual_rft.data.jsonl import write_samples
-from visual_rft.data.prompts import answer_text
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
 from visual_rft.eval import cli as eval_cli
-from visual_rft.eval.runner import (
-    COMPLETIONS,
-    Completion,
-    EvalOptions,
-    classification_scores,
-    detection_problem,
-    detection_queries,
-    evaluate_models,
-    headline_rows,
-    model_names,
-    plan_queries,
-    read_completions,
-    rescore,
-    score,
-    write_completions,
-)
+from visual_rft.eval.completions import COMPLETIONS, Completion, read_completions, write_completions
+from visual_rft.eval.queries import detection_problem, plan_queries
+from visual_rft.eval.report import headline_rows
+from visual_rft.eval.runner import EvalOptions, evaluate_models, model_names, rescore
+from visual_rft.eval.scoring import classification_scores, detection_queries, score
 from visual_rft.models.loading import coord_convention, coord_frame, load_processor, model_family
 
 # (width, height): two sizes the Qwen2.5-VL processor resizes (not multiples of 28), two it keeps

@@ -3,7 +3,7 @@ import shutil
 import pytest
 import torch
 
-from visual_rft.coords import CoordFrame
+from visual_rft.data.coords import CoordFrame
 from visual_rft.models.loading import (
     coord_convention,
     coord_frame,

@@ -40,12 +40,12 @@ def test_demo_miniature_writes_table_curve_and_pictures(tiny_model_dir, tmp_path
 
 def test_the_longest_world_answer_fits_the_completion_budget():
     """A 4-box detection answer (one token a digit) must fit, or SFT and RFT train on cut-off answers."""
-    from visual_rft.data.prompts import answer_text
+    from visual_rft.data.answer import answer_text
     from visual_rft.data.types import Box, DetectionTarget, Sample
-    from visual_rft.data.world import WorldConfig
     from visual_rft.models.loading import load_processor
     from visual_rft.recipes.fewshot import THINK, FewShotConfig
     from visual_rft.recipes.pretrain import SHIPPED_BASE
+    from visual_rft.world import WorldConfig
 
     assert WorldConfig().max_instances == 4
     boxes = tuple(Box(100 + i, 123, 188, 199 - i) for i in range(4))  # three-digit coordinates everywhere

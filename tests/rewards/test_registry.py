@@ -75,8 +75,8 @@ def test_user_reward_from_a_string():
             "reward 'visual_rft.rewards.format:nothing': module 'visual_rft.rewards.format' has no attribute 'nothing'",
         ),
         (
-            "visual_rft.rewards.parse:ANSWER_OPEN",
-            "reward 'visual_rft.rewards.parse:ANSWER_OPEN': 'ANSWER_OPEN' is not callable",
+            "visual_rft.data.answer:ANSWER_OPEN",
+            "reward 'visual_rft.data.answer:ANSWER_OPEN': 'ANSWER_OPEN' is not callable",
         ),
         ("visual_rft.rewards.format:", "expected the form 'package.module:function'"),
         (":format_reward", "expected the form 'package.module:function'"),

@@ -17,7 +17,7 @@ pytest.importorskip("datasets")
 from trl import GRPOTrainer  # noqa: E402
 
 from visual_rft import rewards  # noqa: E402
-from visual_rft.data.prompts import answer_text  # noqa: E402
+from visual_rft.data.answer import answer_text  # noqa: E402
 from visual_rft.models.inputs import frames_for, open_images  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
 from visual_rft.rewards.trl import completion_text  # noqa: E402

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from visual_rft import rl
-from visual_rft.rl.loss import k3_kl, loss_stats, token_logprobs
+from visual_rft.rl.loss import k3_kl, loss_stats
 
 LN2 = math.log(2.0)
 F64 = torch.float64
@@ -295,39 +295,6 @@ def test_property_loss_is_finite(x):
 
 
 # ---------------------------------------------------------------------------------------------
-# token_logprobs
-# ---------------------------------------------------------------------------------------------
-
-
-def test_token_logprobs_matches_log_softmax_gather():
-    g = torch.Generator().manual_seed(0)
-    logits = (torch.randn(3, 5, 11, generator=g) * 4).requires_grad_(True)
-    tokens = torch.randint(0, 11, (3, 5), generator=g)
-    ours = token_logprobs(logits, tokens)
-    naive = logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    assert_close(ours, naive)
-    (g_ours,) = torch.autograd.grad(ours.sum(), logits)
-    (g_naive,) = torch.autograd.grad(naive.sum(), logits)
-    assert_close(g_ours, g_naive)
-
-
-def test_token_logprobs_bf16_is_upcast():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 4, 50, generator=g) * 10
-    tokens = torch.randint(0, 50, (2, 4), generator=g)
-    out = token_logprobs(logits.bfloat16(), tokens)
-    assert out.dtype == torch.float32
-    ref = logits.bfloat16().float().log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    assert_close(out, ref)
-
-
-def test_token_logprobs_shapes():
-    assert token_logprobs(torch.zeros(0, 3, 7), torch.zeros(0, 3, dtype=torch.long)).shape == (0, 3)
-    with pytest.raises(ValueError, match=r"\[N, T, V\]"):
-        token_logprobs(torch.zeros(2, 3, 7), torch.zeros(2, 4, dtype=torch.long))
-
-
-# ---------------------------------------------------------------------------------------------
 # Cross-check with TRL 1.16: GRPOTrainer._compute_loss (trl/trainer/grpo_trainer.py:3020-3292) is
 # called as an unbound method on a stub `self` that carries only the attributes it reads; the
 # model forward (_get_per_token_logps_and_entropies) is stubbed to return our logp tensor.
@@ -424,17 +391,3 @@ def test_matches_trl_compute_loss(loss_type, aggregation, beta, eps_low, eps_hig
     assert 0 < stats["clip_frac"] < 1  # the case exercises clipping
     if beta:
         assert stats["kl"] == pytest.approx(metrics["kl"][0])
-
-
-def test_token_logprobs_matches_trl_selective_log_softmax():
-    selective_log_softmax = pytest.importorskip("trl.trainer.utils").selective_log_softmax
-    g = torch.Generator().manual_seed(3)
-    logits = torch.randn(3, 4, 13, generator=g) * 5
-    tokens = torch.randint(0, 13, (3, 4), generator=g)
-    assert_close(token_logprobs(logits, tokens), selective_log_softmax(logits, tokens))
-    assert_close(
-        token_logprobs(logits.bfloat16(), tokens),
-        selective_log_softmax(logits.bfloat16(), tokens).float(),
-        atol=0.1,  # TRL's bf16 path keeps bf16 log-softmax outputs
-        rtol=0.02,
-    )

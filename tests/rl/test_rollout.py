@@ -1,30 +1,13 @@
+"""Group sampling: greedy groups equal generate, the vision tower runs once per image, masks end at EOS."""
+
 import torch
 
-from visual_rft.models.inputs import encode_prompts
-from visual_rft.models.loading import load_model, load_processor
-from visual_rft.rl.rollout import completion_logprobs, sample_group, sample_next
+from visual_rft.models.forward import completion_logprobs
+from visual_rft.rl.rollout import sample_group, sample_next
 
 
-def _setup(model_dir, samples):
-    model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
-    inputs, _ = encode_prompts(samples, processor, "resized_pixels")
-    tok = processor.tokenizer
-    return model, processor, inputs, [tok.convert_tokens_to_ids("<|im_end|>")], tok.pad_token_id
-
-
-def _mixed_sizes(toy_samples, tmp_path):
-    """Two samples whose images differ in size (so prompts differ in length and need left padding)."""
-    from PIL import Image
-
-    big = tmp_path / "big.png"
-    Image.open(toy_samples[1].image).resize((112, 84)).save(big)
-    s1 = toy_samples[1]
-    return [toy_samples[0], type(s1)(s1.id, [str(big)], s1.task, s1.problem + " Look closely.", s1.target)]
-
-
-def test_greedy_group_equals_generate(tiny_model_dir, toy_samples, tmp_path):
-    samples = _mixed_sizes(toy_samples, tmp_path)
-    model, _, inputs, eos, pad = _setup(tiny_model_dir, samples)
+def test_greedy_group_equals_generate(tiny_model_dir, mixed_size_samples, policy_inputs):
+    model, _, inputs, eos, pad = policy_inputs(tiny_model_dir, mixed_size_samples)
     assert (inputs["attention_mask"] == 0).any()  # left padding is exercised
     r = sample_group(
         model, inputs, group_size=3, max_new_tokens=10, temperature=0, eos_token_ids=eos, pad_token_id=pad
@@ -36,40 +19,8 @@ def test_greedy_group_equals_generate(tiny_model_dir, toy_samples, tmp_path):
             assert r.completion_ids[b * 3 + g, :n].tolist() == ref[b, :n].tolist()
 
 
-def test_logprobs_equal_a_plain_forward_with_repeated_pixels(tiny_model_dir, toy_samples, tmp_path):
-    samples = _mixed_sizes(toy_samples, tmp_path)
-    model, _, inputs, eos, pad = _setup(tiny_model_dir, samples)
-    torch.manual_seed(0)
-    r = sample_group(
-        model, inputs, group_size=2, max_new_tokens=6, temperature=1.0, eos_token_ids=eos, pad_token_id=pad
-    )
-    # a sampled <|image_pad|> would confuse the naive forward below (ours keeps it as text): swap it out
-    r.completion_ids[r.completion_ids == model.config.image_token_id] = pad
-    ours = completion_logprobs(model, r)  # [4, T]
-    # the naive way: every completion carries its own copy of the image through the whole model
-    L = inputs["input_ids"].shape[1]
-    ids = torch.cat([inputs["input_ids"].repeat_interleave(2, 0), r.completion_ids], 1)
-    mask = torch.cat([inputs["attention_mask"].repeat_interleave(2, 0), r.completion_mask], 1)
-    mm = torch.cat(
-        [inputs["mm_token_type_ids"].repeat_interleave(2, 0), torch.zeros_like(r.completion_ids)], 1
-    )
-    n0 = int(inputs["image_grid_thw"][0].prod())
-    pv = inputs["pixel_values"]
-    pixels = torch.cat([pv[:n0], pv[:n0], pv[n0:], pv[n0:]])
-    with torch.no_grad():
-        logits = model(
-            input_ids=ids,
-            attention_mask=mask,
-            pixel_values=pixels,
-            mm_token_type_ids=mm,
-            image_grid_thw=inputs["image_grid_thw"].repeat_interleave(2, 0),
-        ).logits
-    naive = torch.log_softmax(logits[:, L - 1 : -1], -1).gather(-1, r.completion_ids[..., None])[..., 0]
-    torch.testing.assert_close(ours * r.completion_mask, naive * r.completion_mask, atol=1e-5, rtol=1e-5)
-
-
-def test_vision_tower_sees_each_image_once_per_group(tiny_model_dir, toy_samples):
-    model, _, inputs, eos, pad = _setup(tiny_model_dir, toy_samples[:2])
+def test_vision_tower_sees_each_image_once_per_group(tiny_model_dir, toy_samples, policy_inputs):
+    model, _, inputs, eos, pad = policy_inputs(tiny_model_dir, toy_samples[:2])
     seen = []
     model.model.visual.register_forward_hook(lambda m, args, kw_or_out=None: seen.append(1))
     grids = []
@@ -86,8 +37,8 @@ def test_vision_tower_sees_each_image_once_per_group(tiny_model_dir, toy_samples
     assert len(seen) == 2
 
 
-def test_masks_end_at_the_first_end_of_turn(tiny_model_dir, toy_samples):
-    model, _, inputs, _, pad = _setup(tiny_model_dir, toy_samples[:2])
+def test_masks_end_at_the_first_end_of_turn(tiny_model_dir, toy_samples, policy_inputs):
+    model, _, inputs, _, pad = policy_inputs(tiny_model_dir, toy_samples[:2])
     enders = list(range(0, 400, 3))  # many "end" tokens: rows stop at different steps
     torch.manual_seed(1)
     r = sample_group(model, inputs, group_size=8, max_new_tokens=12, eos_token_ids=enders, pad_token_id=pad)

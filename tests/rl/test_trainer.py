@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from visual_rft.config import TrainConfig, load_config
-from visual_rft.rl.rollout import completion_logprobs
+from visual_rft.models.forward import completion_logprobs
 from visual_rft.rl.trainer import GRPOTrainer, select_groups
 
 

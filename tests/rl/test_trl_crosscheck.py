@@ -38,6 +38,7 @@ from transformers import TrainerCallback  # noqa: E402
 from trl import GRPOTrainer  # noqa: E402
 
 from visual_rft.data.types import ClassTarget, Sample  # noqa: E402
+from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions  # noqa: E402
 from visual_rft.models.inputs import encode_prompts  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
 from visual_rft.rl.advantages import group_advantages  # noqa: E402
@@ -49,7 +50,6 @@ from visual_rft.rl.loss import (  # noqa: E402
     per_token_loss,
     policy_loss,
 )
-from visual_rft.rl.rollout import Rollout, completion_logprobs, count_images, prompt_positions  # noqa: E402
 
 G, T = 4, 10  # completions per prompt; TRL's max_completion_length
 LENGTHS = [10, 3, 7, 10, 5, 10, 1, 8]  # length T: truncated; shorter: ends with <|im_end|>

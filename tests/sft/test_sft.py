@@ -4,7 +4,7 @@ import torch
 
 from visual_rft import rewards
 from visual_rft.config import SFTTrainConfig, load_config
-from visual_rft.data.prompts import answer_text
+from visual_rft.data.answer import answer_text
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import load_model, load_processor
 from visual_rft.sft.trainer import SFTTrainer, answer_tokens

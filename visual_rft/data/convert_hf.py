@@ -7,7 +7,7 @@ Solutions are parsed with the rewards' own parsers and become typed targets:
     classification  <answer>class name</answer>
     grounding       <answer> (x1,y1),(x2,y2) </answer>      0-1000 by default (`grounding_coords`)
 
-Boxes are converted to absolute pixels of the image (through `visual_rft.coords`), images are written to
+Boxes are converted to absolute pixels of the image (through `visual_rft.data.coords`), images are written to
 `OUT/images/`, and `OUT/data.jsonl` is produced. Needs the `datasets` package (`pip install datasets`).
 """
 
@@ -16,13 +16,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from visual_rft.coords import CoordFrame, from_model
+from visual_rft.data.answer import extract_answer, is_no_objects, parse_box, parse_detection
+from visual_rft.data.coords import CoordFrame, answer_to_pixels
 from visual_rft.data.jsonl import DataError, write_samples
+from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
 
 _CATEGORY = re.compile(r"category\s+'([^']+)'")
 _GROUNDING = re.compile(r"^\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)\s*,\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)\s*$")
-DETECTION_PROBLEM = "Detect all objects belonging to the category '{category}' in the image."
 
 
 def load_hf(src: str | Path):
@@ -45,8 +46,6 @@ def load_hf(src: str | Path):
 
 def infer_task(answer: str) -> str:
     """detection, grounding or classification, from the form of a solution's answer."""
-    from visual_rft.rewards.parse import is_no_objects, parse_detection
-
     if is_no_objects(answer) or (answer.strip().startswith("[") and parse_detection(answer).readable):
         return "detection"
     if _GROUNDING.match(answer):
@@ -54,16 +53,8 @@ def infer_task(answer: str) -> str:
     return "classification"
 
 
-def _to_pixels(box: tuple, frame: CoordFrame) -> Box:
-    b = from_model(Box(*box), frame)
-    w, h = frame.size
-    return Box(max(0.0, b.x1), max(0.0, b.y1), min(float(w), b.x2), min(float(h), b.y2))
-
-
 def row_to_target(task: str, answer: str, problem: str, frame: CoordFrame, grounding_frame: CoordFrame):
     """(target, problem) for one row; raises DataError naming the field."""
-    from visual_rft.rewards.parse import parse_box, parse_detection
-
     if task == "classification":
         if not answer.strip():
             raise DataError("empty class name", field="solution")
@@ -74,7 +65,7 @@ def row_to_target(task: str, answer: str, problem: str, frame: CoordFrame, groun
         parsed = parse_detection(answer)
         if not parsed.readable or len(parsed.predictions) != parsed.written:
             raise DataError(f"unreadable detection answer {answer[:80]!r}", field="solution")
-        boxes = tuple(_to_pixels(p.box, frame) for p in parsed.predictions)
+        boxes = tuple(answer_to_pixels(p.box, frame, clip=True) for p in parsed.predictions)
         boxes = tuple(Box(*b.xyxy, category) for b in boxes if b.x2 > b.x1 and b.y2 > b.y1)
         text = DETECTION_PROBLEM.format(category=category) if category else problem
         return DetectionTarget(boxes, category), text
@@ -82,7 +73,7 @@ def row_to_target(task: str, answer: str, problem: str, frame: CoordFrame, groun
         box = parse_box(answer)
         if box is None:
             raise DataError(f"unreadable grounding answer {answer[:80]!r}", field="solution")
-        return GroundingTarget(_to_pixels(box, grounding_frame)), problem
+        return GroundingTarget(answer_to_pixels(box, grounding_frame, clip=True)), problem
     raise DataError(f"unknown task {task!r}", field="task")
 
 
@@ -96,8 +87,6 @@ def import_visual_rft(
     id_prefix: str | None = None,
 ) -> Path:
     """Convert a released Visual-RFT dataset into OUT/data.jsonl + OUT/images/. Returns the JSONL path."""
-    from visual_rft.rewards.parse import extract_answer
-
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     ds = load_hf(src)

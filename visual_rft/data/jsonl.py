@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from visual_rft.data.files import write_lines_atomic
 from visual_rft.data.types import (
     TASKS,
     Box,
@@ -198,15 +199,10 @@ def _relative_if_under(path: str, base: Path) -> str:
 def write_samples(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
     """Write samples as JSONL (atomically: temporary file, then rename). Returns the count."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for s in samples:
-            f.write(json.dumps(sample_to_dict(s, path.parent), ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
+    base = path.parent
+    return write_lines_atomic(
+        path, (json.dumps(sample_to_dict(s, base), ensure_ascii=False) for s in samples)
+    )
 
 
 # ---------------------------------------------------------------- reading and checking

@@ -2,17 +2,18 @@
 
 `Sample.problem` holds the task's question ("Detect all objects belonging to the category 'dog'.");
 `build_prompt` adds the coordinate instructions in the model's convention and the output format.
-`answer_text` renders a target as the answer the rewards expect (used by SFT and as the perfect
-answer in tests).
+The answer a target renders to (SFT targets, perfect answers in tests) is `visual_rft.data.answer`'s.
 """
 
 from __future__ import annotations
 
-from visual_rft.coords import CoordFrame, target_to_model
-from visual_rft.data.types import ClassTarget, DetectionTarget, GroundingTarget, Sample, Target
+from visual_rft.data.answer import NO_OBJECTS
+from visual_rft.data.coords import CoordFrame
+from visual_rft.data.types import Sample
 
 THINK_ANSWER = "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
-NO_OBJECTS = "No Objects"
+DETECTION_PROBLEM = "Detect all objects belonging to the category '{category}' in the image."
+"""The question of a detection query (the paper's wording), for builders, importers and added queries."""
 
 
 def coordinate_phrase(frame: CoordFrame) -> str:
@@ -56,32 +57,3 @@ def messages(sample: Sample, frame: CoordFrame | None) -> list[dict]:
     content = [{"type": "image"} for _ in sample.images]
     content.append({"type": "text", "text": build_prompt(sample, frame)})
     return [{"role": "user", "content": content}]
-
-
-def _int(v: float) -> int:
-    return int(round(v))
-
-
-def answer_body(target: Target) -> str:
-    """The text inside <answer></answer> for a target ALREADY in the model's convention."""
-    if isinstance(target, ClassTarget):
-        return target.label
-    if isinstance(target, DetectionTarget):
-        if not target.boxes:
-            return NO_OBJECTS
-        items = [
-            f"{{'Position': [{_int(b.x1)}, {_int(b.y1)}, {_int(b.x2)}, {_int(b.y2)}], 'Confidence': 1}}"
-            for b in target.boxes
-        ]
-        return "[" + ", ".join(items) + "]"
-    if isinstance(target, GroundingTarget):
-        b = target.box
-        return f"({_int(b.x1)},{_int(b.y1)}),({_int(b.x2)},{_int(b.y2)})"
-    raise TypeError(f"not a target: {target!r}")
-
-
-def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = None) -> str:
-    """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>."""
-    target = sample.target if frame is None else target_to_model(sample.target, frame)
-    body = f"<answer>{answer_body(target)}</answer>"
-    return body if think is None else f"<think>{think}</think><answer>{answer_body(target)}</answer>"

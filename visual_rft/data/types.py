@@ -2,7 +2,7 @@
 
 Boxes are stored in absolute pixels of the ORIGINAL image, as (x1, y1, x2, y2) with x2 > x1, y2 > y1.
 Conversion to a model's own convention (0-1000 integers, or pixels of the resized image) happens
-in exactly one place: `visual_rft.coords`.
+in exactly one place: `visual_rft.data.coords`.
 
 This module imports nothing heavy (no torch, no PIL): rewards and data code build on it.
 """

@@ -1,18 +1,15 @@
-"""Evaluation: batched generation, metrics (accuracy, COCO-style mAP, grounding IoU), the runner, tables.
+"""Evaluation: query planning, batched generation, scoring, metrics, reports, and the runner (`vrft eval`).
 
-- `metrics`: pure metric functions over parsed predictions (no model, no torch);
-- `table`: the metrics of several models side by side (markdown, JSON);
+- `queries`: which queries are asked (the file's, present categories, all, an existence map);
 - `generate`: batched, length-sorted generation over samples (greedy by default);
-- `runner`: evaluate model folders on a JSONL test set, save completions, re-score them (`vrft eval`).
+- `completions`: the saved completions format (what re-scoring needs);
+- `scoring`: per-task scoring of completions (`score`), boxes converted to original pixels;
+- `metrics`: pure metric functions over parsed predictions (no model, no torch);
+- `report`, `table`: metrics.json and the markdown table of several models side by side;
+- `runner`: evaluate model folders on a JSONL test set, save completions, re-score them.
 
-`generate` and `runner` import torch and transformers; the runner's names below are loaded on first use,
-so ``import visual_rft.eval`` stays light. (The function `generate` is
-``visual_rft.eval.generate.generate``: the package attribute ``generate`` is its module.)
+Importing this package stays light (no torch): `generate` and `runner` import torch when they are imported.
 """
-
-from __future__ import annotations
-
-import importlib
 
 from visual_rft.eval.metrics import (
     classification_metrics,
@@ -22,37 +19,11 @@ from visual_rft.eval.metrics import (
 )
 from visual_rft.eval.table import markdown_table, to_json
 
-_LAZY = {
-    "DecodeOptions": "visual_rft.eval.generate",
-    "Generation": "visual_rft.eval.generate",
-    "EvalOptions": "visual_rft.eval.runner",
-    "evaluate_model": "visual_rft.eval.runner",
-    "evaluate_models": "visual_rft.eval.runner",
-    "rescore": "visual_rft.eval.runner",
-    "score": "visual_rft.eval.runner",
-    "plan_queries": "visual_rft.eval.runner",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'visual_rft.eval' has no attribute {name!r}")
-
-
 __all__ = [
-    "DecodeOptions",
-    "EvalOptions",
-    "Generation",
     "classification_metrics",
     "detection_metrics",
-    "evaluate_model",
-    "evaluate_models",
     "grounding_metrics",
     "markdown_table",
     "open_vocab_metrics",
-    "plan_queries",
-    "rescore",
-    "score",
     "to_json",
 ]

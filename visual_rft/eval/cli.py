@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def _cmd_eval(args) -> int:
-    from visual_rft.eval.runner import METRICS_MD, EvalOptions, evaluate_models, rescore
+    from visual_rft.eval.report import METRICS_MD
+    from visual_rft.eval.runner import EvalOptions, evaluate_models, rescore
 
     if args.rescore is not None:
         if args.models or args.data is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from visual_rft.coords import CoordFrame
+from visual_rft.data.coords import CoordFrame
 from visual_rft.data.types import Sample
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import coord_convention, model_family, resized_size

@@ -1,16 +1,16 @@
 """Evaluation metrics over already-parsed predictions and ground truth.
 
-Pure functions: no model, no torch. Parsing completions happens in `visual_rft.rewards.parse`; the eval
-runner converts model coordinates with `visual_rft.coords` first, so every box here is
+Pure functions: no model, no torch. Parsing completions happens in `visual_rft.data.answer`; the eval
+runner converts model coordinates with `visual_rft.data.coords` first, so every box here is
 (x1, y1, x2, y2) in pixels of the ORIGINAL image. A box may be a 4-sequence or anything with an
 ``.xyxy`` attribute (`visual_rft.data.types.Box`).
 
-- classification: `strict_matches`, `classification_metrics` (strict accuracy, the paper's lenient
-  accuracy beside it, per-class accuracy, unparseable share);
+- classification: `classification_metrics` (strict accuracy, the paper's lenient accuracy beside it,
+  per-class accuracy, unparseable share);
 - detection: `detection_metrics` (COCO AP through pycocotools' COCOeval, one query per
-  (image, category) as in the paper), `open_vocab_metrics` (base / novel / all), `queries_for_image`
-  and `load_existence_map` (which categories the runner asks about per image);
-- reasoning grounding: `box_iou`, `grounding_metrics` (gIoU, cIoU, share of IoU > 0.5).
+  (image, category) as in the paper), `open_vocab_metrics` (base / novel / all);
+- reasoning grounding: `grounding_metrics` (gIoU, cIoU, share of IoU > 0.5), on `visual_rft.data.boxes`'
+  one IoU.
 
 Fractions (accuracies, AP, IoU) are returned in [0, 1]; `visual_rft.eval.table` shows them x100.
 A metric that is undefined (no samples, a category with no ground truth) is None, never NaN.
@@ -21,34 +21,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from visual_rft.data import boxes
+
 # --------------------------------------------------------------------------------------------------
 # classification
-
-
-def default_normalise(text: str) -> str:
-    """The default normaliser for the strict rule: strip surrounding whitespace, lower-case."""
-    return text.strip().lower()
-
-
-def strict_matches(
-    predictions: Sequence[str | None],
-    labels: Sequence[str],
-    normalise: Callable[[str], str] = default_normalise,
-) -> list[bool]:
-    """Per sample: does the prediction equal the label after `normalise`? None (unparsed) is False.
-
-    The runner passes the rewards' normaliser so that evaluation and the training reward agree.
-    """
-    _same_length(predictions=predictions, labels=labels)
-    return [p is not None and normalise(p) == normalise(y) for p, y in zip(predictions, labels)]
 
 
 def classification_metrics(
@@ -59,8 +41,8 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Accuracy under the strict rule, the paper's lenient rule beside it, and per-class accuracy.
 
-    All arguments are per sample. `strict_correct`: exact match after normalisation (see
-    `strict_matches`); `lenient_correct`: the paper's lenient rule (or None when not computed);
+    All arguments are per sample. `strict_correct`: exact match after normalisation (the training
+    reward's rule, `visual_rft.rewards.cls_reward`); `lenient_correct`: the paper's lenient rule (or None when not computed);
     `labels`: the ground-truth class names, used to group per-class (strict) accuracy;
     `parsed`: whether the completion could be parsed at all.
 
@@ -98,50 +80,6 @@ class DetectionQuery(NamedTuple):
     gt_boxes: Sequence[Any]
     pred_boxes: Sequence[Any] = ()
     pred_scores: Sequence[float] | None = None
-
-
-QUERY_MODES = ("present", "all", "existence")
-
-
-def queries_for_image(
-    gt_categories: Sequence[str],
-    all_categories: Sequence[str],
-    mode: str = "present",
-    existence: Sequence[str] | None = None,
-) -> list[str]:
-    """Which categories to ask about for one image, in the order of `all_categories`.
-
-    - ``"present"`` (default): the categories with ground truth in the image (the paper's protocol);
-    - ``"all"``: every category of the vocabulary (absent ones are answered 'No Objects' or are FPs);
-    - ``"existence"``: the categories an existence map lists for this image, i.e.
-      ``load_existence_map(path).get(str(image_id), [])``; `existence` is that list.
-
-    Categories outside `all_categories` are dropped; each category appears once.
-    """
-    if mode == "present":
-        wanted = set(gt_categories)
-    elif mode == "all":
-        wanted = set(all_categories)
-    elif mode == "existence":
-        if existence is None:
-            raise ValueError("mode 'existence' needs the image's list from the existence map")
-        wanted = set(existence)
-    else:
-        raise ValueError(f"unknown query mode {mode!r}; expected one of {QUERY_MODES}")
-    return [c for c in dict.fromkeys(all_categories) if c in wanted]
-
-
-def load_existence_map(path: str | Path) -> dict[str, list[str]]:
-    """Read an existence map: a JSON object ``{"<image_id>": ["category", ...], ...}``.
-
-    Keys are image ids as strings (JSON keys always are; look up with ``str(image_id)``); values are
-    the category names judged present in that image (by a model, or any other source).
-    """
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise ValueError(f"{path}: an existence map is a JSON object {{image_id: [category, ...]}}")
-    return {str(k): [str(c) for c in v] for k, v in data.items()}
 
 
 _AP_KEYS = ("mAP", "AP50", "AP75")
@@ -321,12 +259,6 @@ def _means(per_category: list[dict[str, float | None]], chosen: Sequence[str]) -
 # reasoning grounding
 
 
-def box_iou(a: Any, b: Any) -> float:
-    """IoU of two xyxy boxes; a reversed or empty box has area 0; 0.0 when the union is empty."""
-    inter, union = _inter_union(a, b)
-    return inter / union if union > 0 else 0.0
-
-
 def grounding_metrics(
     pred_boxes: Sequence[Any | None], gt_boxes: Sequence[Any], threshold: float = 0.5
 ) -> dict[str, Any]:
@@ -342,11 +274,11 @@ def grounding_metrics(
     _same_length(pred_boxes=pred_boxes, gt_boxes=gt_boxes)
     ious, inters, unions = [], [], []
     for pred, gt in zip(pred_boxes, gt_boxes):
-        if pred is None:
-            inter, union = 0.0, _area(_xyxy(gt))
-        else:
-            inter, union = _inter_union(pred, gt)
-        ious.append(inter / union if union > 0 else 0.0)
+        gt = _xyxy(gt)
+        pred = None if pred is None else _xyxy(pred)
+        inter = 0.0 if pred is None else boxes.intersection(pred, gt)
+        union = boxes.area(gt) + (0.0 if pred is None else boxes.area(pred)) - inter
+        ious.append(0.0 if pred is None else boxes.iou(pred, gt))
         inters.append(inter)
         unions.append(union)
     total_union = sum(unions)
@@ -357,20 +289,6 @@ def grounding_metrics(
         "missing": _mean([p is None for p in pred_boxes]),
         "n": len(ious),
     }
-
-
-def _inter_union(a: Any, b: Any) -> tuple[float, float]:
-    ax1, ay1, ax2, ay2 = _xyxy(a)
-    bx1, by1, bx2, by2 = _xyxy(b)
-    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    return inter, _area((ax1, ay1, ax2, ay2)) + _area((bx1, by1, bx2, by2)) - inter
-
-
-def _area(box: Sequence[float]) -> float:
-    x1, y1, x2, y2 = box
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from visual_rft.coords import CoordFrame
+from visual_rft.data.coords import CoordFrame
 from visual_rft.data.prompts import messages
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import coord_frame

@@ -1,7 +1,7 @@
 """Load a policy, a reference and a processor from a local Hugging Face folder.
 
 The model family comes from the config's `model_type` (never from the folder's name) and decides the
-coordinate convention the model answers in. `coord_frame` gives the `visual_rft.coords.CoordFrame` for one
+coordinate convention the model answers in. `coord_frame` gives the `visual_rft.data.coords.CoordFrame` for one
 image, using the processor's own resize rule, so prompts, rewards and metrics agree with what the model saw.
 """
 
@@ -14,7 +14,7 @@ import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
-from visual_rft.coords import CoordFrame
+from visual_rft.data.coords import CoordFrame
 from visual_rft.models.processor import register_auto_classes
 
 CONVENTION_BY_FAMILY = {
@@ -71,7 +71,7 @@ def model_family(path_or_config) -> str:
 
 
 def coord_convention(family: str) -> str:
-    """The coordinate convention a family answers in (see `visual_rft.coords`)."""
+    """The coordinate convention a family answers in (see `visual_rft.data.coords`)."""
     if family not in CONVENTION_BY_FAMILY:
         raise ValueError(
             f"no coordinate convention known for model_type {family!r}; supported: {sorted(CONVENTION_BY_FAMILY)}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from peft import LoraConfig, PeftModel, get_peft_model
+
 from visual_rft.config import ModelConfig
+from visual_rft.models.forward import core_model
 
 
 def vision_modules(model):
     """The vision tower (with its merger) of a Qwen-VL model, under any wrapper."""
-    from visual_rft.rl.rollout import core_model
-
     return core_model(model).model.visual
 
 
@@ -24,8 +25,6 @@ def prepare_for_training(model, cfg: ModelConfig, adapter: str | Path | None = N
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if cfg.lora.enabled:
-        from peft import LoraConfig, PeftModel, get_peft_model
-
         # adapters on the language model only: "language_model" keeps them out of the vision tower
         targets = rf".*language_model.*\.({'|'.join(cfg.lora.target_modules)})"
         peft_cfg = LoraConfig(

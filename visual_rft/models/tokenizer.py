@@ -68,7 +68,7 @@ _WORDS = (
 
 def _corpus(seed: int = 0, n: int = 4000) -> list[str]:
     """Text that looks like what the model will read and write: prompts, think/answer, coordinates."""
-    from visual_rft.coords import CoordFrame
+    from visual_rft.data.coords import CoordFrame
     from visual_rft.data.prompts import build_prompt
     from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
 

@@ -90,7 +90,7 @@ def default_base_model() -> Path:
 
 def ensure_world(world_dir: Path, seed: int) -> Path:
     """The world's few-shot pools and test sets (no pre-training sets), built once."""
-    from visual_rft.data.world import build_suite
+    from visual_rft.world import build_suite
 
     if not (world_dir / "world.json").exists():
         build_suite(world_dir, seed=seed, n_pretrain=0)
@@ -211,7 +211,7 @@ def metric(metrics: dict, dotted: str) -> float:
 
 def write_pictures(out: Path, task: str, n: int = 4) -> list[Path]:
     """reward_curve.png, and the first n test images with RFT's and the base's predictions."""
-    from visual_rft.eval.runner import read_completions
+    from visual_rft.eval.completions import read_completions
     from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
 
     paths = [reward_curve(out / "rft" / "metrics.jsonl", out / "reward_curve.png")]

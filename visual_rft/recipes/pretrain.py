@@ -46,10 +46,10 @@ class PretrainConfig:
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Build the world's base tasks, train, and return the base model folder."""
     from visual_rft.data.jsonl import read_samples
-    from visual_rft.data.world import build_suite
     from visual_rft.models.tiny import write_tiny
     from visual_rft.recipes.fewshot import THINK
     from visual_rft.sft.trainer import SFTTrainer
+    from visual_rft.world import build_suite
 
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from visual_rft.coords import from_model
+from visual_rft.data.answer import detection_answer, grounding_answer
+from visual_rft.data.coords import answer_to_pixels
 from visual_rft.data.types import Box, DetectionTarget, GroundingTarget
-from visual_rft.rewards.parse import detection_answer, grounding_answer
 
 
 def reward_curve(metrics_jsonl: str | Path, out_png: str | Path, keys: tuple[str, ...] | None = None) -> Path:
@@ -43,11 +43,11 @@ def predicted_boxes(completion: str | None, task: str, frame) -> list[tuple[Box,
         return []
     if task == "detection":
         return [
-            (from_model(Box(*p.box), frame), p.confidence) for p in detection_answer(completion).predictions
+            (answer_to_pixels(p.box, frame), p.confidence) for p in detection_answer(completion).predictions
         ]
     if task == "grounding":
         box = grounding_answer(completion)
-        return [] if box is None else [(from_model(Box(*box), frame), 1.0)]
+        return [] if box is None else [(answer_to_pixels(box, frame), 1.0)]
     return []
 
 

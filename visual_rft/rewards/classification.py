@@ -3,7 +3,7 @@
 ``solution`` is a `ClassTarget` or a solution string ``<answer>class name</answer>`` (tags optional).
 
 ``match="exact"`` (the default): the answer and the ground truth are normalised
-(`visual_rft.rewards.parse.normalize_class`: case; surrounding white space and quotes; a final period; runs
+(`visual_rft.data.answer.normalize_class`: case; surrounding white space and quotes; a final period; runs
 of spaces, underscores and hyphens become one space) and the reward is 1.0 only when they are equal.
 So an empty answer scores 0, and so does one that names several classes ("rose or lily or tulip"), a
 sentence around the name ("it is a rose"), or no closed answer tag.
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import functools
 
+from visual_rft.data.answer import class_answer, extract_answer, normalize_class, solution_text
 from visual_rft.data.types import ClassTarget
-from visual_rft.rewards.parse import class_answer, extract_answer, normalize_class, solution_text
 
 MATCHES = ("exact", "lenient")
 

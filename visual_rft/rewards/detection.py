@@ -7,9 +7,9 @@ solution string of Visual-RFT's datasets, ``<answer>[{'Position': [x1, y1, x2, y
 (so a perfect answer always scores 1.0). An unreadable solution scores 0.
 
 How a completion's answer is read (tags, JSON or Python literal, key names, invalid and duplicate
-predictions, a missing confidence read as 1.0) is described in `visual_rft.rewards.parse`.
+predictions, a missing confidence read as 1.0) is described in `visual_rft.data.answer`.
 
-**Matching** (`visual_rft.rewards.boxes.match`): the valid predictions, most confident first, each take the
+**Matching** (`visual_rft.data.boxes.match`): the valid predictions, most confident first, each take the
 unmatched ground-truth box with the highest IoU; a prediction is *matched* when that IoU is above
 ``iou_threshold`` (0.5).
 
@@ -30,9 +30,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-from visual_rft.data.types import Box, DetectionTarget
-from visual_rft.rewards.boxes import Box4, as_box, match
-from visual_rft.rewards.parse import (
+from visual_rft.data.answer import (
     DetectionAnswer,
     detection_answer,
     is_no_objects,
@@ -40,6 +38,8 @@ from visual_rft.rewards.parse import (
     read_object,
     solution_text,
 )
+from visual_rft.data.boxes import Box4, as_box, match
+from visual_rft.data.types import Box, DetectionTarget
 
 IOU_THRESHOLD = 0.5
 

@@ -2,7 +2,7 @@
 
 ``solution`` is a `GroundingTarget` (its box already in the completion's coordinate convention) or a
 solution string ``<answer> (x1,y1),(x2,y2) </answer>`` (tags optional; any grounding answer form works).
-The answer forms are listed in `visual_rft.rewards.parse`: ``(x1,y1),(x2,y2)``, ``[x1, y1, x2, y2]``, or a
+The answer forms are listed in `visual_rft.data.answer`: ``(x1,y1),(x2,y2)``, ``[x1, y1, x2, y2]``, or a
 detection list holding exactly one object.
 
 The reward is the IoU of the two boxes, in [0, 1]. With ``giou=True`` it is (GIoU + 1) / 2, also in
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import functools
 
+from visual_rft.data import boxes
+from visual_rft.data.answer import grounding_answer, parse_box, solution_text
+from visual_rft.data.boxes import Box4, as_box
 from visual_rft.data.types import Box, GroundingTarget
-from visual_rft.rewards import boxes
-from visual_rft.rewards.boxes import Box4, as_box
-from visual_rft.rewards.parse import grounding_answer, parse_box, solution_text
 
 
 @functools.lru_cache(maxsize=4096)

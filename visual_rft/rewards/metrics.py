@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from visual_rft.rewards.parse import readable
+from visual_rft.data.answer import readable
 from visual_rft.rewards.registry import answer_kind
 
 

@@ -207,27 +207,3 @@ def loss_stats(
     if ref_logp is not None:
         stats["kl"] = masked_mean(k3_kl(logp, ref_logp), mask)
     return {k: float(v) for k, v in stats.items()}
-
-
-def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log softmax(logits)[token] per position: logits [N, T, V], tokens [N, T] -> float log-probs [N, T].
-
-    Computed row by row as ``logit[token] - logsumexp(logits)``, so the full log-softmax [N, T, V] is
-    never materialised. Half-precision logits are upcast to float32 one row at a time (logsumexp in
-    bf16 is too coarse); autograd keeps those rows, i.e. at most one float [N, T, V] copy in all.
-    Float32/float64 logits are used in place (no copy).
-    """
-    if logits.dim() != 3 or tokens.shape != logits.shape[:2]:
-        raise ValueError(
-            f"logits must be [N, T, V] and tokens [N, T]; got {tuple(logits.shape)} and {tuple(tokens.shape)}"
-        )
-    rows = []
-    for row_logits, row_tokens in zip(logits, tokens, strict=True):  # [T, V], [T]
-        if row_logits.dtype in (torch.float16, torch.bfloat16):
-            row_logits = row_logits.float()  # [T, V]
-        picked = row_logits.gather(-1, row_tokens.long().unsqueeze(-1)).squeeze(-1)  # [T]
-        rows.append(picked - torch.logsumexp(row_logits, dim=-1))  # [T]
-    if not rows:
-        dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
-        return logits.new_zeros(tokens.shape, dtype=dtype)  # [0, T]
-    return torch.stack(rows)  # [N, T]

@@ -25,8 +25,9 @@ import torch
 
 from visual_rft import rewards as rewards_lib
 from visual_rft.config import TrainConfig
-from visual_rft.coords import target_to_model
+from visual_rft.data.coords import target_to_model
 from visual_rft.data.types import Sample
+from visual_rft.models.forward import Rollout, completion_logprobs
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import load_model
 from visual_rft.models.lora import (
@@ -36,7 +37,7 @@ from visual_rft.models.lora import (
 )
 from visual_rft.rl.advantages import group_advantages, zero_spread_groups
 from visual_rft.rl.loss import loss_stats, policy_loss
-from visual_rft.rl.rollout import Rollout, completion_logprobs, sample_group
+from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
 from visual_rft.train.optim import clip_and_check

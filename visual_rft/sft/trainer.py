@@ -1,6 +1,6 @@
 """Supervised fine-tuning (SFT) on the same JSONL as RFT: the baseline of the paper's comparison.
 
-Each sample's target is rendered as the answer the rewards expect (`prompts.answer_text`: boxes in the
+Each sample's target is rendered as the answer the rewards expect (`answer.answer_text`: boxes in the
 model's convention with confidence 1, class names, the grounding box), with an optional fixed <think> part,
 followed by the end-of-turn token. The loss is the mean negative log-likelihood of those answer tokens only.
 Prompt and answer travel as a one-completion `Rollout`, so SFT and GRPO compute log-probabilities through
@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from visual_rft.config import SFTTrainConfig
-from visual_rft.data.prompts import answer_text
+from visual_rft.data.answer import answer_text
 from visual_rft.data.types import Sample
+from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.models.inputs import encode_prompts
-from visual_rft.rl.rollout import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
 from visual_rft.train.optim import clip_and_check

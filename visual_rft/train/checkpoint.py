@@ -8,7 +8,6 @@ complete, so a run killed mid-save leaves the previous checkpoint intact. The la
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from visual_rft.data.files import atomic_path
 
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
@@ -59,19 +60,15 @@ def save_checkpoint(
 ) -> Path:
     run_dir = Path(run_dir)
     final = run_dir / f"checkpoint-{step}"
-    tmp = run_dir / f"checkpoint-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "model")
-    processor.save_pretrained(tmp / "model")
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        tmp / "trainer_state.pt",
-    )
-    (tmp / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=1))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        tmp.mkdir()
+        model.save_pretrained(tmp / "model")
+        processor.save_pretrained(tmp / "model")
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+            tmp / "trainer_state.pt",
+        )
+        (tmp / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=1))
     for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

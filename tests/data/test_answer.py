@@ -2,7 +2,7 @@
 
 import pytest
 
-from visual_rft.rewards.parse import (
+from visual_rft.data.answer import (
     DetectionAnswer,
     Prediction,
     class_answer,
@@ -253,7 +253,7 @@ def test_readable_by_kind():
 def test_text_the_compiler_warns_about_is_unreadable_without_a_warning():
     import warnings
 
-    from visual_rft.rewards.parse import load_literal
+    from visual_rft.data.answer import load_literal
 
     # "1st" is an invalid decimal literal: Python warns (SyntaxWarning) before it raises
     with warnings.catch_warnings():

@@ -1,6 +1,6 @@
 """bench/seen_classes_world.py: a few-shot folder of the base classes, tested on the world's cls_base_test."""
 
-from visual_rft.data import world as W
+from visual_rft import world as W
 from visual_rft.data.jsonl import read_samples
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from visual_rft.data import world as W
+from visual_rft import world as W
 
 
 def test_gradient_background_encodes_position_and_keeps_objects(load_bench):

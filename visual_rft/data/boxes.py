@@ -1,4 +1,6 @@
-"""Box geometry for the rewards: validity, IoU, GIoU and the paper's greedy matching.
+"""Box geometry, the one place for it: validity, IoU, GIoU, the paper's greedy matching, areas.
+
+Used by the rewards, the evaluation metrics and the synthetic world's placement alike.
 
 A box here is a plain tuple ``(x1, y1, x2, y2)`` of floats (tuples are faster than objects on the hot path).
 A box is valid when its four values are finite real numbers with ``x2 > x1`` and ``y2 > y1``.
@@ -62,6 +64,19 @@ def iou(a: Box4, b: Box4) -> float:
         return 1.0 if a == b else 0.0
     value = inter / union
     return value if value < 1.0 else 1.0
+
+
+def area(box: Box4) -> float:
+    """The area of a box; 0 for a reversed or empty one."""
+    x1, y1, x2, y2 = box
+    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+def intersection(a: Box4, b: Box4) -> float:
+    """The area two boxes share (0 when they are disjoint); with `area`, what cumulative IoU adds up."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    return iw * ih if iw > 0 and ih > 0 else 0.0
 
 
 def giou(a: Box4, b: Box4) -> float:

@@ -1,6 +1,9 @@
-"""Reading the answer out of a completion, for each kind of task.
+"""The answer format, in one place: how a target is written as an answer, and how an answer is read.
 
-The rules, shared by every reward:
+Writing (`answer_text`, `answer_body`): the answer the rewards score highest, used as SFT targets and as
+perfect answers in tests; boxes are rendered as integers in the model's convention.
+
+Reading: the rules, shared by every reward and by evaluation:
 
 - **The answer** is the text between the first ``<answer>`` and the first ``</answer>`` after it, across
   lines. A completion without a closed answer tag has no answer (accuracy rewards give it 0). Anything that
@@ -37,10 +40,14 @@ import re
 import warnings
 from typing import NamedTuple
 
-from visual_rft.rewards.boxes import Box4, as_box, is_number
+from visual_rft.data.boxes import Box4, as_box, is_number
+from visual_rft.data.coords import CoordFrame, target_to_model
+from visual_rft.data.types import ClassTarget, DetectionTarget, GroundingTarget, Sample, Target
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
+NO_OBJECTS = "No Objects"
+"""The answer of a detection query for a category that is absent."""
 
 BOX_KEYS = frozenset({"position", "bbox", "box", "bbox_2d"})
 CONFIDENCE_KEYS = frozenset({"confidence", "score"})
@@ -84,6 +91,39 @@ def load_literal(text: str) -> object:
             return ast.literal_eval(text.replace("\r", " ").replace("\n", " "))
     except Exception:  # SyntaxError, ValueError, MemoryError, RecursionError, ...
         return _UNREADABLE
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _int(v: float) -> int:
+    return int(round(v))
+
+
+def answer_body(target: Target) -> str:
+    """The text inside <answer></answer> for a target ALREADY in the model's convention."""
+    if isinstance(target, ClassTarget):
+        return target.label
+    if isinstance(target, DetectionTarget):
+        if not target.boxes:
+            return NO_OBJECTS
+        items = [
+            f"{{'Position': [{_int(b.x1)}, {_int(b.y1)}, {_int(b.x2)}, {_int(b.y2)}], 'Confidence': 1}}"
+            for b in target.boxes
+        ]
+        return "[" + ", ".join(items) + "]"
+    if isinstance(target, GroundingTarget):
+        b = target.box
+        return f"({_int(b.x1)},{_int(b.y1)}),({_int(b.x2)},{_int(b.y2)})"
+    raise TypeError(f"not a target: {target!r}")
+
+
+def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = None) -> str:
+    """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>."""
+    target = sample.target if frame is None else target_to_model(sample.target, frame)
+    body = f"<answer>{answer_body(target)}</answer>"
+    return body if think is None else f"<think>{think}</think><answer>{answer_body(target)}</answer>"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visual_rft.data import world as W
+from visual_rft import world as W
+from visual_rft.data.boxes import iou
 from visual_rft.data.jsonl import check_file, read_samples
 from visual_rft.data.types import ClassTarget, DetectionTarget, GroundingTarget
 
@@ -112,7 +113,7 @@ def test_objects_inside_image_and_barely_overlapping():
             x1, y1, x2, y2 = o.box
             assert 0 <= x1 < x2 <= scene.width and 0 <= y1 < y2 <= scene.height
         for a, b in combinations(scene.objects, 2):
-            assert W._iou(a.box, b.box) <= cfg.max_iou
+            assert iou(a.box, b.box) <= cfg.max_iou
 
 
 # ---------------------------------------------------------------- the files
@@ -309,7 +310,7 @@ def test_build_suite_is_complete_and_tests_are_unseen(tmp_path):
 
 
 def test_build_suite_without_pretraining_sets(tmp_path):
-    from visual_rft.data.world import build_suite
+    from visual_rft.world import build_suite
 
     paths = build_suite(tmp_path, seed=0, n_pretrain=0, n_test=4, shots=(1,))
     assert not any(k.endswith("_train") for k in paths)

@@ -73,6 +73,18 @@ def from_model(box: Box, frame: CoordFrame) -> Box:
     return replace(box, x1=box.x1 / sx, y1=box.y1 / sy, x2=box.x2 / sx, y2=box.y2 / sy)
 
 
+def answer_to_pixels(xyxy, frame: CoordFrame, *, clip: bool = False, category: str | None = None) -> Box:
+    """A box as a model answered it, (x1, y1, x2, y2) in its convention -> a `Box` in original-image pixels.
+
+    `clip`: limit the box to the image (a dataset importer does; evaluation scores the box as answered).
+    """
+    b = from_model(Box(*xyxy, category), frame)
+    if clip:
+        w, h = frame.size
+        b = replace(b, x1=max(0.0, b.x1), y1=max(0.0, b.y1), x2=min(float(w), b.x2), y2=min(float(h), b.y2))
+    return b
+
+
 def target_to_model(target: Target, frame: CoordFrame) -> Target:
     """Convert every box of a target into the model's convention (class targets pass through)."""
     if isinstance(target, DetectionTarget):

@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from visual_rft.rewards.boxes import as_box, giou, iou, is_number, match
+from visual_rft.data.boxes import as_box, giou, iou, is_number, match
 
 A = (0.0, 0.0, 10.0, 10.0)
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from visual_rft.coords import CoordFrame, from_model, target_to_model, to_model
+from visual_rft.data.coords import CoordFrame, from_model, target_to_model, to_model
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget
 
 

@@ -1,0 +1,44 @@
+"""The world's vocabulary: colours, shapes and shades, and the class, category and query-kind lists of each
+task's base and few-shot splits (see the package docstring for the design). Plain Python.
+"""
+
+COLOURS = {
+    "red": (220, 45, 45),
+    "green": (45, 170, 60),
+    "blue": (45, 95, 225),
+    "yellow": (235, 205, 35),
+    "purple": (150, 65, 195),
+}
+"""Colour names and their middle-shade RGB."""
+
+SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}
+"""Shape names and their number of corners."""
+
+SHADES = ("dark", "mid", "light")
+"""Shades of a colour: mixed half-way with black, pure, mixed half-way with white."""
+
+CLASSIFICATION_FEWSHOT = [
+    f"{shade} {c} {s}"
+    for c in ("red", "green", "blue", "yellow")
+    for s in ("circle", "triangle", "square")
+    for shade in ("dark", "light")
+]
+CLASSIFICATION_BASE = [f"{c} {s}" for c in COLOURS for s in SHAPES] + [
+    f"{shade} {c} {s}"
+    for c in COLOURS
+    for s in SHAPES
+    for shade in ("dark", "light")
+    if f"{shade} {c} {s}" not in CLASSIFICATION_FEWSHOT
+]
+DETECTION_ALL = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+DETECTION_NOVEL = [
+    f"{c} {s}" for ci, c in enumerate(COLOURS) for si, s in enumerate(SHAPES) if (ci + si) % 5 in (0, 1)
+]
+DETECTION_BASE = [c for c in DETECTION_ALL if c not in DETECTION_NOVEL]
+DETECTION_FEWSHOT = DETECTION_NOVEL
+GROUNDING_BASE_KINDS = ["name", "extreme"]
+GROUNDING_REASONING_KINDS = ["size", "corners", "relation", "digit_value", "colour_match"]
+GROUNDING_KINDS = GROUNDING_BASE_KINDS + GROUNDING_REASONING_KINDS
+
+CLASSIFICATION_PROBLEM = "What is the object in the image? Answer with its class name."
+GROUNDING_PROBLEM = "Find {expression} in the image."
