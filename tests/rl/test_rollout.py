@@ -61,3 +61,14 @@ def test_sample_next():
         assert sample_next(logits, 1.0, 0.01).tolist() == [1, 0]
     counts = torch.stack([sample_next(logits, 1.0, 1.0) for _ in range(400)])
     assert set(counts[:, 0].tolist()) == {0, 1, 2}
+
+
+def test_decoding_uses_the_current_cache_argument(tiny_model_dir, toy_samples, policy_inputs):
+    """transformers 5.24 warns on every decoding step given `past_key_values`: the demo printed hundreds."""
+    import warnings
+
+    model, _, inputs, eos, pad = policy_inputs(tiny_model_dir, toy_samples[:1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sample_group(model, inputs, group_size=2, max_new_tokens=4, eos_token_ids=eos, pad_token_id=pad)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

@@ -62,7 +62,7 @@ def sample_group(
     out = model(
         inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
     )
-    cache = out.past_key_values
+    cache = out.cache
     cache.batch_repeat_interleave(G)  # [B*G, L] keys and values
     logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # [B*G, V]
     attn = mask.repeat_interleave(G, dim=0)  # [B*G, L]
