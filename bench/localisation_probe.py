@@ -33,6 +33,12 @@ import torch
 from PIL import Image
 
 import visual_rft.world as world
+from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.data.jsonl import read_samples
+from visual_rft.eval.runner import EvalOptions, evaluate_models
+from visual_rft.models.tiny import build_tiny
+from visual_rft.recipes.base_model import THINK
+from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.world import scene, tasks
 
 
@@ -67,13 +73,6 @@ def build_world(out: Path, task: str, n_train: int, n_test: int, gradient: bool)
 
 
 def main() -> None:
-    from visual_rft.config import SFTTrainConfig, load_config
-    from visual_rft.data.jsonl import read_samples
-    from visual_rft.eval.runner import EvalOptions, evaluate_models
-    from visual_rft.models.tiny import build_tiny
-    from visual_rft.recipes.fewshot import THINK
-    from visual_rft.sft.trainer import SFTTrainer
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True)
     ap.add_argument("--out", type=Path, default=Path("runs/localisation_probe"))
@@ -104,22 +103,13 @@ def main() -> None:
     model.save_pretrained(out / "init")
     processor.save_pretrained(out / "init")
 
-    sft = load_config(
-        SFTTrainConfig,
-        None,
-        [
-            f"model.path={out}/init",
-            f"run.output_dir={out}/sft",
-            f"run.steps={args.steps}",
-            "sft.batch_size=16",
-            f"optim.lr={args.lr}",
-            "optim.warmup_steps=30",
-            "optim.schedule=cosine",
-            f"sft.think={THINK}",
-            f"run.save_every={args.steps}",
-            "run.tensorboard=false",
-            "run.progress=false",
-        ],
+    sft = SFTTrainConfig(
+        model=ModelConfig(path=f"{out}/init"),
+        optim=OptimConfig(lr=args.lr, warmup_steps=30, schedule="cosine"),
+        sft=SFTConfig(batch_size=16, think=THINK),
+        run=RunConfig(
+            output_dir=f"{out}/sft", steps=args.steps, save_every=args.steps, tensorboard=False, progress=False
+        ),
     )
     t0 = time.perf_counter()
     SFTTrainer(sft, samples=read_samples(world / f"{prefix}_train.jsonl")).fit()

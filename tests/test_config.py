@@ -68,3 +68,21 @@ def test_every_field_has_a_docstring():
                     assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), (
                         f"{node.name}.{stmt.target.id} has no docstring"
                     )
+
+
+def test_a_nested_section_keeps_its_recipes_defaults():
+    """Overriding one key of a section whose default is not the class default keeps the other keys."""
+    from dataclasses import dataclass, field
+
+    from visual_rft.config import OptimConfig, RunConfig
+
+    @dataclass
+    class Recipe:
+        sft: SFTTrainConfig = field(
+            default_factory=lambda: SFTTrainConfig(optim=OptimConfig(lr=2e-4), run=RunConfig(steps=60))
+        )
+
+    cfg = load_config(Recipe, None, ["sft.run.seed=3"])
+    assert cfg.sft.run.seed == 3 and cfg.sft.run.steps == 60 and cfg.sft.optim.lr == 2e-4
+    cfg = load_config(Recipe, None, ['sft.sft.think=a: b # c'])  # ": " and "#" stay text
+    assert cfg.sft.sft.think == "a: b # c"

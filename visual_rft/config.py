@@ -203,7 +203,10 @@ def _coerce(value, hint, key: str, where: str):
     return value
 
 
-def _build(cls, raw: dict, prefix: str = "", where: str = "config"):
+def _build(cls, raw: dict, prefix: str = "", where: str = "config", base=None):
+    """`base` (default: `cls()`) with the values of `raw` set; a nested section starts from `base`'s own
+    value of it, so a recipe's defaults for a trainer section survive an override of one of its keys."""
+    base = cls() if base is None else base
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -212,8 +215,12 @@ def _build(cls, raw: dict, prefix: str = "", where: str = "config"):
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known: {', '.join(names)}"
             raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", where)
-    return cls(**kwargs)
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            kwargs[key] = _build(type(current), value, f"{prefix}{key}.", where, current)
+        else:
+            kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", where)
+    return dataclasses.replace(base, **kwargs)
 
 
 def _set_dotted(tree: dict, dotted: str, value) -> None:
@@ -224,6 +231,29 @@ def _set_dotted(tree: dict, dotted: str, value) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"override '{dotted}': '{k}' is not a section")
     node[keys[-1]] = value
+
+
+def _hint_at(cls, dotted: str):
+    """The type hint of a dotted key of dataclass `cls` (None when the key is unknown)."""
+    hint = cls
+    for key in dotted.split("."):
+        if typing.get_origin(hint) is dict:
+            hint = typing.get_args(hint)[1]
+        elif dataclasses.is_dataclass(hint):
+            hint = typing.get_type_hints(hint).get(key)
+        else:
+            return None
+    return hint
+
+
+def _override_value(cls, dotted: str, text: str):
+    """The value of `key=text`: YAML, except that a text field takes the text as written (a think text
+    holding ": " or "#" stays text); quote it ('...' or "...") to have YAML read it."""
+    hint = _hint_at(cls, dotted)
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+    if hint is str and not quoted:
+        return text
+    return yaml.safe_load(text) if text.strip() else ""
 
 
 def load_config(cls, path: str | Path | None = None, overrides: list[str] = ()):
@@ -244,7 +274,7 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] = ()):
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.sub=value")
         key, text = item.split("=", 1)
-        _set_dotted(raw, key.strip(), yaml.safe_load(text) if text.strip() else "")
+        _set_dotted(raw, key.strip(), _override_value(cls, key.strip(), text))
     where = f"{where} (with overrides)" if overrides else where
     return _build(cls, raw, "", where)
 

@@ -8,14 +8,16 @@ comparison table and writes a run folder with the metrics, the reward curve and 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from visual_rft.recipes.fewshot import FewShotConfig, headline, metric, run_fewshot
 
 
-def run_demo(out_dir: Path, **overrides) -> int:
+def run_demo(out_dir: Path, cfg: FewShotConfig | None = None) -> int:
+    """Run the demo into `out_dir`; `cfg` (default: the recipe's own settings) may shrink it for tests."""
     t0 = time.perf_counter()
-    cfg = FewShotConfig(task="detection", shots=2, out_dir=str(out_dir), **overrides)
+    cfg = replace(cfg or FewShotConfig(), task="detection", shots=2, out_dir=str(out_dir))
     print(f"few-shot detection on novel categories, {cfg.shots} shots: base vs SFT vs RFT (Visual-RFT)")
     results = run_fewshot(cfg)
     out = Path(out_dir)
@@ -28,8 +30,8 @@ def run_demo(out_dir: Path, **overrides) -> int:
         + ", ".join(f"{m} {metric(results['metrics'][m], key):.3f}" for m in ("base", "sft", "rft"))
     )
     print(
-        f"same {b['examples']} examples; SFT {b['sft']['steps']} steps x {cfg.sft_batch_size} sequences, "
-        f"RFT {b['rft']['steps']} steps x {cfg.prompts_per_step} prompts x G={cfg.group_size}"
+        f"same {b['examples']} examples; SFT {b['sft']['steps']} steps x {cfg.sft.sft.batch_size} sequences, "
+        f"RFT {b['rft']['steps']} steps x {cfg.rft.grpo.prompts_per_step} prompts x G={cfg.rft.grpo.group_size}"
     )
     print(f"outputs: {out}/eval/metrics.md, {out}/reward_curve.png, {out}/test*_rft.png, {out}/results.json")
     print(f"done in {time.perf_counter() - t0:.0f}s")

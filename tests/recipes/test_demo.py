@@ -1,29 +1,35 @@
 """A miniature of `vrft demo`: the same code path, a random 1M base model and tiny budgets."""
 
 import json
+from hashlib import sha256
 
 from PIL import Image
 
+from visual_rft.config import load_config
+from visual_rft.data.jsonl import read_samples
 from visual_rft.demo import run_demo
+from visual_rft.recipes.fewshot import FewShotConfig
 
 
 def test_demo_miniature_writes_table_curve_and_pictures(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "demo"
-    assert (
-        run_demo(
-            out,
-            base_model=str(tiny_model_dir),
-            sft_steps=2,
-            sft_batch_size=2,
-            rft_steps=2,
-            group_size=2,
-            prompts_per_step=2,
-            max_completion_length=8,
-            test_limit=4,
-            progress=False,
-        )
-        == 0
+    cfg = load_config(
+        FewShotConfig,
+        None,
+        [
+            f"base_model={tiny_model_dir}",
+            "sft.run.steps=2",
+            "sft.sft.batch_size=2",
+            "rft.run.steps=2",
+            "rft.grpo.group_size=2",
+            "rft.grpo.prompts_per_step=2",
+            "rft.grpo.max_completion_length=8",
+            "eval.max_new_tokens=8",
+            "eval.limit=4",
+            "progress=false",
+        ],
     )
+    assert run_demo(out, cfg) == 0
     printed = capsys.readouterr().out
     assert "| metric | base | sft | rft |" in printed and "detection.mAP" in printed
     results = json.loads((out / "results.json").read_text())
@@ -33,9 +39,14 @@ def test_demo_miniature_writes_table_curve_and_pictures(tiny_model_dir, tmp_path
     assert Image.open(out / "reward_curve.png").size[0] > 300
     for name in ("base", "rft"):
         assert (out / f"test0_{name}.png").exists()
-    # the same examples trained both: SFT and RFT read the same k-shot file
-    rows = [json.loads(x) for x in (out / "rft" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2]
+    # the same examples trained both: SFT and RFT saw the very samples of the 2-shot file, in its order
+    shots = read_samples(out / "world" / "det_novel_2shot.jsonl")
+    fingerprint = sha256("\n".join(s.id for s in shots).encode()).hexdigest()
+    for name in ("sft", "rft"):
+        record = json.loads((out / name / "data.json").read_text())
+        assert record["n_samples"] == 20 and record["ids_sha256"] == fingerprint
+        rows = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [1, 2]
 
 
 def test_the_longest_world_answer_fits_the_completion_budget():
@@ -43,8 +54,7 @@ def test_the_longest_world_answer_fits_the_completion_budget():
     from visual_rft.data.answer import answer_text
     from visual_rft.data.types import Box, DetectionTarget, Sample
     from visual_rft.models.loading import load_processor
-    from visual_rft.recipes.fewshot import THINK, FewShotConfig
-    from visual_rft.recipes.pretrain import SHIPPED_BASE
+    from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
     from visual_rft.world import WorldConfig
 
     assert WorldConfig().max_instances == 4
@@ -54,4 +64,5 @@ def test_the_longest_world_answer_fits_the_completion_budget():
     n = (
         len(tokenizer(answer_text(sample, None, THINK), add_special_tokens=False)["input_ids"]) + 1
     )  # + <|im_end|>
-    assert 120 <= n <= FewShotConfig().max_completion_length
+    cfg = FewShotConfig()
+    assert 120 <= n <= cfg.rft.grpo.max_completion_length and n <= cfg.eval.max_new_tokens

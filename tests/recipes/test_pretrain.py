@@ -1,14 +1,19 @@
+from dataclasses import replace
+
+from visual_rft.config import load_config
 from visual_rft.models.loading import load_model
-from visual_rft.recipes.fewshot import default_base_model
-from visual_rft.recipes.pretrain import SHIPPED_BASE, PretrainConfig, run_pretrain
+from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
+from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
 
 
 def test_pretrain_miniature(tmp_path):
-    base = run_pretrain(
-        PretrainConfig(
-            out_dir=str(tmp_path / "pre"), size="1m", n_per_task=4, steps=2, batch_size=4, progress=False
-        )
+    cfg = load_config(
+        PretrainConfig,
+        None,
+        [f"out_dir={tmp_path / 'pre'}", "size=1m", "n_per_task=4", "sft.run.steps=2", "sft.sft.batch_size=4"],
     )
+    assert cfg.sft.sft.think == THINK and cfg.sft.optim.schedule == "cosine"  # the recipe's defaults stay
+    base = run_pretrain(replace(cfg, progress=False))
     assert (base / "model.safetensors").exists() and base == tmp_path / "pre" / "base"
     rows = (tmp_path / "pre" / "sft" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from visual_rft import rewards
@@ -51,3 +52,61 @@ def test_sft_lowers_the_answer_loss_and_teaches_the_format(tiny_model_dir, toy_s
     for s, f, t in zip(samples, frames, texts):
         assert rewards.format_reward(t) == 1.0, t
         assert t == answer_text(s, None if s.task == "classification" else f, "I look at the image."), t
+
+
+def _sft(tiny_model_dir, tmp_path, **data):
+    return load_config(
+        SFTTrainConfig,
+        None,
+        [
+            f"model.path={tiny_model_dir}",
+            f"run.output_dir={tmp_path / 'run'}",
+            "sft.batch_size=2",
+            "run.steps=1",
+            "run.progress=false",
+            "run.tensorboard=false",
+            *(f"data.{k}={v}" for k, v in data.items()),
+        ],
+    )
+
+
+def test_a_non_finite_loss_skips_the_update_and_says_so(tiny_model_dir, toy_samples, tmp_path, monkeypatch):
+    """Fault injection: one log-probability is -inf (the loss is inf) while every gradient stays finite."""
+    import visual_rft.sft.trainer as sft_trainer
+
+    real = sft_trainer.completion_logprobs
+
+    def with_an_impossible_token(model, rollout):
+        logp = real(model, rollout)  # [b, T]
+        return logp + torch.zeros_like(logp).index_fill_(1, torch.tensor([0]), float("-inf")).detach()
+
+    monkeypatch.setattr(sft_trainer, "completion_logprobs", with_an_impossible_token)
+    trainer = SFTTrainer(_sft(tiny_model_dir, tmp_path), samples=toy_samples[:2])
+    before = [p.detach().clone() for p in trainer.params]
+    result = trainer.step(0)
+    assert result.metrics["loss"] == float("inf") and result.metrics["skipped"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.params))
+
+
+def test_bad_training_data_fails_before_the_model_loads(tiny_model_dir, toy_samples, tmp_path, monkeypatch):
+    """Every bad record is named (file:line: field) and no model is loaded for a run that cannot train."""
+    import visual_rft.train.base as base
+    from visual_rft.data.jsonl import DataError, write_samples
+
+    samples = list(toy_samples[:3])
+    samples[0].images = [str(tmp_path / "missing.png")]
+    samples[2].images = [str(tmp_path / "also-missing.png")]
+    data = tmp_path / "train.jsonl"
+    write_samples(data, samples)
+    loads = []
+    monkeypatch.setattr(base, "load_model", lambda *a, **k: loads.append(a))
+    with pytest.raises(DataError) as err:
+        SFTTrainer(_sft(tiny_model_dir, tmp_path, train=data))
+    message = str(err.value)
+    assert "2 bad record(s)" in message
+    assert f"{data}:1: field 'images[0]': image not found" in message
+    assert f"{data}:3: field 'images[0]'" in message
+    assert loads == []
+    with pytest.raises(DataError, match=r"sample 0 \(c0\): field 'images\[0\]'"):  # samples given directly
+        SFTTrainer(_sft(tiny_model_dir, tmp_path), samples=samples)
+    assert loads == []

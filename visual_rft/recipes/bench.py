@@ -17,17 +17,13 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from visual_rft.recipes.fewshot import (
-    FILES,
-    FewShotConfig,
-    default_base_model,
-    ensure_world,
-    metric,
-    run_fewshot,
-)
+from visual_rft.eval.runner import evaluate_models
+from visual_rft.recipes.base_model import default_base_model
+from visual_rft.recipes.fewshot import FILES, FewShotConfig, ensure_world, metric, run_fewshot
+from visual_rft.report.machine import machine
 
 TABLES = {  # task -> (title, [(column, dotted metric)])
     "classification": (
@@ -70,8 +66,8 @@ class BenchConfig:
     results: str = ""
     """Where to write the tables (empty: OUT/RESULTS.md)."""
     fewshot: FewShotConfig = field(default_factory=lambda: FewShotConfig(progress=False))
-    """Settings of each run (steps, learning rates, G, test_limit, base_model, world_seed); task, shots,
-    seed, out_dir and world_dir are set per run."""
+    """Settings of each run (its sft, rft and eval sections, base_model, world_seed); task, shots, seed,
+    out_dir and world_dir are set per run."""
 
 
 def cells(cfg: BenchConfig) -> list[tuple[str, int]]:
@@ -89,16 +85,11 @@ def cells(cfg: BenchConfig) -> list[tuple[str, int]]:
 
 def evaluate_base(cfg: BenchConfig, task: str, base: Path, world: Path) -> dict:
     """The base model's metrics on the task's test set, computed once and kept in OUT/<task>/base/."""
-    from visual_rft.eval.runner import EvalOptions, evaluate_models
-
     out = Path(cfg.out_dir) / task / "base"
     done = out / "metrics.json"
     if done.exists():
         return json.loads(done.read_text())["base"]
-    f = cfg.fewshot
-    options = EvalOptions(
-        batch_size=16, max_new_tokens=f.max_completion_length, limit=f.test_limit or None, progress=f.progress
-    )
+    options = replace(cfg.fewshot.eval, progress=cfg.fewshot.progress)
     return evaluate_models({"base": base}, world / f"{FILES[task][1]}.jsonl", out, options)["base"]
 
 
@@ -115,17 +106,15 @@ def run_bench(cfg: BenchConfig, command: str = "run_bench(cfg)") -> Path:
         if (run_dir / "results.json").exists():
             continue
         print(f"[{i}/{len(plan)}] {task} {k}-shot seed {seed} ({time.perf_counter() - t0:.0f}s)", flush=True)
-        run = FewShotConfig(
-            **{
-                **asdict(cfg.fewshot),
-                "task": task,
-                "shots": k,
-                "seed": seed,
-                "base_model": str(base),
-                "out_dir": str(run_dir),
-                "world_dir": str(world),
-                "eval_base": False,
-            }
+        run = replace(
+            cfg.fewshot,
+            task=task,
+            shots=k,
+            seed=seed,
+            base_model=str(base),
+            out_dir=str(run_dir),
+            world_dir=str(world),
+            eval_base=False,
         )
         run_fewshot(run)
     results = Path(cfg.results) if cfg.results else out / "RESULTS.md"
@@ -169,9 +158,8 @@ def mean_std(values: list[float]) -> str:
 
 def results_markdown(cfg: BenchConfig, base: dict, runs: dict, seconds: float, command: str) -> str:
     """The tables, with the command, the machine, the budget and the time taken."""
-    from visual_rft.report.machine import machine
-
     f = cfg.fewshot
+    sft, rft = f.sft, f.rft
     m = machine("transformers")
     n_runs = sum(len(r) for r in runs.values())
     run_s = sum(sum(r["timings"].values()) for results in runs.values() for r in results)
@@ -185,12 +173,13 @@ def results_markdown(cfg: BenchConfig, base: dict, runs: dict, seconds: float, c
         f"in all; this call took {seconds / 60:.1f} min (runs already done are not redone)",
         f"- base model: `{f.base_model or default_base_model()}`; every run starts from it",
         f"- seeds {cfg.seeds}: mean ± sample standard deviation over the seeds that have run (n in each row)",
-        f"- budget per run: SFT {f.sft_steps} steps x {f.sft_batch_size} sequences = "
-        f"{f.sft_steps * f.sft_batch_size} sequences (lr {f.sft_lr}); RFT {f.rft_steps} steps x "
-        f"{f.prompts_per_step} prompts x G={f.group_size} = {f.rft_steps * f.prompts_per_step * f.group_size} "
-        f"sampled sequences (lr {f.rft_lr}, beta {f.beta}, rewards "
-        f"{f.rft_rewards or 'of the paper: task defaults'}); both on the same k-shot file",
-        f"- test: the first {f.test_limit or 'all'} queries of each task's held-out test file, greedy decoding",
+        f"- budget per run: SFT {sft.run.steps} steps x {sft.sft.batch_size} sequences = "
+        f"{sft.run.steps * sft.sft.batch_size} sequences (lr {sft.optim.lr}); RFT {rft.run.steps} steps x "
+        f"{rft.grpo.prompts_per_step} prompts x G={rft.grpo.group_size} = "
+        f"{rft.run.steps * rft.grpo.prompts_per_step * rft.grpo.group_size} sampled sequences "
+        f"(lr {rft.optim.lr}, beta {rft.grpo.beta}, rewards "
+        f"{rft.grpo.rewards or 'of the paper: task defaults'}); both on the same k-shot file",
+        f"- test: the first {f.eval.limit or 'all'} queries of each task's held-out test file, greedy decoding",
         "",
     ]
     for task in cfg.tasks:

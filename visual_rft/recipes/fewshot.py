@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from visual_rft.config import SFTTrainConfig, TrainConfig, load_config
+from visual_rft.config import GRPOConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, TrainConfig
 from visual_rft.data.jsonl import read_samples
+from visual_rft.eval.completions import read_completions
+from visual_rft.eval.runner import EvalOptions, evaluate_models
+from visual_rft.recipes.base_model import THINK, default_base_model
+from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
+from visual_rft.rl.trainer import GRPOTrainer
+from visual_rft.sft.trainer import SFTTrainer
+from visual_rft.world import build_suite
 
 FILES = {  # task -> (few-shot prefix in the world folder, its test file)
     "detection": ("det_novel", "det_novel_test"),
@@ -26,8 +33,33 @@ FILES = {  # task -> (few-shot prefix in the world folder, its test file)
     "grounding": ("grd_reason", "grd_reason_test"),
     "open_vocabulary": ("det_ovd", "ovd_test"),  # train on base categories, test on novel and base
 }
-THINK = "Let me look at the image."
-"""The fixed reasoning text the base model was pre-trained to write (and SFT keeps writing)."""
+
+MAX_COMPLETION = 160
+"""Longest completion sampled in training and generated in evaluation. A detection answer takes about 30
+tokens a box (one token a digit): the world's 4-box answers need up to 128."""
+
+QUIET = RunConfig(tensorboard=False, save_every=0)
+"""What every recipe run logs: metrics.jsonl and the final checkpoint, no TensorBoard, no intermediate saves."""
+
+
+def default_sft() -> SFTTrainConfig:
+    """The SFT baseline's settings on k examples."""
+    return SFTTrainConfig(
+        optim=OptimConfig(lr=2e-4), sft=SFTConfig(batch_size=8, think=THINK), run=replace(QUIET, steps=60)
+    )
+
+
+def default_rft() -> TrainConfig:
+    """Visual-RFT's settings on k examples (rewards: the task's defaults, as in the paper)."""
+    return TrainConfig(
+        optim=OptimConfig(lr=5e-5),
+        grpo=GRPOConfig(group_size=8, prompts_per_step=2, beta=0.04, max_completion_length=MAX_COMPLETION),
+        run=replace(QUIET, steps=60, sample_every=10),
+    )
+
+
+def default_eval() -> EvalOptions:
+    return EvalOptions(batch_size=16, max_new_tokens=MAX_COMPLETION, limit=100)
 
 
 @dataclass
@@ -47,62 +79,36 @@ class FewShotConfig:
     """Where the world lives (built there when missing); empty: OUT/world."""
     out_dir: str = "runs/fewshot"
     """Run folder: world/, sft/, rft/, eval/, report PNGs, results.json."""
-    sft_steps: int = 60
-    """SFT optimizer steps."""
-    sft_batch_size: int = 8
-    """SFT samples per step."""
-    sft_lr: float = 2e-4
-    """SFT learning rate."""
-    rft_steps: int = 60
-    """GRPO optimizer steps."""
-    group_size: int = 8
-    """GRPO group size G."""
-    prompts_per_step: int = 2
-    """GRPO prompts per step."""
-    rft_lr: float = 5e-5
-    """GRPO learning rate."""
-    beta: float = 0.04
-    """GRPO KL weight."""
-    rft_rewards: dict[str, float] = field(default_factory=dict)
-    """GRPO rewards, name -> weight (see `visual_rft.rewards.registry`); empty: the task's defaults, as in
-    the paper. E.g. {cls: 1, cls_words: 1, format: 1} adds partial credit for classification."""
-    max_completion_length: int = 160
-    """Longest completion sampled in training and generated in evaluation. A detection answer takes
-    about 30 tokens a box (one token a digit): the world's 4-box answers need up to 128."""
-    test_limit: int = 100
-    """Test samples evaluated (0: the whole test file)."""
+    sft: SFTTrainConfig = field(default_factory=default_sft)
+    """The SFT baseline (`vrft sft`'s config); model.path, data, run.output_dir and run.seed are set per run."""
+    rft: TrainConfig = field(default_factory=default_rft)
+    """Visual-RFT (`vrft train`'s config); model.path, data, run.output_dir and run.seed are set per run."""
+    eval: EvalOptions = field(default_factory=default_eval)
+    """The evaluation of base, SFT and RFT (`vrft eval`'s options; limit: test queries evaluated)."""
     eval_base: bool = True
     """Also evaluate the base model (a benchmark that runs many seeds evaluates it once instead)."""
     progress: bool = True
-    """Progress bars."""
-
-
-def default_base_model() -> Path:
-    """The base checkpoint shipped with the package (see `vrft world pretrain`)."""
-    from visual_rft.recipes.pretrain import SHIPPED_BASE
-
-    if not (SHIPPED_BASE / "config.json").exists():
-        raise FileNotFoundError(
-            f"{SHIPPED_BASE}: the shipped base model is missing; build it with `vrft world pretrain`"
-        )
-    return SHIPPED_BASE
+    """Progress bars (of SFT, RFT and the evaluation alike)."""
 
 
 def ensure_world(world_dir: Path, seed: int) -> Path:
     """The world's few-shot pools and test sets (no pre-training sets), built once."""
-    from visual_rft.world import build_suite
-
     if not (world_dir / "world.json").exists():
         build_suite(world_dir, seed=seed, n_pretrain=0)
     return world_dir
 
 
+def per_run(trainer_cfg, base: Path, out: Path, seed: int, progress: bool):
+    """A trainer config with this run's model, folder, seed and progress bar."""
+    return replace(
+        trainer_cfg,
+        model=replace(trainer_cfg.model, path=str(base)),
+        run=replace(trainer_cfg.run, output_dir=str(out), seed=seed, progress=progress),
+    )
+
+
 def run_fewshot(cfg: FewShotConfig) -> dict:
     """Run base / SFT / RFT on one task at one shot count; returns (and writes) the results."""
-    from visual_rft.eval.runner import EvalOptions, evaluate_models
-    from visual_rft.rl.trainer import GRPOTrainer
-    from visual_rft.sft.trainer import SFTTrainer
-
     if cfg.task not in FILES:
         raise ValueError(f"task must be one of {sorted(FILES)}, got {cfg.task!r}")
     out = Path(cfg.out_dir)
@@ -111,85 +117,53 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
     world = ensure_world(Path(cfg.world_dir) if cfg.world_dir else out / "world", cfg.world_seed)
     prefix, test_name = FILES[cfg.task]
     train = read_samples(world / f"{prefix}_{cfg.shots}shot.jsonl")
-    common = [
-        f"model.path={base}",
-        f"run.seed={cfg.seed}",
-        "run.tensorboard=false",
-        "run.save_every=0",
-        f"run.progress={str(cfg.progress).lower()}",
-    ]
+    sft_cfg = per_run(cfg.sft, base, out / "sft", cfg.seed, cfg.progress)
+    rft_cfg = per_run(cfg.rft, base, out / "rft", cfg.seed, cfg.progress)
     timings = {}
 
     t0 = time.perf_counter()
-    sft_cfg = load_config(
-        SFTTrainConfig,
-        None,
-        [
-            *common,
-            f"run.output_dir={out}/sft",
-            f"run.steps={cfg.sft_steps}",
-            f"sft.batch_size={cfg.sft_batch_size}",
-            f"optim.lr={cfg.sft_lr}",
-            f"sft.think={THINK}",
-        ],
-    )
     SFTTrainer(sft_cfg, samples=train).fit()
     timings["sft_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rft_cfg = load_config(
-        TrainConfig,
-        None,
-        [
-            *common,
-            f"run.output_dir={out}/rft",
-            f"run.steps={cfg.rft_steps}",
-            f"grpo.group_size={cfg.group_size}",
-            f"grpo.prompts_per_step={cfg.prompts_per_step}",
-            f"optim.lr={cfg.rft_lr}",
-            f"grpo.beta={cfg.beta}",
-            f"grpo.rewards={json.dumps(cfg.rft_rewards)}",
-            f"grpo.max_completion_length={cfg.max_completion_length}",
-            "run.sample_every=10",
-        ],
-    )
     GRPOTrainer(rft_cfg, samples=train).fit()
     timings["rft_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     models = {
         **({"base": base} if cfg.eval_base else {}),
-        "sft": out / "sft" / f"checkpoint-{cfg.sft_steps}" / "model",
-        "rft": out / "rft" / f"checkpoint-{cfg.rft_steps}" / "model",
+        "sft": out / "sft" / f"checkpoint-{sft_cfg.run.steps}" / "model",
+        "rft": out / "rft" / f"checkpoint-{rft_cfg.run.steps}" / "model",
     }
-    options = EvalOptions(
-        batch_size=16,
-        max_new_tokens=cfg.max_completion_length,
-        limit=cfg.test_limit or None,
-        progress=cfg.progress,
-    )
+    options = replace(cfg.eval, progress=cfg.progress)
     metrics = evaluate_models(models, world / f"{test_name}.jsonl", out / "eval", options)
     timings["eval_s"] = time.perf_counter() - t0
 
-    budget = {
-        "examples": len(train),
-        "sft": {"steps": cfg.sft_steps, "sequences": cfg.sft_steps * cfg.sft_batch_size},
-        "rft": {
-            "steps": cfg.rft_steps,
-            "sequences": cfg.rft_steps * cfg.prompts_per_step * cfg.group_size,
-            "sampled": True,
-        },
-    }
     results = {
         "config": asdict(cfg),
         "base_model": str(base),
-        "budget": budget,
+        "budget": budget(cfg, len(train)),
         "timings": timings,
         "metrics": metrics,
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     write_pictures(out, cfg.task)
     return results
+
+
+def budget(cfg: FewShotConfig, examples: int) -> dict:
+    """The compute each method gets: optimizer steps, and sequences through forward + backward."""
+    sft, rft = cfg.sft, cfg.rft
+    return {
+        "examples": examples,
+        "sft": {"steps": sft.run.steps, "sequences": sft.run.steps * sft.sft.batch_size, "lr": sft.optim.lr},
+        "rft": {
+            "steps": rft.run.steps,
+            "sequences": rft.run.steps * rft.grpo.prompts_per_step * rft.grpo.group_size,
+            "sampled": True,
+            "lr": rft.optim.lr,
+        },
+    }
 
 
 def headline(task: str) -> str:
@@ -211,9 +185,6 @@ def metric(metrics: dict, dotted: str) -> float:
 
 def write_pictures(out: Path, task: str, n: int = 4) -> list[Path]:
     """reward_curve.png, and the first n test images with RFT's and the base's predictions."""
-    from visual_rft.eval.completions import read_completions
-    from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
-
     paths = [reward_curve(out / "rft" / "metrics.jsonl", out / "reward_curve.png")]
     if task == "classification":
         return paths

@@ -11,14 +11,24 @@ fixed think text. The result ships in `visual_rft/assets/base-5m/` so that the d
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import visual_rft
-from visual_rft.config import SFTTrainConfig, load_config
+from visual_rft.config import OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.data.jsonl import read_samples
+from visual_rft.models.tiny import write_tiny
+from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
+from visual_rft.sft.trainer import SFTTrainer
+from visual_rft.world import build_suite
 
-SHIPPED_BASE = Path(visual_rft.__file__).parent / "assets" / "base-5m"
-"""Where the shipped base checkpoint lives inside the package."""
+
+def default_sft() -> SFTTrainConfig:
+    """1,500 steps of 16 at lr 1e-3 (cosine after 50 warm-up steps), answers with the fixed think text."""
+    return SFTTrainConfig(
+        optim=OptimConfig(lr=1e-3, warmup_steps=50, schedule="cosine"),
+        sft=SFTConfig(batch_size=16, think=THINK),
+        run=RunConfig(steps=1500, save_every=500, tensorboard=False),
+    )
 
 
 @dataclass
@@ -31,12 +41,8 @@ class PretrainConfig:
     """Seed of the world, the initial weights and the data order."""
     n_per_task: int = 2000
     """Pre-training samples per base task (classification, detection, grounding)."""
-    steps: int = 1500
-    """SFT optimizer steps."""
-    batch_size: int = 16
-    """SFT samples per step."""
-    lr: float = 1e-3
-    """Peak learning rate (cosine decay after 50 warm-up steps)."""
+    sft: SFTTrainConfig = field(default_factory=default_sft)
+    """The SFT run (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     ship: bool = False
     """Also copy the result to the package's shipped location (visual_rft/assets/base-5m)."""
     progress: bool = True
@@ -45,40 +51,21 @@ class PretrainConfig:
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Build the world's base tasks, train, and return the base model folder."""
-    from visual_rft.data.jsonl import read_samples
-    from visual_rft.models.tiny import write_tiny
-    from visual_rft.recipes.fewshot import THINK
-    from visual_rft.sft.trainer import SFTTrainer
-    from visual_rft.world import build_suite
-
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     samples = [
         s for key in ("cls_base_train", "det_base_train", "grd_base_train") for s in read_samples(paths[key])
     ]
     init = write_tiny(out / "init", "qwen2_5_vl", cfg.size, seed=cfg.seed)
-    sft = load_config(
-        SFTTrainConfig,
-        None,
-        [
-            f"model.path={init}",
-            f"run.output_dir={out}/sft",
-            f"run.steps={cfg.steps}",
-            f"run.seed={cfg.seed}",
-            f"sft.batch_size={cfg.batch_size}",
-            f"optim.lr={cfg.lr}",
-            "optim.warmup_steps=50",
-            "optim.schedule=cosine",
-            f"sft.think={THINK}",
-            "run.save_every=500",
-            "run.tensorboard=false",
-            f"run.progress={str(cfg.progress).lower()}",
-        ],
+    sft = replace(
+        cfg.sft,
+        model=replace(cfg.sft.model, path=str(init)),
+        run=replace(cfg.sft.run, output_dir=str(out / "sft"), seed=cfg.seed, progress=cfg.progress),
     )
     SFTTrainer(sft, samples=samples).fit()
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
-    shutil.copytree(out / "sft" / f"checkpoint-{cfg.steps}" / "model", base)
+    shutil.copytree(out / "sft" / f"checkpoint-{sft.run.steps}" / "model", base)
     if cfg.ship:
         shutil.rmtree(SHIPPED_BASE, ignore_errors=True)
         shutil.copytree(base, SHIPPED_BASE)

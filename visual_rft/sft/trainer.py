@@ -9,6 +9,7 @@ the same code (`completion_logprobs`: images encoded once, Qwen-VL positions).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -84,9 +85,10 @@ class SFTTrainer(Trainer):
             loss_sum += loss.item()
             correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())
         grad_norm, finite = clip_and_check(self.params, cfg.optim.max_grad_norm)
-        if finite and torch.isfinite(torch.tensor(loss_sum)):
+        finite = finite and math.isfinite(loss_sum)
+        if finite:
             self.optimizer.step()
-        else:
+        else:  # a non-finite loss or gradient: skip the update, and say so in the log
             self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         metrics = {

@@ -6,21 +6,64 @@ samples and checkpoints. Nothing else is hidden here.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from visual_rft.config import save_config
-from visual_rft.data.jsonl import read_samples
+from visual_rft.config import DataConfig, save_config
+from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.models.lora import prepare_for_training, trainable_parameters
 from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from visual_rft.train.log import RunLogger
 from visual_rft.train.optim import build_optimizer, build_scheduler
+
+
+def load_training_samples(data: DataConfig, samples: list[Sample] | None = None) -> list[Sample]:
+    """The training samples (from `data.train`, or `samples` as given), checked BEFORE any model loads:
+    every bad record (file:line: field, as `vrft data check` reports them, images opened) in one error."""
+    if samples is None:
+        if not data.train:
+            raise ValueError("data.train: no training file given (data.train=PATH.jsonl)")
+        _, errors = check_file(data.train)
+        if errors:
+            raise DataError(
+                f"{len(errors)} bad record(s), nothing was trained; fix them first "
+                f"(`vrft data check {data.train}`):\n"
+                + "\n".join(str(e) for e in errors[:20])
+                + ("\n..." if len(errors) > 20 else "")
+            )
+        samples = read_samples(data.train)
+    else:
+        bad = []
+        for i, sample in enumerate(samples):
+            try:
+                check_image(sample)
+            except DataError as e:
+                bad.append(f"sample {i} ({sample.id}): field '{e.field}': {e.reason}")
+        if bad:
+            raise DataError(f"{len(bad)} bad sample(s), nothing was trained:\n" + "\n".join(bad[:20]))
+    if data.max_samples:
+        samples = samples[: data.max_samples]
+    if not samples:
+        raise ValueError(f"{data.train or 'data'}: no training samples")
+    return samples
+
+
+def data_record(data: DataConfig, samples: list[Sample]) -> dict:
+    """What a run trained on, written to data.json: the file, the count, a fingerprint of the ids in order."""
+    ids = "\n".join(s.id for s in samples)
+    return {
+        "train": data.train or None,
+        "n_samples": len(samples),
+        "ids_sha256": sha256(ids.encode()).hexdigest(),
+    }
 
 
 def seed_everything(seed: int) -> None:
@@ -48,11 +91,7 @@ class Trainer:
         self.cfg = cfg
         run, m = cfg.run, cfg.model
         seed_everything(run.seed)
-        self.samples = samples if samples is not None else read_samples(cfg.data.train)
-        if cfg.data.max_samples:
-            self.samples = self.samples[: cfg.data.max_samples]
-        if not self.samples:
-            raise ValueError(f"{cfg.data.train or 'data'}: no training samples")
+        self.samples = load_training_samples(cfg.data, samples)
         self.run_dir = Path(run.output_dir)
         ckpt = latest_checkpoint(self.run_dir) if resume else None
         self.processor = load_processor(m.path)
@@ -93,6 +132,9 @@ class Trainer:
         run = self.cfg.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.run_dir / "config.yaml")
+        (self.run_dir / "data.json").write_text(
+            json.dumps(data_record(self.cfg.data, self.samples), indent=1)
+        )
         logger = RunLogger(
             self.run_dir,
             total_steps=run.steps,
