@@ -33,9 +33,9 @@ import torch
 from PIL import Image
 
 import visual_rft.world as world
-from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.config import EvalOptions, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
 from visual_rft.data.jsonl import read_samples
-from visual_rft.eval.runner import EvalOptions, evaluate_models
+from visual_rft.eval.runner import evaluate_models
 from visual_rft.models.tiny import build_tiny
 from visual_rft.recipes.base_model import THINK
 from visual_rft.sft.trainer import SFTTrainer
@@ -108,7 +108,11 @@ def main() -> None:
         optim=OptimConfig(lr=args.lr, warmup_steps=30, schedule="cosine"),
         sft=SFTConfig(batch_size=16, think=THINK),
         run=RunConfig(
-            output_dir=f"{out}/sft", steps=args.steps, save_every=args.steps, tensorboard=False, progress=False
+            output_dir=f"{out}/sft",
+            steps=args.steps,
+            save_every=args.steps,
+            tensorboard=False,
+            progress=False,
         ),
     )
     t0 = time.perf_counter()

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from visual_rft.cli import main
 from visual_rft.data.jsonl import write_samples
 
@@ -38,9 +40,8 @@ def test_sft_then_eval_base_and_sft_in_one_table(tiny_model_dir, toy_samples, tm
                 str(data),
                 "--out",
                 str(out),
-                "--max-new-tokens",
-                "8",
-                "--no-progress",
+                "max_new_tokens=8",
+                "progress=false",
             ]
         )
         == 0
@@ -50,11 +51,37 @@ def test_sft_then_eval_base_and_sft_in_one_table(tiny_model_dir, toy_samples, tm
     assert header.split("|")[2:4] == [" base ", " sft "]
     assert "| classification.accuracy |" in table and "| detection.mAP |" in table
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"base", "sft"} <= set(json.dumps(metrics).replace('"', " ").split())
-    for name in ("base", "sft"):
-        assert (out / name / "completions.jsonl").exists()
+    assert list(metrics) == ["base", "sft"]  # one column per model, in the order given
+    for name, folder in (("base", tiny_model_dir), ("sft", sft_model)):
+        m = metrics[name]
+        assert m["task"] == "mixed" and m["classification"]["n"] == 6 and m["detection"]["n_queries"] == 2
+        run = json.loads((out / name / "run.json").read_text())
+        assert run["model_dir"] == str(folder) and run["options"]["max_new_tokens"] == 8
+        records = (out / name / "completions.jsonl").read_text().splitlines()
+        assert len(records) == 8 and all(json.loads(r)["n_tokens"] <= 8 for r in records)
+    # the table shows each model's own numbers, in its own column
+    row = next(line for line in table.splitlines() if line.startswith("| classification.unparseable |"))
+    cells = [c.strip() for c in row.split("|")[2:4]]
+    for cell, name in zip(cells, ("base", "sft")):
+        assert cell == f"{100 * metrics[name]['classification']['unparseable']:.1f}"
 
 
 def test_bad_config_key_is_a_clear_cli_error(tiny_model_dir, capsys):
     assert main(["train", f"model.path={tiny_model_dir}", "grpo.grup_size=3"]) == 2
     assert "unknown key 'grpo.grup_size'; did you mean 'grpo.group_size'" in capsys.readouterr().err
+
+
+def test_eval_options_are_key_value_and_old_flags_get_a_hint(tiny_model_dir, toy_samples, tmp_path, capsys):
+    data = tmp_path / "test.jsonl"
+    write_samples(data, toy_samples[:2])
+    args = ["eval", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "e")]
+    with pytest.raises(SystemExit):
+        main([*args, "--max-new-tokens", "4"])
+    assert "--max-new-tokens is now max_new_tokens=VALUE" in capsys.readouterr().err
+    assert main([*args, "batch_sise=2"]) == 2  # not an option and not a folder: a clear error
+    assert "unknown option 'batch_sise'; did you mean 'batch_size'?" in capsys.readouterr().err
+    assert main([*args, f"rft={tmp_path / 'nothing'}"]) == 2  # checked before the first model loads
+    err = capsys.readouterr().err
+    assert "not a model folder (no config.json): rft=" in err and "Loading weights" not in err
+    assert main([*args, "max_new_tokens=four"]) == 2
+    assert "'max_new_tokens' must be int" in capsys.readouterr().err

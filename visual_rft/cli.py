@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from visual_rft.eval.cli import old_flag_hint
+from visual_rft.eval.cli import register as register_eval
+
 
 def _cmd_model_tiny(args) -> int:
     from visual_rft.models.tiny import build_tiny, count_parameters
@@ -162,8 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
         p.set_defaults(func=func)
 
-    from visual_rft.eval.cli import register as register_eval
-
     register_eval(sub)
 
     world = sub.add_parser("world", help="the synthetic world").add_subparsers(
@@ -201,7 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # we never fetch from a hub
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "eval":  # models and key=value may also follow --data/--out
+        args.items += [x for x in extra if not x.startswith("-")]
+        extra = [x for x in extra if x.startswith("-")]
+        if extra:
+            parser.error(f"eval: {old_flag_hint(extra)}")
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.version:
         from visual_rft import __version__
 

@@ -162,6 +162,36 @@ class SFTTrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+@dataclass
+class EvalOptions:
+    """`vrft eval`: how to run an evaluation (key=value on its command line; the `eval` section of recipes)."""
+
+    batch_size: int = 8
+    """Prompts generated together."""
+    max_new_tokens: int = 256
+    """The most tokens generated per sample."""
+    min_new_tokens: int = 0
+    """The fewest tokens generated per sample (for benchmarks)."""
+    temperature: float = 0.0
+    """0: greedy decoding (the default); above 0: sampling at this temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, when sampling."""
+    seed: int = 0
+    """Random seed (sampling only)."""
+    dtype: str = "auto"
+    """Model dtype: auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16."""
+    device: str = "auto"
+    """cuda, cpu, cuda:1, ... or auto."""
+    categories: str = "file"
+    """Which detection queries to ask: file, present, all, or a path to an existence map (module docstring)."""
+    sort: bool = True
+    """Batch prompts of similar length together (less padding; the result is the same)."""
+    progress: bool = True
+    """Show a progress bar with ETA."""
+    limit: int | None = None
+    """Evaluate only the first `limit` samples of the file (quick checks)."""
+
+
 class ConfigError(ValueError):
     pass
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from visual_rft.config import EvalOptions
 from visual_rft.eval.completions import COMPLETIONS, read_completions, write_completions
 from visual_rft.eval.report import headline_rows
-from visual_rft.eval.runner import EvalOptions, evaluate_models, model_names, rescore
+from visual_rft.eval.runner import evaluate_models, model_names, rescore
 from visual_rft.eval.scoring import score
 
 

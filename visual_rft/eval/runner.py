@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from visual_rft.config import EvalOptions
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Sample
 from visual_rft.eval.completions import COMPLETIONS, Completion, read_completions, write_completions
@@ -40,36 +41,6 @@ from visual_rft.eval.table import to_json
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 
 RUN = "run.json"
-
-
-@dataclass
-class EvalOptions:
-    """How to run an evaluation (the command line's flags)."""
-
-    batch_size: int = 8
-    """Prompts generated together."""
-    max_new_tokens: int = 256
-    """The most tokens generated per sample."""
-    min_new_tokens: int = 0
-    """The fewest tokens generated per sample (for benchmarks)."""
-    temperature: float = 0.0
-    """0: greedy decoding (the default); above 0: sampling at this temperature."""
-    top_p: float = 1.0
-    """Nucleus sampling mass, when sampling."""
-    seed: int = 0
-    """Random seed (sampling only)."""
-    dtype: str = "auto"
-    """Model dtype: auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16."""
-    device: str = "auto"
-    """cuda, cpu, cuda:1, ... or auto."""
-    categories: str = "file"
-    """Which detection queries to ask: file, present, all, or a path to an existence map (module docstring)."""
-    sort: bool = True
-    """Batch prompts of similar length together (less padding; the result is the same)."""
-    progress: bool = True
-    """Show a progress bar with ETA."""
-    limit: int | None = None
-    """Evaluate only the first `limit` samples of the file (quick checks)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,6 +183,11 @@ def evaluate_models(
         models = model_names(list(models))
     if not models:
         raise ValueError("no model folders to evaluate")
+    missing = [
+        f"{name}={path}" for name, path in models.items() if not (Path(path) / "config.json").is_file()
+    ]
+    if missing:  # before any model loads
+        raise FileNotFoundError(f"not a model folder (no config.json): {', '.join(missing)}")
     samples = load_test_samples(data, options.limit)
     category_splits(samples)  # fail on bad data, a bad option or map before loading any model
     plan_queries(samples, options.categories)

@@ -17,10 +17,18 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from visual_rft.config import GRPOConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, TrainConfig
+from visual_rft.config import (
+    EvalOptions,
+    GRPOConfig,
+    OptimConfig,
+    RunConfig,
+    SFTConfig,
+    SFTTrainConfig,
+    TrainConfig,
+)
 from visual_rft.data.jsonl import read_samples
 from visual_rft.eval.completions import read_completions
-from visual_rft.eval.runner import EvalOptions, evaluate_models
+from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import THINK, default_base_model
 from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
 from visual_rft.rl.trainer import GRPOTrainer
