@@ -13,48 +13,57 @@ def bench(load_bench):
     return load_bench("reward_speed")
 
 
-def original(bench, which, content, solution):
-    func = bench.original_accuracy_reward_iou if which == "iou" else bench.original_accuracy_reward_confidence
+@pytest.fixture(scope="module")
+def reference(load_bench):
+    return load_bench("reward_reference")
+
+
+def original(reference, which, content, solution):
+    func = (
+        reference.original_accuracy_reward_iou
+        if which == "iou"
+        else reference.original_accuracy_reward_confidence
+    )
     return func([[{"role": "assistant", "content": content}]], [solution])[0]
 
 
 SOLUTION = "<answer>[{'Position': [0, 0, 10, 10], 'Confidence': 1}]</answer>"
 
 
-def test_the_original_turns_nan_into_a_nan_reward(bench):
+def test_the_original_turns_nan_into_a_nan_reward(reference):
     c = "<think>t</think><answer>[{'Position': [0, 0, 10, 10], 'Confidence': NaN}]</answer>"
-    assert math.isnan(original(bench, "confidence", c, SOLUTION))
+    assert math.isnan(original(reference, "confidence", c, SOLUTION))
     assert rewards.confidence_reward(c, SOLUTION) == 0.0  # the prediction is invalid, so there is none
 
 
-def test_the_original_rewards_confidences_outside_0_1(bench):
+def test_the_original_rewards_confidences_outside_0_1(reference):
     miss = "<think>t</think><answer>[{'Position': [50, 50, 60, 60], 'Confidence': -3}]</answer>"
-    assert original(bench, "confidence", miss, SOLUTION) == 1.0  # 1 - (-3) = 4, clipped to 1
+    assert original(reference, "confidence", miss, SOLUTION) == 1.0  # 1 - (-3) = 4, clipped to 1
     assert rewards.confidence_reward(miss, SOLUTION) == 0.0
 
 
-def test_the_original_gives_zero_to_a_right_empty_answer(bench):
+def test_the_original_gives_zero_to_a_right_empty_answer(reference):
     for answer in ("[]", "No Objects"):
         c = f"<think>t</think><answer>{answer}</answer>"
-        assert original(bench, "iou", c, "<answer>[]</answer>") == 0.0
+        assert original(reference, "iou", c, "<answer>[]</answer>") == 0.0
         assert rewards.iou_reward(c, "<answer>[]</answer>") == 1.0
 
 
-def test_the_original_scores_zero_for_a_multi_line_answer(bench):
+def test_the_original_scores_zero_for_a_multi_line_answer(reference):
     c = "<think>t</think><answer>\n[{'Position': [0, 0, 10, 10], 'Confidence': 0.9}]\n</answer>"
-    assert original(bench, "iou", c, SOLUTION) == 0.0
-    assert original(bench, "iou", c.replace("\n", ""), SOLUTION) == 1.0
+    assert original(reference, "iou", c, SOLUTION) == 0.0
+    assert original(reference, "iou", c.replace("\n", ""), SOLUTION) == 1.0
     assert rewards.iou_reward(c, SOLUTION) == 1.0
 
 
-def test_ours_agrees_with_the_original_on_well_formed_single_line_answers(bench):
+def test_ours_agrees_with_the_original_on_well_formed_single_line_answers(bench, reference):
     completions, solutions = bench.make_workload(30, 4, seed=1)
     for c, s in zip(completions, solutions):
         if "\n" in c.split("<answer>", 1)[1]:
             continue
-        assert rewards.iou_reward(c, s) == pytest.approx(original(bench, "iou", c, s), abs=1e-12)
+        assert rewards.iou_reward(c, s) == pytest.approx(original(reference, "iou", c, s), abs=1e-12)
         assert rewards.confidence_reward(c, s) == pytest.approx(
-            original(bench, "confidence", c, s), abs=1e-12
+            original(reference, "confidence", c, s), abs=1e-12
         )
 
 

@@ -1,10 +1,12 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from visual_rft.config import TrainConfig, load_config
-from visual_rft.models.forward import completion_logprobs
+from visual_rft.models.forward import completion_logprobs, count_images
+from visual_rft.models.inputs import encode_prompts
 from visual_rft.rl.trainer import GRPOTrainer, select_groups
 
 
@@ -181,12 +183,34 @@ def test_dynamic_sampling_drops_flat_groups(tiny_model_dir, toy_samples, tmp_pat
 
 
 def test_select_groups_keeps_images_with_their_prompts(tiny_model_dir, toy_samples, tmp_path):
-    trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path / "run", "grpo.beta=0"), samples=toy_samples)
-    rollout, _ = trainer.rollout(toy_samples[:2])
+    # images of different sizes (so each owns a different number of patches) and a prompt with two images
+    from PIL import Image
+
+    sizes = [[(112, 84)], [(56, 84), (140, 112)], [(84, 168)], [(112, 112)]]
+    samples = []
+    for b, (base, wanted) in enumerate(zip(toy_samples, sizes)):
+        paths = []
+        for j, size in enumerate(wanted):
+            path = tmp_path / f"p{b}-{j}.png"
+            Image.open(toy_samples[(b + j) % len(toy_samples)].image).resize(size).save(path)
+            paths.append(str(path))
+        samples.append(replace(base, images=paths, width=wanted[0][0], height=wanted[0][1]))
+    trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path / "run", "grpo.beta=0"), samples=samples)
+    rollout, _ = trainer.rollout(samples)
+    G = rollout.group_size
+    assert rollout.images_per_prompt == [1, 2, 1, 1]
+    assert len({tuple(t) for t in rollout.image_grid_thw.tolist()}) == 5  # five different patch counts
     with torch.no_grad():
-        full = completion_logprobs(trainer.model, rollout)
-        second = completion_logprobs(trainer.model, select_groups(rollout, [1]))
-    torch.testing.assert_close(second, full[4:], rtol=1e-5, atol=1e-5)
+        full = completion_logprobs(trainer.model, rollout)  # [4*G, T]
+        for groups in ([1], [2, 0], [3], [0, 1, 3], [3, 1]):
+            part = select_groups(rollout, groups)
+            direct, _ = encode_prompts([samples[b] for b in groups], trainer.processor, trainer.convention)
+            torch.testing.assert_close(part.pixel_values, direct["pixel_values"], rtol=0, atol=0)
+            assert torch.equal(part.image_grid_thw, direct["image_grid_thw"]), groups
+            assert part.images_per_prompt == count_images(trainer.model, direct["input_ids"]), groups
+            rows = [b * G + i for b in groups for i in range(G)]
+            got = completion_logprobs(trainer.model, part)
+            torch.testing.assert_close(got, full[rows], rtol=1e-5, atol=1e-5)
 
 
 def test_bad_settings_are_clear_errors(tiny_model_dir, toy_samples, tmp_path):

@@ -1,0 +1,64 @@
+"""Objects, masks, placement and drawing (visual_rft/world/scene.py): exact boxes, objects apart."""
+
+from dataclasses import replace
+from itertools import combinations
+
+import numpy as np
+
+from visual_rft import world as W
+from visual_rft.data.boxes import iou
+
+
+def bbox_of(changed: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(changed)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def scenes(n: int):
+    """Detection and grounding scenes without noise (clutter kept), with digits and rotated polygons."""
+    cfg = W.WorldConfig(noise=0.0)
+    for i in range(n):
+        rng = np.random.Generator(np.random.PCG64([99, i]))
+        yield W.detection_scene(rng, cfg, W.DETECTION_ALL)[1]
+        yield W.grounding_scene(rng, cfg)
+
+
+def test_box_is_the_bound_of_the_pixels_the_object_changed():
+    kinds = set()
+    for scene in scenes(12):
+        full = np.asarray(W.draw(scene))
+        for j, obj in enumerate(scene.objects):
+            without = replace(scene, objects=scene.objects[:j] + scene.objects[j + 1 :])
+            changed = (np.asarray(W.draw(without)) != full).any(-1)
+            assert bbox_of(changed) == obj.box, obj
+            assert changed.sum() == obj.area  # nothing of it hidden by another object
+            kinds.add(obj.shape)
+    assert kinds >= {"digit", "triangle", "square", "circle"}
+
+
+def test_rotated_polygon_box_comes_from_the_rasterised_mask():
+    rng = np.random.Generator(np.random.PCG64(0))
+    cfg = W.WorldConfig()
+    diamond = replace(W.make_object(rng, cfg, "square", "red", size=40), angle=45.0)
+    square = replace(diamond, angle=0.0)
+    assert W.mask_of(diamond).shape != W.mask_of(square).shape
+    image, scene = W.render_scene(
+        rng,
+        replace(cfg, noise=0.0, clutter=0),
+        [W.make_object(rng, cfg, "square", "blue", size=40)],
+        (112, 112),
+    )
+    obj = scene.objects[0]
+    changed = (np.asarray(image) != np.array(scene.background, np.uint8)).any(-1)
+    assert bbox_of(changed) == obj.box
+    assert (obj.w, obj.h) == W.mask_of(obj).shape[::-1]
+
+
+def test_objects_inside_image_and_barely_overlapping():
+    cfg = W.WorldConfig()
+    for scene in scenes(12):
+        for o in scene.objects:
+            x1, y1, x2, y2 = o.box
+            assert 0 <= x1 < x2 <= scene.width and 0 <= y1 < y2 <= scene.height
+        for a, b in combinations(scene.objects, 2):
+            assert iou(a.box, b.box) <= cfg.max_iou
