@@ -84,5 +84,5 @@ def test_a_nested_section_keeps_its_recipes_defaults():
 
     cfg = load_config(Recipe, None, ["sft.run.seed=3"])
     assert cfg.sft.run.seed == 3 and cfg.sft.run.steps == 60 and cfg.sft.optim.lr == 2e-4
-    cfg = load_config(Recipe, None, ['sft.sft.think=a: b # c'])  # ": " and "#" stay text
+    cfg = load_config(Recipe, None, ["sft.sft.think=a: b # c"])  # ": " and "#" stay text
     assert cfg.sft.sft.think == "a: b # c"

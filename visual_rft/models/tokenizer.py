@@ -13,6 +13,10 @@ import random
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from visual_rft.data.coords import CoordFrame
+from visual_rft.data.prompts import build_prompt
+from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
+
 # Qwen2's special tokens, in Qwen2's order (ids follow the BPE vocabulary).
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -68,10 +72,6 @@ _WORDS = (
 
 def _corpus(seed: int = 0, n: int = 4000) -> list[str]:
     """Text that looks like what the model will read and write: prompts, think/answer, coordinates."""
-    from visual_rft.data.coords import CoordFrame
-    from visual_rft.data.prompts import build_prompt
-    from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
-
     rng = random.Random(seed)
     texts = []
     frame = CoordFrame("norm1000", (224, 224))
