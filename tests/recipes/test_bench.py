@@ -53,6 +53,7 @@ def test_cells_follow_the_tables_and_reject_unknown_tasks():
         cells(BenchConfig(tasks=["segmentation"]))
 
 
+@pytest.mark.slow
 def test_bench_miniature_writes_tables_and_resumes(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "bench"
     cfg = load_config(

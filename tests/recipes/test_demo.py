@@ -3,6 +3,7 @@
 import json
 from hashlib import sha256
 
+import pytest
 from PIL import Image
 
 from visual_rft.config import load_config
@@ -11,6 +12,7 @@ from visual_rft.demo import run_demo
 from visual_rft.recipes.fewshot import FewShotConfig
 
 
+@pytest.mark.slow
 def test_demo_miniature_writes_table_curve_and_pictures(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "demo"
     cfg = load_config(

@@ -9,6 +9,7 @@ from visual_rft.recipes.base_model import THINK
 from visual_rft.recipes.fewshot import FewShotConfig, run_fewshot
 
 
+@pytest.mark.slow
 def test_rft_rewards_replace_the_task_defaults(tiny_model_dir, tmp_path):
     out = tmp_path / "fewshot"
     cfg = load_config(

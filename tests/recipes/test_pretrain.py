@@ -1,11 +1,14 @@
 from dataclasses import replace
 
+import pytest
+
 from visual_rft.config import load_config
 from visual_rft.models.loading import load_model
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
 from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
 
 
+@pytest.mark.slow
 def test_pretrain_miniature(tmp_path):
     cfg = load_config(
         PretrainConfig,

@@ -7,11 +7,14 @@ classification reward alone must then make the answer follow the image.
 
 import json
 
+import pytest
+
 from visual_rft.config import SFTTrainConfig, TrainConfig, load_config
 from visual_rft.rl.trainer import GRPOTrainer
 from visual_rft.sft.trainer import SFTTrainer
 
 
+@pytest.mark.slow
 def test_grpo_raises_the_reward(tiny_model_dir, tmp_path, draw_samples):
     samples = draw_samples(tmp_path / "img", n=32, detection_every=0)
     quiet = ["run.tensorboard=false", "run.progress=false", "run.save_every=0"]

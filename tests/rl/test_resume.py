@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -39,6 +40,7 @@ def _cmd(model_dir, data, run_dir, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_weights(tiny_model_dir, toy_samples, tmp_path):
     data = tmp_path / "train.jsonl"
     write_samples(data, toy_samples)

@@ -23,6 +23,7 @@ def test_answer_tokens_end_with_the_end_of_turn_and_are_masked(tiny_model_dir):
     assert tok.decode(ids[0, : int(mask[0].sum()) - 1]) == "<answer>red</answer>"
 
 
+@pytest.mark.slow
 def test_sft_lowers_the_answer_loss_and_teaches_the_format(tiny_model_dir, toy_samples, tmp_path):
     samples = toy_samples[:4]
     cfg = load_config(

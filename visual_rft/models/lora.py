@@ -22,7 +22,7 @@ def prepare_for_training(model, cfg: ModelConfig, adapter: str | Path | None = N
     `adapter`: a saved LoRA adapter folder to continue from (resuming) instead of fresh adapters.
     """
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if cfg.lora.enabled:
         # adapters on the language model only: "language_model" keeps them out of the vision tower

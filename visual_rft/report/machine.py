@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import subprocess
+from importlib import metadata
+
+import torch
 
 
 def machine(*packages: str) -> dict:
-    """Machine facts plus the versions of `packages` (e.g. "transformers", "trl") that import."""
-    import torch
-
+    """Machine facts plus the installed versions of `packages` (e.g. "transformers", "trl"; None if absent)."""
     info = {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -23,9 +23,9 @@ def machine(*packages: str) -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     for name in packages:
-        try:
-            info[name] = importlib.import_module(name).__version__
-        except ImportError:
+        try:  # the distribution's version: pycocotools, for one, has no __version__ attribute
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             info[name] = None
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout

@@ -4,10 +4,10 @@ Every reward is called as ``reward(completion, solution)``, returns a finite flo
 raises, whatever completion and solution it is given (only a bad option, such as an unknown ``match``
 mode, is an error). ``solution`` is a target object (`DetectionTarget`, `ClassTarget`,
 `GroundingTarget`, boxes already in the completion's coordinate convention) or the solution string of
-Visual-RFT's released datasets. The modules, one idea each:
+Visual-RFT's released datasets. Reading an answer out of a completion (the rules every reward shares) is
+`visual_rft.data.answer`; box validity, IoU, GIoU and the paper's greedy matching are
+`visual_rft.data.boxes`. The modules here, one idea each:
 
-- `parse`: reading the answer out of a completion (the rules every reward shares);
-- `boxes`: box validity, IoU, GIoU and the paper's greedy matching;
 - `detection`, `classification`, `grounding`, `format`: the rewards, one module per task;
 - `registry`: rewards by name, task defaults with weights, user rewards, `score` for a batch;
 - `metrics`: per-reward mean and parse-failure share for the log;
