@@ -74,6 +74,9 @@ class OptimConfig:
     """After warm-up: constant, linear (decay to 0) or cosine (decay to 0)."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (0: no clipping)."""
+    vision_lr: float | None = None
+    """Peak learning rate of the vision tower and its merger (a parameter group of their own, same warm-up
+    and decay); None: the same as lr. Joint fine-tuning of a pre-trained tower wants it lower than lr."""
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from visual_rft.config import OptimConfig
-from visual_rft.train.optim import build_optimizer, build_scheduler, clip_and_check
+from visual_rft.train.optim import build_optimizer, build_scheduler, clip_and_check, learning_rates
 
 
 def _lrs(schedule, warmup, total, lr=0.1):
@@ -110,3 +110,41 @@ def test_non_finite_gradient_is_reported(bad):
 
 def test_no_gradients_at_all():
     assert clip_and_check([torch.nn.Parameter(torch.zeros(2))], max_norm=1.0) == (0.0, True)
+
+
+def test_vision_parameters_get_their_own_rate_through_the_whole_schedule():
+    text, vision = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    cfg = OptimConfig(lr=0.1, vision_lr=0.01, warmup_steps=2, schedule="linear")
+    opt = build_optimizer([text, vision], cfg, vision_params=[vision])
+    sched = build_scheduler(opt, cfg, total_steps=4)
+    assert [g["params"] for g in opt.param_groups] == [[text], [vision]]
+    seen = []
+    for _ in range(4):
+        seen.append(learning_rates(opt, sched))
+        opt.step()
+        sched.step()
+    assert [r["lr"] for r in seen] == pytest.approx([0.0, 0.05, 0.1, 0.05])
+    assert [r["lr/vision"] for r in seen] == pytest.approx([0.0, 0.005, 0.01, 0.005])
+
+
+def test_without_vision_lr_one_group_holds_everything():
+    text, vision = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = build_optimizer([text, vision], OptimConfig(lr=0.1), vision_params=[vision])
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["params"] == [text, vision]
+
+
+def test_a_frozen_tower_leaves_no_empty_vision_group(tiny_model_dir):
+    """With the tower frozen (stage 2 of pre-training) the vision group is dropped, not left empty."""
+    from visual_rft.config import ModelConfig
+    from visual_rft.models.loading import load_model
+    from visual_rft.models.lora import prepare_for_training, trainable_parameters, vision_modules
+
+    for freeze, groups in ((True, ["language"]), (False, ["language", "vision"])):
+        model = prepare_for_training(
+            load_model(tiny_model_dir, device="cpu"), ModelConfig(freeze_vision=freeze)
+        )
+        cfg = OptimConfig(lr=1e-3, vision_lr=1e-4)
+        opt = build_optimizer(trainable_parameters(model), cfg, vision_modules(model).parameters())
+        assert [g["name"] for g in opt.param_groups] == groups
+        if not freeze:
+            assert len(opt.param_groups[1]["params"]) == len(list(vision_modules(model).parameters()))

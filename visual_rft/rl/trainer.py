@@ -40,7 +40,7 @@ from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
-from visual_rft.train.optim import clip_and_check
+from visual_rft.train.optim import clip_and_check, learning_rates
 
 
 def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
@@ -239,7 +239,7 @@ class GRPOTrainer(Trainer):
         t3 = time.perf_counter()
         metrics.update(
             {
-                "lr": self.scheduler.get_last_lr()[0],
+                **learning_rates(self.optimizer, self.scheduler),
                 "time/rollout": t1 - t0,
                 "time/reward": t2 - t1,
                 "time/update": t3 - t2,

@@ -21,7 +21,7 @@ from visual_rft.models.forward import Rollout, completion_logprobs, count_images
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
-from visual_rft.train.optim import clip_and_check
+from visual_rft.train.optim import clip_and_check, learning_rates
 
 
 def answer_tokens(texts: list[str], tokenizer, end_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,7 +96,7 @@ class SFTTrainer(Trainer):
             "grad_norm": grad_norm,
             "skipped": int(not finite),
             "answer_tokens": total_tokens,
-            "lr": self.scheduler.get_last_lr()[0],
+            **learning_rates(self.optimizer, self.scheduler),
             # share of answers whose every token already has probability > 0.5 (greedy would copy it)
             "answers_memorised": correct / B,
         }

@@ -19,7 +19,7 @@ from visual_rft.config import DataConfig, save_config
 from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
-from visual_rft.models.lora import prepare_for_training, trainable_parameters
+from visual_rft.models.lora import prepare_for_training, trainable_parameters, vision_modules
 from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from visual_rft.train.log import RunLogger
 from visual_rft.train.optim import build_optimizer, build_scheduler
@@ -106,7 +106,7 @@ class Trainer:
         self.model = prepare_for_training(model, m, adapter=ckpt / "model" if (ckpt and lora) else None)
         self.device = next(self.model.parameters()).device
         self.params = trainable_parameters(self.model)
-        self.optimizer = build_optimizer(self.params, cfg.optim)
+        self.optimizer = build_optimizer(self.params, cfg.optim, vision_modules(self.model).parameters())
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps)
         self.start_step = load_trainer_state(ckpt, self.optimizer, self.scheduler)["step"] if ckpt else 0
         tok = self.processor.tokenizer

@@ -1,4 +1,5 @@
-"""AdamW with warm-up and constant / linear / cosine decay (transformers' schedulers)."""
+"""AdamW with warm-up and constant / linear / cosine decay (transformers' schedulers); the vision tower may
+learn at a rate of its own (`optim.vision_lr`), as VLMs are fine-tuned."""
 
 from __future__ import annotations
 
@@ -10,11 +11,21 @@ from visual_rft.config import OptimConfig
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
 
-def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(params, cfg: OptimConfig, vision_params=()) -> torch.optim.Optimizer:
+    """AdamW over the trainable `params`; those also in `vision_params` form a group at cfg.vision_lr."""
     params = list(params)
     if not params:
         raise ValueError("no trainable parameters (everything is frozen?)")
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+    vision = {id(p) for p in vision_params}
+    groups = [{"params": [p for p in params if id(p) not in vision], "lr": cfg.lr, "name": "language"}]
+    if cfg.vision_lr is not None:
+        groups.append(
+            {"params": [p for p in params if id(p) in vision], "lr": cfg.vision_lr, "name": "vision"}
+        )
+    else:
+        groups[0]["params"] = params
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
 
 
 def build_scheduler(optimizer, cfg: OptimConfig, total_steps: int):
@@ -32,3 +43,11 @@ def clip_and_check(params, max_norm: float) -> tuple[float, bool]:
         return 0.0, True
     norm = torch.nn.utils.clip_grad_norm_(grads, max_norm if max_norm > 0 else float("inf"))
     return float(norm), bool(torch.isfinite(norm))
+
+
+def learning_rates(optimizer, scheduler) -> dict[str, float]:
+    """The current learning rate of each group, for the log: "lr" (the language model, or all), "lr/vision"."""
+    out = {}
+    for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+        out["lr" if group.get("name", "language") == "language" else f"lr/{group['name']}"] = lr
+    return out
