@@ -132,13 +132,24 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return d.images, d.target
 
 
-def _crop(mask: np.ndarray) -> np.ndarray:
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+def _polygon(shape: str, size: int, angle: float) -> list[tuple[float, float]]:
+    """The corners of a polygon shape in its (size + 4)-px drawing canvas (none for a circle)."""
+    if shape == "circle":
+        return []
+    n, k = size + 4, SHAPES[shape]
+    c, r = n / 2, size / 2
+    a0 = math.radians(angle) - math.pi / 2
+    return [
+        (c + r * math.cos(a0 + 2 * math.pi * i / k), c + r * math.sin(a0 + 2 * math.pi * i / k))
+        for i in range(k)
+    ]
 
 
 @lru_cache(maxsize=4096)
-def _mask(shape: str, size: int, angle: float, digit_index: int | None) -> np.ndarray:
+def _raster(
+    shape: str, size: int, angle: float, digit_index: int | None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """(the tight mask, the (x, y) of its top-left corner in the drawing canvas)."""
     if shape == "digit":
         img = (_digits()[0][digit_index] * (255 / 16)).astype(np.uint8)
         im = Image.fromarray(img).resize((size, size), Image.BILINEAR)
@@ -151,22 +162,25 @@ def _mask(shape: str, size: int, angle: float, digit_index: int | None) -> np.nd
         if shape == "circle":
             ImageDraw.Draw(im).ellipse([c - r, c - r, c + r, c + r], fill=1)
         else:
-            k = SHAPES[shape]
-            a0 = math.radians(angle) - math.pi / 2
-            pts = [
-                (c + r * math.cos(a0 + 2 * math.pi * i / k), c + r * math.sin(a0 + 2 * math.pi * i / k))
-                for i in range(k)
-            ]
-            ImageDraw.Draw(im).polygon(pts, fill=1)
+            ImageDraw.Draw(im).polygon(_polygon(shape, size, angle), fill=1)
         mask = np.asarray(im) > 0
-    mask = _crop(mask)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     mask.flags.writeable = False
-    return mask
+    return mask, (int(cols[0]), int(rows[0]))
 
 
 def mask_of(obj: ObjectSpec) -> np.ndarray:
     """The object's tight boolean mask, of shape [h, w] (read-only, cached)."""
-    return _mask(obj.shape, obj.size, obj.angle, obj.digit_index)
+    return _raster(obj.shape, obj.size, obj.angle, obj.digit_index)[0]
+
+
+def corners_of(obj: ObjectSpec) -> list[tuple[float, float]]:
+    """The (x, y) image coordinates of a placed polygon's corners (none for circles and digits)."""
+    if obj.kind != "shape":
+        return []
+    _, (ox, oy) = _raster(obj.shape, obj.size, obj.angle, obj.digit_index)
+    return [(obj.x + x - ox, obj.y + y - oy) for x, y in _polygon(obj.shape, obj.size, obj.angle)]
 
 
 def make_object(

@@ -1,0 +1,107 @@
+"""Dense, exact targets for pre-training a vision tower on the world: one label set per merged token.
+
+A Qwen-VL vision tower (patch 14, merge 2) gives one token per 28 x 28-pixel cell of the image, in raster
+order. For each cell this reads, from the scene's masks:
+
+- `kind`: 0 background, 1 shape, 2 digit: of the object covering most of the cell (at least `min_cover`
+  of it), and that object's `colour`, `shade`, `shape` (SHAPE_CLASSES: the five shapes, then "digit") and
+  `digit` value; -1 where a label does not apply (background; `digit` on shapes);
+- `box`: that object's box edges relative to the cell's centre, in cells: (x1 - cx, y1 - cy, x2 - cx,
+  y2 - cy) / 28, so a token learns where its object ends to a few pixels;
+- `corner`: the number of corners of a polygon with a corner inside the cell (3-6), 0 for none: the one
+  local trace of the shape (inside a big object every cell is flat colour; a corner's angle is local);
+- `obj`: the index of the covering object in `scene.objects` (-1: background), to pool an object's tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from visual_rft.world.scene import Scene, corners_of, mask_of
+from visual_rft.world.vocab import COLOURS, SHADES, SHAPES
+
+CELL = 28
+"""Pixels per merged token along each side (patch 14 x merge 2)."""
+
+SHAPE_CLASSES = (*SHAPES, "digit")
+"""The `shape` labels, in order: circle, triangle, square, pentagon, hexagon, digit."""
+
+
+@dataclass
+class CellTargets:
+    """The targets of one image, each of shape [rows, cols] (`box`: [rows, cols, 4])."""
+
+    kind: np.ndarray
+    colour: np.ndarray
+    shade: np.ndarray
+    shape: np.ndarray
+    digit: np.ndarray
+    corner: np.ndarray
+    box: np.ndarray
+    obj: np.ndarray
+
+    def flat(self) -> dict[str, np.ndarray]:
+        """Every target as one row per token, in the tower's raster order ([n] or [n, 4])."""
+        return {k: v.reshape(-1, 4) if k == "box" else v.reshape(-1) for k, v in vars(self).items()}
+
+
+def object_map(scene: Scene) -> np.ndarray:
+    """[height, width] the index of the object each pixel belongs to, -1 for background."""
+    owner = np.full((scene.height, scene.width), -1, np.int64)
+    for i, o in enumerate(scene.objects):
+        owner[o.y : o.y + o.h, o.x : o.x + o.w][mask_of(o)] = i
+    return owner
+
+
+def cell_targets(scene: Scene, min_cover: float = 0.15) -> CellTargets:
+    """The dense targets of a scene whose sides are multiples of CELL."""
+    if scene.width % CELL or scene.height % CELL:
+        raise ValueError(f"scene of {scene.width}x{scene.height} px: sides must be multiples of {CELL}")
+    rows, cols = scene.height // CELL, scene.width // CELL
+    owner = object_map(scene)  # [H, W]
+    cells = owner.reshape(rows, CELL, cols, CELL).transpose(0, 2, 1, 3).reshape(rows, cols, -1)  # [r, c, 784]
+    n = len(scene.objects)
+    counts = np.stack([(cells == i).sum(-1) for i in range(n)], -1) if n else np.zeros((rows, cols, 0))
+    obj = np.full((rows, cols), -1, np.int64)
+    if n:
+        best = counts.argmax(-1)  # [r, c]
+        covered = counts.max(-1) >= min_cover * CELL * CELL
+        obj = np.where(covered, best, -1)
+    colours, shades = list(COLOURS), list(SHADES)
+    table = np.array(  # per object: kind, colour, shade, shape, digit
+        [
+            (
+                2 if o.kind == "digit" else 1,
+                colours.index(o.colour),
+                shades.index(o.shade),
+                SHAPE_CLASSES.index(o.shape),
+                o.digit if o.kind == "digit" else -1,
+            )
+            for o in scene.objects
+        ]
+        + [(0, -1, -1, -1, -1)],
+        np.int64,
+    )  # [n + 1, 5]: the last row is background (index -1)
+    labels = table[obj]  # [r, c, 5]
+    boxes = np.array([o.box for o in scene.objects] + [(0, 0, 0, 0)], np.float32)[obj]  # [r, c, 4]
+    cy, cx = (np.mgrid[0:rows, 0:cols].astype(np.float32) + 0.5) * CELL  # [r, c] cell centres
+    centre = np.stack([cx, cy, cx, cy], -1)  # [r, c, 4]
+    box = np.where((obj >= 0)[..., None], (boxes - centre) / CELL, 0.0).astype(np.float32)
+    corner = np.zeros((rows, cols), np.int64)
+    for o in scene.objects:
+        for x, y in corners_of(o):
+            r, c = min(int(y // CELL), rows - 1), min(int(x // CELL), cols - 1)
+            if r >= 0 and c >= 0:
+                corner[r, c] = max(corner[r, c], SHAPES[o.shape])
+    return CellTargets(
+        kind=labels[..., 0],
+        colour=labels[..., 1],
+        shade=labels[..., 2],
+        shape=labels[..., 3],
+        digit=labels[..., 4],
+        corner=corner,
+        box=box,
+        obj=obj,
+    )
