@@ -119,6 +119,9 @@ class SFTConfig:
     """Samples per forward/backward chunk (0: the whole batch)."""
     think: str = ""
     """Text put in <think></think> before the answer ('' : answer only, no think part)."""
+    aggregation: str = "token"
+    """How answer-token losses are averaged: token (every token of the batch alike: long detection answers
+    outweigh short class names) or sequence (each answer's mean, then the mean over answers)."""
 
 
 @dataclass

@@ -111,3 +111,30 @@ def test_bad_training_data_fails_before_the_model_loads(tiny_model_dir, toy_samp
     with pytest.raises(DataError, match=r"sample 0 \(c0\): field 'images\[0\]'"):  # samples given directly
         SFTTrainer(_sft(tiny_model_dir, tmp_path), samples=samples)
     assert loads == []
+
+
+@pytest.mark.parametrize("micro", [0, 1])
+def test_sequence_aggregation_gives_each_answer_the_same_weight(tiny_model_dir, toy_samples, tmp_path, micro):
+    """A short class name and a long detection answer count alike: mean over answers of each one's mean NLL."""
+    from visual_rft.models.forward import completion_logprobs
+
+    batch = [toy_samples[0], toy_samples[3]]  # classification, detection: answers of very different lengths
+    cfg = _sft(tiny_model_dir, tmp_path)
+    cfg.sft.aggregation, cfg.sft.micro_batch_size, cfg.optim.lr, cfg.data.shuffle = (
+        "sequence",
+        micro,
+        0.0,
+        False,
+    )
+    trainer = SFTTrainer(cfg, samples=batch)
+    rollout, _ = trainer.batch(batch)
+    with torch.no_grad():
+        logp = completion_logprobs(trainer.model, rollout)  # [2, T]
+    mask = rollout.completion_mask
+    lengths = mask.sum(1)
+    assert lengths[1] > 3 * lengths[0]
+    per_answer = -(logp * mask).sum(1) / lengths  # [2]
+    assert trainer.step(0).metrics["loss"] == pytest.approx(float(per_answer.mean()), rel=1e-5)
+    cfg.sft.aggregation = "token"
+    by_token = float(-(logp * mask).sum() / lengths.sum())
+    assert SFTTrainer(cfg, samples=batch).step(0).metrics["loss"] == pytest.approx(by_token, rel=1e-5)

@@ -77,10 +77,15 @@ class SFTTrainer(Trainer):
             chunks.append(rollout)
             total_tokens += int(rollout.completion_mask.sum())
         loss_sum, correct = 0.0, 0
+        if cfg.sft.aggregation not in ("token", "sequence"):
+            raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
         for rollout in chunks:
             logp = completion_logprobs(self.model, rollout)  # [b, T]
             mask = rollout.completion_mask  # [b, T]
-            loss = -(logp * mask).sum() / total_tokens  # mean NLL over all answer tokens of the batch
+            if cfg.sft.aggregation == "token":  # mean NLL over all answer tokens of the batch
+                loss = -(logp * mask).sum() / total_tokens
+            else:  # each answer's mean NLL, averaged over the batch's answers
+                loss = -((logp * mask).sum(1) / mask.sum(1)).sum() / B
             loss.backward()
             loss_sum += loss.item()
             correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())

@@ -1,0 +1,222 @@
+"""Stage 1 of the base model: the vision tower learns to see the world before it meets the language model.
+
+    for step in steps:
+        scenes   = base-class scenes, fresh each step (a function of seed and step)
+        tokens   = encode_images(tower, scenes)               one token per 28 px cell, raster order
+        outputs  = DenseHeads(tokens)                         throw-away heads, never saved in the model
+        loss     = per-token cross-entropy (kind, colour, shade, shape, digit, corner) + box-edge L1
+                   + per-object pooled shape / digit cross-entropy
+        AdamW step on the tower (merger included) and the heads
+
+Targets are exact, read from the scene's masks (`visual_rft.world.dense`). Only base classification classes
+and base detection categories are drawn, as the language stages see them: the few-shot compositions stay
+unseen. The tower is written back into an ordinary model folder; the heads go to `heads.pt` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from visual_rft.data.files import atomic_path
+from visual_rft.models.forward import encode_images
+from visual_rft.models.loading import load_model, load_processor
+from visual_rft.world import CLASSIFICATION_BASE, DETECTION_BASE, WorldConfig
+from visual_rft.world.dense import SHAPE_CLASSES, cell_targets
+from visual_rft.world.tasks import classification_scene, detection_scene
+
+TOKEN_HEADS = {"kind": 3, "colour": 5, "shade": 3, "shape": len(SHAPE_CLASSES), "digit": 10, "corner": 5}
+"""Per-token classification heads and their number of classes (corner: none, 3, 4, 5 or 6 corners)."""
+CORNER_CLASS = np.array([0, -1, -1, 1, 2, 3, 4])
+"""Corner count (0, 3-6) -> the corner head's class."""
+
+
+@dataclass
+class VisionStageConfig:
+    steps: int = 2000
+    """Optimizer steps (fresh images every step: the world is infinite)."""
+    batch_size: int = 32
+    """Images per step."""
+    lr: float = 1e-3
+    """Peak learning rate (cosine decay after warm-up)."""
+    warmup_steps: int = 100
+    """Linear warm-up steps."""
+    detection_share: float = 0.5
+    """Share of multi-object detection scenes in a batch (the rest: one big base-class object)."""
+    box_weight: float = 1.0
+    """Weight of the box-edge regression loss."""
+    pooled_weight: float = 1.0
+    """Weight of the per-object pooled shape and digit losses."""
+    seed: int = 0
+    """Seed of the scenes (step s draws from PCG64([seed, 1, s]): resuming is exact)."""
+    save_every: int = 500
+    """Write a resumable checkpoint every N steps (and at the end)."""
+    log_every: int = 25
+    """Append metrics to metrics.jsonl every N steps."""
+    progress: bool = True
+    """Progress bar."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """How scenes are drawn."""
+
+
+class DenseHeads(nn.Module):
+    """Linear read-outs of the tower's tokens: per token, and per object (its tokens averaged)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.token = nn.Linear(
+            hidden, sum(TOKEN_HEADS.values()) + 4
+        )  # classes of every head, then 4 box edges
+        self.pooled = nn.Linear(hidden, len(SHAPE_CLASSES) + 10)  # shape, digit value
+
+    def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.token(tokens)  # [n, C + 4]
+        logits = dict(zip(TOKEN_HEADS, out[:, :-4].split(list(TOKEN_HEADS.values()), dim=-1)))
+        logits["box"] = out[:, -4:]  # [n, 4]
+        return logits
+
+
+def draw_batch(cfg: VisionStageConfig, step: int, n: int | None = None) -> list:
+    """The scenes of one step (base classes and categories only), a function of (seed, step)."""
+    rng = np.random.Generator(np.random.PCG64([cfg.seed, 1, step]))
+    out = []
+    for _ in range(n or cfg.batch_size):
+        if rng.random() < cfg.detection_share:
+            out.append(detection_scene(rng, cfg.world, DETECTION_BASE))
+        else:
+            label = CLASSIFICATION_BASE[rng.integers(len(CLASSIFICATION_BASE))]
+            out.append(classification_scene(rng, cfg.world, label))
+    return out  # [(image, scene)]
+
+
+def batch_targets(scenes: list) -> dict[str, torch.Tensor]:
+    """Every image's flat targets, concatenated in token order; `obj` made unique across images."""
+    rows, offset = [], 0
+    for _, scene in scenes:
+        t = cell_targets(scene).flat()
+        t["obj"] = np.where(t["obj"] >= 0, t["obj"] + offset, -1)
+        t["corner"] = CORNER_CLASS[t["corner"]]
+        t["pooled_shape"] = np.array([SHAPE_CLASSES.index(o.shape) for o in scene.objects], np.int64)
+        t["pooled_digit"] = np.array([o.digit if o.kind == "digit" else -1 for o in scene.objects], np.int64)
+        offset += len(scene.objects)
+        rows.append(t)
+    return {k: torch.from_numpy(np.concatenate([r[k] for r in rows])) for k in rows[0]}
+
+
+def pooled(tokens: torch.Tensor, obj: torch.Tensor, n_objects: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """([n_objects, H] the mean token of each object, [n_objects] whether it owns any token)."""
+    keep = obj >= 0  # [n]
+    sums = tokens.new_zeros(n_objects, tokens.shape[-1]).index_add_(0, obj[keep], tokens[keep])  # [O, H]
+    counts = torch.bincount(obj[keep], minlength=n_objects).float()  # [O]
+    return sums / counts.clamp(min=1)[:, None], counts > 0
+
+
+def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStageConfig):
+    """(loss, metrics) of one batch: tokens [n, H], targets from `batch_targets`."""
+    logits = heads(tokens)
+    loss, metrics = tokens.new_zeros(()), {}
+    for name in TOKEN_HEADS:
+        target = t[name]  # [n], -1 where it does not apply
+        if (target >= 0).any():
+            loss = loss + F.cross_entropy(logits[name], target, ignore_index=-1)
+            metrics[f"acc/{name}"] = _accuracy(logits[name], target)
+    on_object = t["obj"] >= 0  # [n]
+    if on_object.any():
+        box = F.smooth_l1_loss(logits["box"][on_object], t["box"][on_object])
+        loss = loss + cfg.box_weight * box
+        metrics["box_l1_px"] = (
+            float((logits["box"][on_object] - t["box"][on_object]).detach().abs().mean()) * 28
+        )
+    objects, seen = pooled(tokens, t["obj"], len(t["pooled_shape"]))  # [O, H], [O]
+    out = heads.pooled(objects[seen])  # [O', 16]
+    shape, digit = t["pooled_shape"][seen], t["pooled_digit"][seen]  # [O']
+    loss = loss + cfg.pooled_weight * F.cross_entropy(out[:, : len(SHAPE_CLASSES)], shape)
+    metrics["acc/pooled_shape"] = _accuracy(out[:, : len(SHAPE_CLASSES)], shape)
+    if (digit >= 0).any():
+        loss = loss + cfg.pooled_weight * F.cross_entropy(
+            out[:, len(SHAPE_CLASSES) :], digit, ignore_index=-1
+        )
+        metrics["acc/pooled_digit"] = _accuracy(out[:, len(SHAPE_CLASSES) :], digit)
+    return loss, metrics
+
+
+def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    valid = target >= 0
+    return float((logits[valid].argmax(-1) == target[valid]).float().mean())
+
+
+def tower_tokens(model, processor, images) -> torch.Tensor:
+    """[n_tokens, H] the merged tokens of `images`, image after image, each in raster order."""
+    inputs = processor.image_processor(images=images, return_tensors="pt")
+    return encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])
+
+
+def train_vision(model_dir: str | Path, out_dir: str | Path, cfg: VisionStageConfig) -> Path:
+    """Train the tower of the model in `model_dir`; writes OUT/model (the whole model, the tower trained),
+    OUT/heads.pt, OUT/metrics.jsonl and OUT/config.json; resumes from OUT/checkpoint.pt. Returns OUT/model."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
+    model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
+    tower = model.model.visual
+    heads = DenseHeads(model.config.text_config.hidden_size)
+    params = [*tower.parameters(), *heads.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr)
+    warm, total = max(1, cfg.warmup_steps), max(1, cfg.steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / total)))
+    )
+    start = 0
+    if (out / "checkpoint.pt").exists():
+        state = torch.load(out / "checkpoint.pt", weights_only=False)
+        tower.load_state_dict(state["tower"])
+        heads.load_state_dict(state["heads"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start = state["step"]
+    tower.train()
+    bar = tqdm(range(start, cfg.steps), desc="vision", disable=not cfg.progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for step in bar:
+        scenes = draw_batch(cfg, step)
+        tokens = tower_tokens(model, processor, [image for image, _ in scenes])  # [n, H]
+        loss, metrics = dense_loss(heads, tokens, batch_targets(scenes), cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
+        optimizer.step()
+        schedule.step()
+        n = step + 1
+        if n % cfg.log_every == 0 or n == cfg.steps:
+            row = {"step": n, "loss": float(loss), "grad_norm": grad_norm, **metrics}
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{float(loss):.3f}", shape=f"{metrics['acc/pooled_shape']:.2f}")
+        if n % cfg.save_every == 0 or n == cfg.steps:
+            with atomic_path(out / "checkpoint.pt") as tmp:
+                torch.save(
+                    {
+                        "tower": tower.state_dict(),
+                        "heads": heads.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "step": n,
+                    },
+                    tmp,
+                )
+    bar.close()
+    model.eval()
+    with atomic_path(out / "model") as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    torch.save(heads.state_dict(), out / "heads.pt")
+    return out / "model"
