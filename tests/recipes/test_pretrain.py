@@ -9,18 +9,51 @@ from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
 
 
 @pytest.mark.slow
-def test_pretrain_miniature(tmp_path):
+def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
+    import json
+
+    import torch
+
     cfg = load_config(
         PretrainConfig,
         None,
-        [f"out_dir={tmp_path / 'pre'}", "size=1m", "n_per_task=4", "sft.run.steps=2", "sft.sft.batch_size=4"],
+        [
+            f"out_dir={tmp_path / 'pre'}",
+            "size=1m",
+            "n_per_task=4",
+            "vision.steps=2",
+            "vision.batch_size=4",
+            "align.run.steps=2",
+            "align.sft.batch_size=4",
+            "joint.run.steps=2",
+            "joint.sft.batch_size=4",
+        ],
     )
-    assert cfg.sft.sft.think == THINK and cfg.sft.optim.schedule == "cosine"  # the recipe's defaults stay
+    assert cfg.align.sft.think == THINK and cfg.align.model.freeze_vision  # the recipe's defaults stay
+    assert cfg.joint.optim.vision_lr < cfg.joint.optim.lr
     base = run_pretrain(replace(cfg, progress=False))
     assert (base / "model.safetensors").exists() and base == tmp_path / "pre" / "base"
-    rows = (tmp_path / "pre" / "sft" / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 2
+    for stage in ("align", "joint"):
+        rows = (tmp_path / "pre" / stage / "metrics.jsonl").read_text().splitlines()
+        assert len(rows) == 2
+    joint = json.loads((tmp_path / "pre" / "joint" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert joint["lr/vision"] < joint["lr"]
+    # stage 2 left the tower exactly as stage 1 wrote it; stage 3 moved it
+    tower = {
+        name: load_model(tmp_path / "pre" / path, device="cpu").model.visual.state_dict()
+        for name, path in (
+            ("vision", "vision/model"),
+            ("align", "align/checkpoint-2/model"),
+            ("base", "base"),
+        )
+    }
+    assert all(torch.equal(v, tower["align"][k]) for k, v in tower["vision"].items())
+    assert not all(torch.equal(v, tower["base"][k]) for k, v in tower["vision"].items())
     assert load_model(base, device="cpu").config.model_type == "qwen2_5_vl"
+    # a second call finds every stage done and trains nothing more
+    stamp = (tmp_path / "pre" / "joint" / "metrics.jsonl").stat().st_mtime_ns
+    run_pretrain(replace(cfg, progress=False))
+    assert (tmp_path / "pre" / "joint" / "metrics.jsonl").stat().st_mtime_ns == stamp
 
 
 def test_the_base_model_ships_with_the_package():

@@ -1,11 +1,19 @@
-"""Recipe: pre-train the base model, a tiny Qwen2.5-VL, by SFT on the synthetic world's BASE tasks.
+"""Recipe: pre-train the base model, a tiny Qwen2.5-VL, in stages as real VLMs are built.
 
-The base model plays the part Qwen2-VL-2B plays in the paper: decent on what it was trained on (base
-classes, base detection categories, simple grounding), imperfect on the few-shot ones (new shades, novel
-colour-shape categories, grounding that needs reasoning). Its answers use the think/answer format with a
-fixed think text. The result ships in `visual_rft/assets/base-5m/` so that the demo starts at once.
+    init    = write_tiny(size)                              random weights, the real architecture
+    vision  = train_vision(init)                            stage 1: the tower learns to see, on dense exact
+                                                            targets from the world's masks (throw-away heads)
+    align   = SFT(vision, base tasks, vision tower frozen)   stage 2: merger and language model learn to read it
+    joint   = SFT(align, base tasks, vision at a lower lr)  stage 3: everything, the vision side gently
+    base    = joint's last checkpoint                        shipped in visual_rft/assets/base-5m (ship=true)
 
-    vrft world pretrain out_dir=runs/pretrain           # ~30 min on a 2-core CPU (see README)
+The base model plays the part Qwen2-VL-2B plays in the paper: good at what it was trained on (base classes,
+base detection categories, simple grounding), imperfect on the few-shot ones (new shade-colour-shape
+compositions, novel colour-shape categories, grounding that needs reasoning). Its answers use the
+think/answer format with a fixed think text. Every stage resumes where it stopped (stage 1 from its
+checkpoint, the SFT stages from their last checkpoint); a stage with 0 steps is skipped.
+
+    vrft world pretrain out_dir=runs/pretrain ship=true
 """
 
 from __future__ import annotations
@@ -14,59 +22,89 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from visual_rft.config import OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
+from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.sft.trainer import SFTTrainer
+from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import build_suite
 
 
-def default_sft() -> SFTTrainConfig:
-    """1,500 steps of 16 at lr 1e-3 (cosine after 50 warm-up steps), answers with the fixed think text."""
+def default_align() -> SFTTrainConfig:
+    """Stage 2: the tower frozen; merger and language model at lr 1e-3 (cosine), each answer weighted alike."""
     return SFTTrainConfig(
-        optim=OptimConfig(lr=1e-3, warmup_steps=50, schedule="cosine"),
-        sft=SFTConfig(batch_size=16, think=THINK),
-        run=RunConfig(steps=1500, save_every=500, tensorboard=False),
+        model=ModelConfig(freeze_vision=True),
+        optim=OptimConfig(lr=1e-3, warmup_steps=30, schedule="cosine"),
+        sft=SFTConfig(batch_size=16, think=THINK, aggregation="sequence"),
+        run=RunConfig(steps=300, save_every=100, tensorboard=False),
+    )
+
+
+def default_joint() -> SFTTrainConfig:
+    """Stage 3: everything trains, the vision tower and merger at a tenth of the language model's rate."""
+    return SFTTrainConfig(
+        optim=OptimConfig(lr=5e-4, vision_lr=5e-5, warmup_steps=30, schedule="cosine"),
+        sft=SFTConfig(batch_size=16, think=THINK, aggregation="sequence"),
+        run=RunConfig(steps=900, save_every=300, tensorboard=False),
     )
 
 
 @dataclass
 class PretrainConfig:
     out_dir: str = "runs/pretrain"
-    """Run folder: world/, init/ (the random model), sft/ (checkpoints), base/ (the final model)."""
+    """Run folder: world/, init/, vision/, align/, joint/ (each stage's run) and base/ (the final model)."""
     size: str = "5m"
     """Tiny model size: 1m, 5m or 20m."""
     seed: int = 0
-    """Seed of the world, the initial weights and the data order."""
+    """Seed of the world, the initial weights, the scenes of stage 1 and the data order."""
     n_per_task: int = 2000
-    """Pre-training samples per base task (classification, detection, grounding)."""
-    sft: SFTTrainConfig = field(default_factory=default_sft)
-    """The SFT run (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
+    """Pre-training samples per base task (classification, detection, grounding) for stages 2 and 3."""
+    vision: VisionStageConfig = field(default_factory=lambda: VisionStageConfig(steps=1000))
+    """Stage 1, the vision tower alone (steps=0: skipped, the tower starts from random weights)."""
+    align: SFTTrainConfig = field(default_factory=default_align)
+    """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
+    joint: SFTTrainConfig = field(default_factory=default_joint)
+    """Stage 3 (`vrft sft`'s config); the same fields are set here."""
     ship: bool = False
     """Also copy the result to the package's shipped location (visual_rft/assets/base-5m)."""
     progress: bool = True
-    """Progress bar."""
+    """Progress bars."""
 
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
-    """Build the world's base tasks, train, and return the base model folder."""
+    """Run the stages that have not run yet and return the base model folder."""
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     samples = [
         s for key in ("cls_base_train", "det_base_train", "grd_base_train") for s in read_samples(paths[key])
     ]
-    init = write_tiny(out / "init", "qwen2_5_vl", cfg.size, seed=cfg.seed)
-    sft = replace(
-        cfg.sft,
-        model=replace(cfg.sft.model, path=str(init)),
-        run=replace(cfg.sft.run, output_dir=str(out / "sft"), seed=cfg.seed, progress=cfg.progress),
-    )
-    SFTTrainer(sft, samples=samples).fit()
+    model = out / "init"
+    if not (model / "config.json").exists():
+        write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
+    if cfg.vision.steps:
+        model = train_vision(model, out / "vision", replace(cfg.vision, seed=cfg.seed, progress=cfg.progress))
+    for name, stage in (("align", cfg.align), ("joint", cfg.joint)):
+        if stage.run.steps:
+            model = sft_stage(stage, model, out / name, cfg, samples)
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
-    shutil.copytree(out / "sft" / f"checkpoint-{sft.run.steps}" / "model", base)
+    shutil.copytree(model, base)
     if cfg.ship:
         shutil.rmtree(SHIPPED_BASE, ignore_errors=True)
         shutil.copytree(base, SHIPPED_BASE)
     return base
+
+
+def sft_stage(stage: SFTTrainConfig, model: Path, run_dir: Path, cfg: PretrainConfig, samples) -> Path:
+    """One SFT stage from `model` into `run_dir` (resumed from its last checkpoint); returns its last model."""
+    stage = replace(
+        stage,
+        model=replace(stage.model, path=str(model)),
+        run=replace(stage.run, output_dir=str(run_dir), seed=cfg.seed, progress=cfg.progress),
+    )
+    final = run_dir / f"checkpoint-{stage.run.steps}" / "model"
+    if not final.is_dir():  # a finished stage is not run again
+        SFTTrainer(stage, samples=samples, resume=latest_checkpoint(run_dir) is not None).fit()
+    return final

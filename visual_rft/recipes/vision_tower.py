@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
@@ -29,14 +30,25 @@ from tqdm.auto import tqdm
 from visual_rft.data.files import atomic_path
 from visual_rft.models.forward import encode_images
 from visual_rft.models.loading import load_model, load_processor
-from visual_rft.world import CLASSIFICATION_BASE, DETECTION_BASE, WorldConfig
-from visual_rft.world.dense import SHAPE_CLASSES, cell_targets
+from visual_rft.world import CLASSIFICATION_BASE, COLOURS, DETECTION_BASE, SHADES, SHAPES, WorldConfig
+from visual_rft.world.dense import NORMAL_BINS, SHAPE_CLASSES, cell_targets
 from visual_rft.world.tasks import classification_scene, detection_scene
 
-TOKEN_HEADS = {"kind": 3, "colour": 5, "shade": 3, "shape": len(SHAPE_CLASSES), "digit": 10, "corner": 5}
-"""Per-token classification heads and their number of classes (corner: none, 3, 4, 5 or 6 corners)."""
-CORNER_CLASS = np.array([0, -1, -1, 1, 2, 3, 4])
-"""Corner count (0, 3-6) -> the corner head's class."""
+CORNER_COUNTS = sorted({k for k in SHAPES.values() if k})
+"""The corner counts of the world's polygons; the corner head's classes are 'none', then these."""
+CORNER_CLASS = np.full(max(CORNER_COUNTS) + 1, -1)
+CORNER_CLASS[[0, *CORNER_COUNTS]] = range(len(CORNER_COUNTS) + 1)
+"""Corner count of a cell (0: none) -> the corner head's class."""
+TOKEN_HEADS = {
+    "kind": 3,
+    "colour": len(COLOURS),
+    "shade": len(SHADES),
+    "shape": len(SHAPE_CLASSES),
+    "digit": 10,
+    "corner": len(CORNER_COUNTS) + 1,
+    "normal": NORMAL_BINS + 1,
+}
+"""Per-token classification heads and their number of classes."""
 
 
 @dataclass
@@ -55,6 +67,9 @@ class VisionStageConfig:
     """Weight of the box-edge regression loss."""
     pooled_weight: float = 1.0
     """Weight of the per-object pooled shape and digit losses."""
+    corner_weight: float = 10.0
+    """Weight of the cells that hold a corner in the corner loss (they are few: without it the head learns
+    to say 'no corner' everywhere)."""
     seed: int = 0
     """Seed of the scenes (step s draws from PCG64([seed, 1, s]): resuming is exact)."""
     save_every: int = 500
@@ -126,8 +141,13 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
     for name in TOKEN_HEADS:
         target = t[name]  # [n], -1 where it does not apply
         if (target >= 0).any():
-            loss = loss + F.cross_entropy(logits[name], target, ignore_index=-1)
+            weight = None
+            if name == "corner":
+                weight = torch.full((TOKEN_HEADS[name],), cfg.corner_weight)
+                weight[0] = 1.0
+            loss = loss + F.cross_entropy(logits[name], target, weight=weight, ignore_index=-1)
             metrics[f"acc/{name}"] = _accuracy(logits[name], target)
+    metrics["acc/corner_found"] = _accuracy(logits["corner"], torch.where(t["corner"] > 0, t["corner"], -1))
     on_object = t["obj"] >= 0  # [n]
     if on_object.any():
         box = F.smooth_l1_loss(logits["box"][on_object], t["box"][on_object])
@@ -150,6 +170,8 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
 
 def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     valid = target >= 0
+    if not valid.any():
+        return float("nan")
     return float((logits[valid].argmax(-1) == target[valid]).float().mean())
 
 
@@ -159,14 +181,21 @@ def tower_tokens(model, processor, images) -> torch.Tensor:
     return encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])
 
 
-def train_vision(model_dir: str | Path, out_dir: str | Path, cfg: VisionStageConfig) -> Path:
+def train_vision(
+    model_dir: str | Path, out_dir: str | Path, cfg: VisionStageConfig, stop_after: int | None = None
+) -> Path:
     """Train the tower of the model in `model_dir`; writes OUT/model (the whole model, the tower trained),
-    OUT/heads.pt, OUT/metrics.jsonl and OUT/config.json; resumes from OUT/checkpoint.pt. Returns OUT/model."""
+    OUT/heads.pt, OUT/metrics.jsonl and OUT/config.json; resumes from OUT/checkpoint.pt. Returns OUT/model.
+    `stop_after`: stop (with a checkpoint) after that many steps of this call, as an interrupted run would."""
     out = Path(out_dir)
+    done = out / "done.json"
+    if done.exists() and json.loads(done.read_text())["steps"] == cfg.steps:
+        return out / "model"  # finished: not run again
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
     model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
     tower = model.model.visual
+    torch.manual_seed(cfg.seed)  # the heads' initial weights: a run is a function of its config
     heads = DenseHeads(model.config.text_config.hidden_size)
     params = [*tower.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr)
@@ -196,12 +225,13 @@ def train_vision(model_dir: str | Path, out_dir: str | Path, cfg: VisionStageCon
         schedule.step()
         n = step + 1
         if n % cfg.log_every == 0 or n == cfg.steps:
-            row = {"step": n, "loss": float(loss), "grad_norm": grad_norm, **metrics}
+            row = {"step": n, "loss": float(loss.detach()), "grad_norm": grad_norm, **metrics}
             row["seconds"] = round(time.perf_counter() - t0, 1)
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            bar.set_postfix(loss=f"{float(loss):.3f}", shape=f"{metrics['acc/pooled_shape']:.2f}")
-        if n % cfg.save_every == 0 or n == cfg.steps:
+            bar.set_postfix(loss=f"{row['loss']:.3f}", shape=f"{metrics['acc/pooled_shape']:.2f}")
+        stopping = stop_after is not None and n - start >= stop_after
+        if n % cfg.save_every == 0 or n == cfg.steps or stopping:
             with atomic_path(out / "checkpoint.pt") as tmp:
                 torch.save(
                     {
@@ -213,10 +243,42 @@ def train_vision(model_dir: str | Path, out_dir: str | Path, cfg: VisionStageCon
                     },
                     tmp,
                 )
+        if stopping:
+            bar.close()
+            return out / "checkpoint.pt"
     bar.close()
     model.eval()
     with atomic_path(out / "model") as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
     torch.save(heads.state_dict(), out / "heads.pt")
+    done.write_text(json.dumps({"steps": cfg.steps}))
     return out / "model"
+
+
+@torch.no_grad()
+def probe(
+    model, processor, seed: int = 1, n_train: int = 300, n_test: int = 200, world=None
+) -> dict[str, float]:
+    """Held-out accuracy of linear probes (logistic regression) on each object's mean tower token, for its
+    shape, colour and shade: what the tower's features carry, whatever the heads or the language model do.
+    One big base-class object per image, from a stream of their own (PCG64([seed, 2, i]))."""
+    world = world or WorldConfig()
+    feats, labels = [], []
+    for i in range(n_train + n_test):
+        rng = np.random.Generator(np.random.PCG64([seed, 2, i]))
+        image, scene = classification_scene(rng, world, CLASSIFICATION_BASE[i % len(CLASSIFICATION_BASE)])
+        tokens = tower_tokens(model, processor, [image])  # [n, H]
+        obj = torch.from_numpy(cell_targets(scene).flat()["obj"])
+        mean, _ = pooled(tokens, obj, len(scene.objects))
+        feats.append(mean[0].float().numpy())
+        o = scene.objects[0]
+        labels.append((o.shape, o.colour, o.shade))
+    x = np.stack(feats)  # [N, H]
+    x = (x - x[:n_train].mean(0)) / (x[:n_train].std(0) + 1e-6)
+    out = {}
+    for j, name in enumerate(("shape", "colour", "shade")):
+        y = np.array([lab[j] for lab in labels])
+        fit = LogisticRegression(max_iter=2000).fit(x[:n_train], y[:n_train])
+        out[name] = float((fit.predict(x[n_train:]) == y[n_train:]).mean())
+    return out

@@ -10,6 +10,9 @@ order. For each cell this reads, from the scene's masks:
   y2 - cy) / 28, so a token learns where its object ends to a few pixels;
 - `corner`: the number of corners of a polygon with a corner inside the cell (3-6), 0 for none: the one
   local trace of the shape (inside a big object every cell is flat colour; a corner's angle is local);
+- `normal`: the outward direction of the outline crossing the cell, in 8 bins of 45 degrees (1-8; 0: no
+  outline): the local evidence of the shape: a triangle's outline points three ways, a square's four, a
+  circle's every way;
 - `obj`: the index of the covering object in `scene.objects` (-1: background), to pool an object's tokens.
 """
 
@@ -40,6 +43,7 @@ class CellTargets:
     digit: np.ndarray
     corner: np.ndarray
     box: np.ndarray
+    normal: np.ndarray
     obj: np.ndarray
 
     def flat(self) -> dict[str, np.ndarray]:
@@ -53,6 +57,30 @@ def object_map(scene: Scene) -> np.ndarray:
     for i, o in enumerate(scene.objects):
         owner[o.y : o.y + o.h, o.x : o.x + o.w][mask_of(o)] = i
     return owner
+
+
+NORMAL_BINS = 8
+"""Directions of the `normal` target (bins of 360 / 8 degrees; 0 means no outline in the cell)."""
+
+
+def outline_normals(owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[H, W] x and y of the outward unit normal at each outline pixel (an object pixel with a 4-neighbour
+    outside its object), 0 elsewhere; the normal is minus the gradient of the object's 3x3-blurred mask."""
+    inside = owner >= 0
+    pad = np.pad(owner, 1, constant_values=-1)
+    edge = inside & (
+        (pad[:-2, 1:-1] != owner)
+        | (pad[2:, 1:-1] != owner)
+        | (pad[1:-1, :-2] != owner)
+        | (pad[1:-1, 2:] != owner)
+    )
+    m = np.pad(inside.astype(np.float32), 1)
+    blur = (
+        sum(m[dy : dy + owner.shape[0], dx : dx + owner.shape[1]] for dy in range(3) for dx in range(3)) / 9
+    )
+    gy, gx = np.gradient(blur)
+    norm = np.hypot(gx, gy) + 1e-9
+    return np.where(edge, -gx / norm, 0.0), np.where(edge, -gy / norm, 0.0)
 
 
 def cell_targets(scene: Scene, min_cover: float = 0.15) -> CellTargets:
@@ -95,6 +123,14 @@ def cell_targets(scene: Scene, min_cover: float = 0.15) -> CellTargets:
             r, c = min(int(y // CELL), rows - 1), min(int(x // CELL), cols - 1)
             if r >= 0 and c >= 0:
                 corner[r, c] = max(corner[r, c], SHAPES[o.shape])
+    nx, ny = outline_normals(owner)  # [H, W]
+    sx = nx.reshape(rows, CELL, cols, CELL).sum((1, 3))  # [r, c]
+    sy = ny.reshape(rows, CELL, cols, CELL).sum((1, 3))
+    angle = np.arctan2(sy, sx) % (2 * np.pi)
+    has_edge = np.hypot(sx, sy) > 2.0  # a few outline pixels that agree on a direction
+    normal = np.where(
+        has_edge, 1 + np.round(angle / (2 * np.pi / NORMAL_BINS)).astype(np.int64) % NORMAL_BINS, 0
+    )
     return CellTargets(
         kind=labels[..., 0],
         colour=labels[..., 1],
@@ -103,5 +139,6 @@ def cell_targets(scene: Scene, min_cover: float = 0.15) -> CellTargets:
         digit=labels[..., 4],
         corner=corner,
         box=box,
+        normal=normal,
         obj=obj,
     )

@@ -133,16 +133,36 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _polygon(shape: str, size: int, angle: float) -> list[tuple[float, float]]:
-    """The corners of a polygon shape in its (size + 4)-px drawing canvas (none for a circle)."""
+    """The corners of a polygon shape in its (size + 4)-px drawing canvas (none for a circle): a regular
+    k-gon, a five-pointed star (10 corners, inner radius 0.45) or a plus-shaped cross (12 corners)."""
     if shape == "circle":
         return []
-    n, k = size + 4, SHAPES[shape]
+    n = size + 4
     c, r = n / 2, size / 2
     a0 = math.radians(angle) - math.pi / 2
-    return [
-        (c + r * math.cos(a0 + 2 * math.pi * i / k), c + r * math.sin(a0 + 2 * math.pi * i / k))
-        for i in range(k)
-    ]
+    if shape == "star":
+        polar = [(r if i % 2 == 0 else 0.45 * r, math.pi * i / 5) for i in range(10)]
+    elif shape == "cross":  # arms of width 0.6 r: corners at (+-w, +-r) and (+-r, +-w), w = 0.3 r
+        w = 0.3 * r
+        pts = [
+            (w, r),
+            (w, w),
+            (r, w),
+            (r, -w),
+            (w, -w),
+            (w, -r),
+            (-w, -r),
+            (-w, -w),
+            (-r, -w),
+            (-r, w),
+            (-w, w),
+            (-w, r),
+        ]
+        polar = [(math.hypot(x, y), math.atan2(y, x) + math.pi / 2) for x, y in pts]
+    else:
+        k = SHAPES[shape]
+        polar = [(r, 2 * math.pi * i / k) for i in range(k)]
+    return [(c + d * math.cos(a0 + a), c + d * math.sin(a0 + a)) for d, a in polar]
 
 
 @lru_cache(maxsize=4096)
