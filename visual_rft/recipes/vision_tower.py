@@ -260,8 +260,8 @@ def train_vision(
 def probe(
     model, processor, seed: int = 1, n_train: int = 300, n_test: int = 200, world=None
 ) -> dict[str, float]:
-    """Held-out accuracy of linear probes (logistic regression) on each object's mean tower token, for its
-    shape, colour and shade: what the tower's features carry, whatever the heads or the language model do.
+    """Held-out accuracy of linear probes (logistic regression) on each object's mean and max tower token,
+    for its shape, colour and shade: what the tower's features carry, whatever the heads or the language model do.
     One big base-class object per image, from a stream of their own (PCG64([seed, 2, i]))."""
     world = world or WorldConfig()
     feats, labels = [], []
@@ -271,7 +271,8 @@ def probe(
         tokens = tower_tokens(model, processor, [image])  # [n, H]
         obj = torch.from_numpy(cell_targets(scene).flat()["obj"])
         mean, _ = pooled(tokens, obj, len(scene.objects))
-        feats.append(mean[0].float().numpy())
+        top = tokens[obj == 0].amax(0) if (obj == 0).any() else torch.zeros_like(mean[0])  # [H]
+        feats.append(torch.cat([mean[0], top]).float().numpy())  # mean and max: a corner token is rare
         o = scene.objects[0]
         labels.append((o.shape, o.colour, o.shade))
     x = np.stack(feats)  # [N, H]
