@@ -315,6 +315,16 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] = ()):
     return _build(cls, raw, "", where)
 
 
+def for_run(trainer_cfg, model_path, output_dir, seed: int, progress: bool):
+    """A `TrainConfig` / `SFTTrainConfig` with one run's model folder, run folder, seed and progress bar
+    (what a recipe sets per run; everything else stays as configured)."""
+    return dataclasses.replace(
+        trainer_cfg,
+        model=dataclasses.replace(trainer_cfg.model, path=str(model_path)),
+        run=dataclasses.replace(trainer_cfg.run, output_dir=str(output_dir), seed=seed, progress=progress),
+    )
+
+
 def to_dict(config) -> dict:
     """The config as plain data (for saving next to a run)."""
     return dataclasses.asdict(config)

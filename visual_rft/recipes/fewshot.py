@@ -25,6 +25,7 @@ from visual_rft.config import (
     SFTConfig,
     SFTTrainConfig,
     TrainConfig,
+    for_run,
 )
 from visual_rft.data.jsonl import read_samples
 from visual_rft.eval.completions import read_completions
@@ -106,15 +107,6 @@ def ensure_world(world_dir: Path, seed: int) -> Path:
     return world_dir
 
 
-def per_run(trainer_cfg, base: Path, out: Path, seed: int, progress: bool):
-    """A trainer config with this run's model, folder, seed and progress bar."""
-    return replace(
-        trainer_cfg,
-        model=replace(trainer_cfg.model, path=str(base)),
-        run=replace(trainer_cfg.run, output_dir=str(out), seed=seed, progress=progress),
-    )
-
-
 def run_fewshot(cfg: FewShotConfig) -> dict:
     """Run base / SFT / RFT on one task at one shot count; returns (and writes) the results."""
     if cfg.task not in FILES:
@@ -125,8 +117,8 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
     world = ensure_world(Path(cfg.world_dir) if cfg.world_dir else out / "world", cfg.world_seed)
     prefix, test_name = FILES[cfg.task]
     train = read_samples(world / f"{prefix}_{cfg.shots}shot.jsonl")
-    sft_cfg = per_run(cfg.sft, base, out / "sft", cfg.seed, cfg.progress)
-    rft_cfg = per_run(cfg.rft, base, out / "rft", cfg.seed, cfg.progress)
+    sft_cfg = for_run(cfg.sft, base, out / "sft", cfg.seed, cfg.progress)
+    rft_cfg = for_run(cfg.rft, base, out / "rft", cfg.seed, cfg.progress)
     timings = {}
 
     t0 = time.perf_counter()

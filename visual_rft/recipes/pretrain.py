@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, for_run
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
@@ -99,11 +99,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
 
 def sft_stage(stage: SFTTrainConfig, model: Path, run_dir: Path, cfg: PretrainConfig, samples) -> Path:
     """One SFT stage from `model` into `run_dir` (resumed from its last checkpoint); returns its last model."""
-    stage = replace(
-        stage,
-        model=replace(stage.model, path=str(model)),
-        run=replace(stage.run, output_dir=str(run_dir), seed=cfg.seed, progress=cfg.progress),
-    )
+    stage = for_run(stage, model, run_dir, cfg.seed, cfg.progress)
     final = run_dir / f"checkpoint-{stage.run.steps}" / "model"
     if not final.is_dir():  # a finished stage is not run again
         SFTTrainer(stage, samples=samples, resume=latest_checkpoint(run_dir) is not None).fit()
