@@ -3,6 +3,7 @@ world's base classification, from a given tower or a random one, then shape / co
 
     python bench/vision_stages.py --out runs/stages/random                      # control: random tower
     python bench/vision_stages.py --tower runs/pretrain/vision/model --out runs/stages/stage1
+    python bench/vision_stages.py --tower runs/vprobe/stars/vision/model --out runs/stages/stars --shapes star,cross
 
 Both runs use the same tiny 5m model folder layout, the same data (2,000 base-class images, a held-out test
 set drawn with another seed), the same SFT settings; only the tower differs. Writes OUT/result.json.
@@ -12,18 +13,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from visual_rft.config import EvalOptions, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
-from visual_rft.data.answer import class_answer, normalize_class
-from visual_rft.data.jsonl import read_samples
-from visual_rft.eval.completions import read_completions
-from visual_rft.eval.runner import evaluate_models
-from visual_rft.models.tiny import write_tiny
-from visual_rft.recipes.base_model import THINK
-from visual_rft.sft.trainer import SFTTrainer
-from visual_rft.world import CLASSIFICATION_BASE, build
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from world_shapes import use_shapes  # noqa: E402
+
+from visual_rft.config import (  # noqa: E402
+    EvalOptions,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SFTConfig,
+    SFTTrainConfig,
+)
+from visual_rft.data.answer import class_answer, normalize_class  # noqa: E402
+from visual_rft.data.jsonl import read_samples  # noqa: E402
+from visual_rft.eval.completions import read_completions  # noqa: E402
+from visual_rft.eval.runner import evaluate_models  # noqa: E402
+from visual_rft.models.tiny import write_tiny  # noqa: E402
+from visual_rft.recipes.base_model import THINK  # noqa: E402
+from visual_rft.sft.trainer import SFTTrainer  # noqa: E402
+from visual_rft.world import CLASSIFICATION_BASE, build  # noqa: E402
 
 
 def word_accuracy(completions: Path) -> dict:
@@ -50,7 +63,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--shapes", default="", help="replace pentagon,hexagon, e.g. star,cross")
     args = parser.parse_args()
+    if args.shapes:
+        use_shapes(args.shapes.split(","))
 
     world = args.out / "world"
     train = build("classification", world, args.n_train, seed=0, categories=CLASSIFICATION_BASE, name="train")
@@ -70,6 +86,7 @@ def main() -> None:
     evaluate_models({"model": model}, test, args.out / "eval", options)
     result = {
         "tower": str(args.tower or "random"),
+        "shapes": args.shapes or "pentagon,hexagon",
         "steps": args.steps,
         "train_s": round(train_s),
         **word_accuracy(args.out / "eval" / "model" / "completions.jsonl"),

@@ -23,3 +23,33 @@ def test_word_accuracy_reads_shape_colour_and_shade(load_bench, tmp_path):
     )
     acc = bench.word_accuracy(path)
     assert acc == {"n": 4, "exact": 0.25, "shape": 0.5, "colour": 0.75, "shade": 0.25}
+
+
+def test_use_shapes_swaps_the_vocabulary_everywhere_it_is_derived():
+    """In a process of its own: it changes module state that the other tests rely on."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    code = f"""
+import sys; sys.path.insert(0, {str(bench)!r})
+import numpy as np
+from world_shapes import use_shapes
+from visual_rft import world as W
+from visual_rft.recipes import vision_tower as V
+from visual_rft.world.dense import cell_targets
+use_shapes(["star", "cross"])
+assert list(W.SHAPES) == ["circle", "triangle", "square", "star", "cross"], W.SHAPES
+assert "dark purple star" in W.CLASSIFICATION_BASE and "purple cross" in W.DETECTION_ALL
+assert not any("pentagon" in c or "hexagon" in c for c in W.CLASSIFICATION_BASE + W.DETECTION_ALL)
+assert W.DETECTION_FEWSHOT is W.DETECTION_NOVEL and set(W.DETECTION_BASE) | set(W.DETECTION_NOVEL) == set(W.DETECTION_ALL)
+assert V.TOKEN_HEADS["corner"] == 5 and V.CORNER_CLASS[10] == 3 and V.CORNER_CLASS[12] == 4
+img, scene = W.classification_scene(np.random.default_rng(0), W.WorldConfig(), "red star")
+t = cell_targets(scene)
+assert set(t.corner[t.corner > 0].tolist()) == {{10}} and V.SHAPE_CLASSES[3] == "star"
+assert (t.shape[t.obj == 0] == 3).all()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

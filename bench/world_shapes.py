@@ -1,0 +1,37 @@
+"""Experiments only: run the world with another shape vocabulary, in this process.
+
+    use_shapes(["star", "cross"])   # pentagon -> star, hexagon -> cross, everywhere the world derives from them
+
+The library's world has one vocabulary (visual_rft/world/vocab.py). To measure whether other shapes are
+easier to learn without editing it, this swaps the two hardest shapes in place, before any scene is
+drawn: the shape table, the class and category lists built from it, and the stage-1 tables derived from
+those. Call it first thing in a bench script.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from visual_rft.recipes import vision_tower
+from visual_rft.world import dense, vocab
+
+CORNERS = {"star": 10, "cross": 12}
+"""The corners of the extra shapes the world can draw (visual_rft/world/scene.py `_polygon`)."""
+
+
+def use_shapes(replacements: list[str]) -> None:
+    """Replace pentagon and hexagon (in that order) by the given shapes (names of CORNERS)."""
+    old = ["pentagon", "hexagon"][: len(replacements)]
+    rename = dict(zip(old, replacements))
+    shapes = {rename.get(k, k): CORNERS.get(rename.get(k, k), v) for k, v in vocab.SHAPES.items()}
+    vocab.SHAPES.clear()
+    vocab.SHAPES.update(shapes)
+    for name in ("CLASSIFICATION_BASE", "DETECTION_ALL", "DETECTION_NOVEL", "DETECTION_BASE"):
+        items = getattr(vocab, name)
+        items[:] = [" ".join(rename.get(w, w) for w in label.split()) for label in items]
+    dense.SHAPE_CLASSES = vision_tower.SHAPE_CLASSES = (*vocab.SHAPES, "digit")
+    counts = sorted({k for k in vocab.SHAPES.values() if k})
+    table = np.full(max(counts) + 1, -1)
+    table[[0, *counts]] = range(len(counts) + 1)
+    vision_tower.CORNER_COUNTS, vision_tower.CORNER_CLASS = counts, table
+    vision_tower.TOKEN_HEADS["corner"] = len(counts) + 1
