@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world_shapes import use_shapes  # noqa: E402
+from world_shapes import add_shapes_option, apply_shapes_option  # noqa: E402
 
 from visual_rft.config import EvalOptions, load_config  # noqa: E402
 from visual_rft.eval.runner import evaluate_models  # noqa: E402
@@ -31,13 +31,12 @@ from visual_rft.world import CLASSIFICATION_BASE, DETECTION_BASE, GROUNDING_BASE
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--shapes", default="", help="replace pentagon,hexagon, e.g. star,cross")
+    add_shapes_option(parser)
     parser.add_argument("--test-seed", type=int, default=1)
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("overrides", nargs="*", help="PretrainConfig key=value")
     args = parser.parse_args()
-    if args.shapes:
-        use_shapes(args.shapes.split(","))
+    shapes = apply_shapes_option(args)
     cfg = load_config(PretrainConfig, None, [f"out_dir={args.out}", *args.overrides])
     t0 = time.perf_counter()
     base = run_pretrain(replace(cfg, progress=False))
@@ -55,7 +54,7 @@ def main() -> None:
         metrics[task] = evaluate_models({"base": base}, data, args.out / "eval" / task, options)["base"]
     keys = {"classification": ["accuracy"], "detection": ["mAP", "AP50"], "grounding": ["giou", "acc@0.5"]}
     result = {
-        "shapes": args.shapes or "pentagon,hexagon",
+        "shapes": shapes,
         "overrides": args.overrides,
         "pretrain_s": round(train_s),
         **{f"{t}.{k}": metrics[t][k] for t, ks in keys.items() for k in ks},

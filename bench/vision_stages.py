@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world_shapes import use_shapes  # noqa: E402
+from world_shapes import add_shapes_option, apply_shapes_option  # noqa: E402
 
 from visual_rft.config import (  # noqa: E402
     EvalOptions,
@@ -63,10 +63,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=100)
-    parser.add_argument("--shapes", default="", help="replace pentagon,hexagon, e.g. star,cross")
+    add_shapes_option(parser)
     args = parser.parse_args()
-    if args.shapes:
-        use_shapes(args.shapes.split(","))
+    shapes = apply_shapes_option(args)
 
     world = args.out / "world"
     train = build("classification", world, args.n_train, seed=0, categories=CLASSIFICATION_BASE, name="train")
@@ -86,7 +85,7 @@ def main() -> None:
     evaluate_models({"model": model}, test, args.out / "eval", options)
     result = {
         "tower": str(args.tower or "random"),
-        "shapes": args.shapes or "pentagon,hexagon",
+        "shapes": shapes,
         "steps": args.steps,
         "train_s": round(train_s),
         **word_accuracy(args.out / "eval" / "model" / "completions.jsonl"),

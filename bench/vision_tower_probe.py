@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world_shapes import use_shapes  # noqa: E402
+from world_shapes import add_shapes_option, apply_shapes_option  # noqa: E402
 
 from visual_rft.config import load_config  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
@@ -31,11 +31,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--size", default="5m")
-    parser.add_argument("--shapes", default="", help="replace pentagon,hexagon, e.g. star,cross")
+    add_shapes_option(parser)
     parser.add_argument("overrides", nargs="*", help="VisionStageConfig key=value")
     args = parser.parse_args()
-    if args.shapes:
-        use_shapes(args.shapes.split(","))
+    shapes = apply_shapes_option(args)
     init = write_tiny(args.out / "init", "qwen2_5_vl", args.size, seed=0)
     extra = [f"steps={args.steps}", f"warmup_steps={min(100, args.steps // 5)}", "progress=false"]
     cfg = load_config(
@@ -46,7 +45,7 @@ def main() -> None:
     result = {
         "size": args.size,
         "steps": args.steps,
-        "shapes": args.shapes or "pentagon,hexagon",
+        "shapes": shapes,
         "overrides": args.overrides,
         "train_s": round(time.perf_counter() - t0),
         "probe_init": probe(load_model(init, device="cpu"), load_processor(init)),

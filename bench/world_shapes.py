@@ -2,6 +2,8 @@
 
     use_shapes(["star", "cross"])   # pentagon -> star, hexagon -> cross, everywhere the world derives from them
 
+    add_shapes_option(parser); ...; label = apply_shapes_option(args)   # the same, as a script's --shapes
+
 The library's world has one vocabulary (visual_rft/world/vocab.py). To measure whether other shapes are
 easier to learn without editing it, this swaps the two hardest shapes in place, before any scene is
 drawn: the shape table, the class and category lists built from it, and the stage-1 tables derived from
@@ -9,6 +11,8 @@ those. Call it first thing in a bench script.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -35,3 +39,15 @@ def use_shapes(replacements: list[str]) -> None:
     table[[0, *counts]] = range(len(counts) + 1)
     vision_tower.CORNER_COUNTS, vision_tower.CORNER_CLASS = counts, table
     vision_tower.TOKEN_HEADS["corner"] = len(counts) + 1
+
+
+def add_shapes_option(parser: argparse.ArgumentParser) -> None:
+    """A script's `--shapes star,cross` option."""
+    parser.add_argument("--shapes", default="", help="replace pentagon,hexagon, e.g. star,cross")
+
+
+def apply_shapes_option(args: argparse.Namespace) -> str:
+    """Swap the shapes `--shapes` names (if any); returns the vocabulary in use, for the result JSON."""
+    if args.shapes:
+        use_shapes(args.shapes.split(","))
+    return args.shapes or "pentagon,hexagon"

@@ -123,7 +123,7 @@ def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = No
     """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>."""
     target = sample.target if frame is None else target_to_model(sample.target, frame)
     body = f"<answer>{answer_body(target)}</answer>"
-    return body if think is None else f"<think>{think}</think><answer>{answer_body(target)}</answer>"
+    return body if think is None else f"<think>{think}</think>{body}"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from visual_rft.data.answer import extract_answer, is_no_objects, parse_box, par
 from visual_rft.data.coords import CoordFrame, answer_to_pixels
 from visual_rft.data.jsonl import DataError, write_samples
 from visual_rft.data.prompts import DETECTION_PROBLEM
-from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
+from visual_rft.data.types import ClassTarget, DetectionTarget, GroundingTarget, Sample
 
 _CATEGORY = re.compile(r"category\s+'([^']+)'")
 _GROUNDING = re.compile(r"^\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)\s*,\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)\s*$")
@@ -65,8 +65,8 @@ def row_to_target(task: str, answer: str, problem: str, frame: CoordFrame, groun
         parsed = parse_detection(answer)
         if not parsed.readable or len(parsed.predictions) != parsed.written:
             raise DataError(f"unreadable detection answer {answer[:80]!r}", field="solution")
-        boxes = tuple(answer_to_pixels(p.box, frame, clip=True) for p in parsed.predictions)
-        boxes = tuple(Box(*b.xyxy, category) for b in boxes if b.x2 > b.x1 and b.y2 > b.y1)
+        boxes = (answer_to_pixels(p.box, frame, clip=True, category=category) for p in parsed.predictions)
+        boxes = tuple(b for b in boxes if b.x2 > b.x1 and b.y2 > b.y1)  # clipping can empty a box
         text = DETECTION_PROBLEM.format(category=category) if category else problem
         return DetectionTarget(boxes, category), text
     if task == "grounding":

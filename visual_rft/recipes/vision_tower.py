@@ -31,7 +31,7 @@ from visual_rft.data.files import atomic_path
 from visual_rft.models.forward import encode_images
 from visual_rft.models.loading import load_model, load_processor
 from visual_rft.world import CLASSIFICATION_BASE, COLOURS, DETECTION_BASE, SHADES, SHAPES, WorldConfig
-from visual_rft.world.dense import NORMAL_BINS, SHAPE_CLASSES, cell_targets
+from visual_rft.world.dense import CELL, NORMAL_BINS, SHAPE_CLASSES, cell_targets
 from visual_rft.world.tasks import classification_scene, detection_scene
 
 CORNER_COUNTS = sorted({k for k in SHAPES.values() if k})
@@ -147,14 +147,16 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
                 weight[0] = 1.0
             loss = loss + F.cross_entropy(logits[name], target, weight=weight, ignore_index=-1)
             metrics[f"acc/{name}"] = _accuracy(logits[name], target)
-    metrics["acc/corner_found"] = _accuracy(logits["corner"], torch.where(t["corner"] > 0, t["corner"], -1))
+    if (t["corner"] > 0).any():  # the corner class on the cells that hold one
+        metrics["acc/corner_found"] = _accuracy(
+            logits["corner"], torch.where(t["corner"] > 0, t["corner"], -1)
+        )
     on_object = t["obj"] >= 0  # [n]
     if on_object.any():
         box = F.smooth_l1_loss(logits["box"][on_object], t["box"][on_object])
         loss = loss + cfg.box_weight * box
-        metrics["box_l1_px"] = (
-            float((logits["box"][on_object] - t["box"][on_object]).detach().abs().mean()) * 28
-        )
+        error = (logits["box"][on_object] - t["box"][on_object]).detach().abs().mean()
+        metrics["box_l1_px"] = float(error) * CELL
     objects, seen = pooled(tokens, t["obj"], len(t["pooled_shape"]))  # [O, H], [O]
     out = heads.pooled(objects[seen])  # [O', 16]
     shape, digit = t["pooled_shape"][seen], t["pooled_digit"][seen]  # [O']
@@ -169,9 +171,8 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
 
 
 def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of the targets >= 0 predicted right (callers check that there is one)."""
     valid = target >= 0
-    if not valid.any():
-        return float("nan")
     return float((logits[valid].argmax(-1) == target[valid]).float().mean())
 
 

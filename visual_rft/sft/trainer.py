@@ -40,6 +40,8 @@ class SFTTrainer(Trainer):
     name = "sft"
 
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
+        if cfg.sft.aggregation not in ("token", "sequence"):  # before anything loads
+            raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
         super().__init__(cfg, samples, resume)
         self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
 
@@ -77,8 +79,6 @@ class SFTTrainer(Trainer):
             chunks.append(rollout)
             total_tokens += int(rollout.completion_mask.sum())
         loss_sum, correct = 0.0, 0
-        if cfg.sft.aggregation not in ("token", "sequence"):
-            raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
         for rollout in chunks:
             logp = completion_logprobs(self.model, rollout)  # [b, T]
             mask = rollout.completion_mask  # [b, T]

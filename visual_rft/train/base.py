@@ -33,12 +33,8 @@ def load_training_samples(data: DataConfig, samples: list[Sample] | None = None)
             raise ValueError("data.train: no training file given (data.train=PATH.jsonl)")
         _, errors = check_file(data.train)
         if errors:
-            raise DataError(
-                f"{len(errors)} bad record(s), nothing was trained; fix them first "
-                f"(`vrft data check {data.train}`):\n"
-                + "\n".join(str(e) for e in errors[:20])
-                + ("\n..." if len(errors) > 20 else "")
-            )
+            what = f"{len(errors)} bad record(s), nothing was trained; fix them first (`vrft data check {data.train}`)"
+            raise DataError(_listed(what, [str(e) for e in errors]))
         samples = read_samples(data.train)
     else:
         bad = []
@@ -48,12 +44,17 @@ def load_training_samples(data: DataConfig, samples: list[Sample] | None = None)
             except DataError as e:
                 bad.append(f"sample {i} ({sample.id}): field '{e.field}': {e.reason}")
         if bad:
-            raise DataError(f"{len(bad)} bad sample(s), nothing was trained:\n" + "\n".join(bad[:20]))
+            raise DataError(_listed(f"{len(bad)} bad sample(s), nothing was trained", bad))
     if data.max_samples:
         samples = samples[: data.max_samples]
     if not samples:
         raise ValueError(f"{data.train or 'data'}: no training samples")
     return samples
+
+
+def _listed(what: str, lines: list[str], most: int = 20) -> str:
+    """`what:` and the first `most` lines under it (then '...')."""
+    return f"{what}:\n" + "\n".join(lines[:most]) + ("\n..." if len(lines) > most else "")
 
 
 def data_record(data: DataConfig, samples: list[Sample]) -> dict:
