@@ -8,12 +8,17 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
   [4, 6, 6] (Qwen's 16/24/24 split, scaled), the width section gets the lowest frequencies (<= 0.003 rad
   per position), so attention can hardly tell image columns apart; theta 10 with [2, 7, 7] gives both
   spatial sections 0.1-0.6 rad per position.
+- --hint: the answer's box is written in the question ('It is at 143 66 167 101.'): can the language
+  model copy coordinates from text into its answer? If not, reading them from the image is not the problem.
+- --freeze-vision: the tower and merger frozen (as in stage 2 of `vrft world pretrain`); the LM trains.
 - --gradient: a world whose background carries its own pixel coordinates (red channel + (x - 112) / 4,
   blue + (y - 112) / 4), so every patch embedding sees where it is: the easiest possible position cue.
 
     python bench/localisation_probe.py --name v0 --steps 300
     python bench/localisation_probe.py --name v1 --steps 300 --rope-theta 10 --mrope 2,7,7
     python bench/localisation_probe.py --name g0 --steps 300 --gradient
+    python bench/localisation_probe.py --name fg --steps 300 --gradient --freeze-vision
+    python bench/localisation_probe.py --name fh --steps 300 --hint --freeze-vision
     python bench/localisation_probe.py --name c0 --steps 200 --task classification
     python bench/localisation_probe.py --name c1 --steps 200 --task classification --lr 3e-3
     python bench/localisation_probe.py --name c2 --steps 200 --task classification --family qwen2_vl
@@ -61,14 +66,22 @@ def gradient_draw(draw):
 TASKS = {"grounding": "grd_base", "classification": "cls_base"}
 
 
-def build_world(out: Path, task: str, n_train: int, n_test: int, gradient: bool) -> Path:
+def with_hint(row: dict) -> dict:
+    """The grounding question with its answer's box appended in words ('It is at x1 y1 x2 y2.')."""
+    return {**row, "problem": f"{row['problem']} It is at {' '.join(map(str, row['target']['box']))}."}
+
+
+def build_world(out: Path, task: str, n_train: int, n_test: int, gradient: bool, hint: bool = False) -> Path:
     """The base task's training and test files (the same streams as `build_suite`'s)."""
     if gradient:  # every module that calls draw() gets the gradient version
         scene.draw = tasks.draw = gradient_draw(scene.draw)
     names = world.GROUNDING_BASE_KINDS if task == "grounding" else world.CLASSIFICATION_BASE
     prefix = TASKS[task]
-    world.build(task, out, n_train, seed=0, categories=names, name=f"{prefix}_train")
-    world.build(task, out, n_test, seed=0, categories=names, name=f"{prefix}_test")
+    for name, n in ((f"{prefix}_train", n_train), (f"{prefix}_test", n_test)):
+        path = world.build(task, out, n, seed=0, categories=names, name=name)
+        if hint:
+            rows = [with_hint(json.loads(line)) for line in path.read_text().splitlines()]
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
 
@@ -83,12 +96,14 @@ def main() -> None:
     ap.add_argument("--rope-theta", type=float, default=0.0, help="0: the tiny model's default (1e4)")
     ap.add_argument("--mrope", default="", help="e.g. 2,7,7 (empty: the default 4,6,6)")
     ap.add_argument("--gradient", action="store_true")
+    ap.add_argument("--hint", action="store_true", help="grounding: the box is in the question, as text")
+    ap.add_argument("--freeze-vision", action="store_true", help="train the LM only (tower, merger frozen)")
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=100)
     args = ap.parse_args()
 
     out = args.out / args.name
-    world = build_world(out / "world", args.task, args.n_train, args.n_test, args.gradient)
+    world = build_world(out / "world", args.task, args.n_train, args.n_test, args.gradient, args.hint)
     prefix = TASKS[args.task]
     model, processor = build_tiny(args.family, "5m", seed=0)
     text = model.config.text_config
@@ -104,7 +119,7 @@ def main() -> None:
     processor.save_pretrained(out / "init")
 
     sft = SFTTrainConfig(
-        model=ModelConfig(path=f"{out}/init"),
+        model=ModelConfig(path=f"{out}/init", freeze_vision=args.freeze_vision),
         optim=OptimConfig(lr=args.lr, warmup_steps=30, schedule="cosine"),
         sft=SFTConfig(batch_size=16, think=THINK),
         run=RunConfig(
@@ -129,6 +144,8 @@ def main() -> None:
         "family": args.family,
         "lr": args.lr,
         "gradient": args.gradient,
+        "freeze_vision": args.freeze_vision,
+        "hint": args.hint,
         "steps": args.steps,
         "train_s": round(train_s, 1),
         "last50_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),

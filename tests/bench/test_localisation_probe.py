@@ -27,3 +27,11 @@ def test_gradient_background_encodes_position_and_keeps_objects(load_bench):
     assert (tinted[ys, xs, 2] == expected(2, ys)).all()  # blue carries y
     assert (tinted[ys, xs, 1] == plain[ys, xs, 1]).all()
     assert len(set(tinted[ys, xs, 0] - plain[ys, xs, 0])) > 20  # it really varies across the image
+
+
+def test_hint_writes_the_answer_box_into_the_question(load_bench):
+    probe = load_bench("localisation_probe")
+    row = {"problem": "Find the red star in the image.", "target": {"box": [143, 66, 167, 101]}, "id": "g-1"}
+    hinted = probe.with_hint(row)
+    assert hinted["problem"] == "Find the red star in the image. It is at 143 66 167 101."
+    assert hinted["target"] == row["target"] and row["problem"] == "Find the red star in the image."
