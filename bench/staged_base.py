@@ -1,7 +1,7 @@
 """The staged base end to end: `run_pretrain` (vision -> align -> joint), then the base on held-out base tasks.
 
     python bench/staged_base.py --out runs/staged                       # the default recipe
-    python bench/staged_base.py --out runs/staged_star --shapes star,cross vision.steps=750
+    python bench/staged_base.py --out runs/staged vision.steps=750
 
 Overrides are PretrainConfig key=value (e.g. joint.run.steps=600). The held-out sets are drawn from a world
 of another seed (--test-seed, default 1) than the pre-training data (seed 0): classification on the 51

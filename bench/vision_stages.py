@@ -3,7 +3,7 @@ world's base classification, from a given tower or a random one, then shape / co
 
     python bench/vision_stages.py --out runs/stages/random                      # control: random tower
     python bench/vision_stages.py --tower runs/pretrain/vision/model --out runs/stages/stage1
-    python bench/vision_stages.py --tower runs/vprobe/stars/vision/model --out runs/stages/stars --shapes star,cross
+    python bench/vision_stages.py --tower runs/vprobe/pent/vision/model --out runs/stages/pent --shapes pentagon,hexagon
 
 Both runs use the same tiny 5m model folder layout, the same data (2,000 base-class images, a held-out test
 set drawn with another seed), the same SFT settings; only the tower differs. Writes OUT/result.json.

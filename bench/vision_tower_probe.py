@@ -1,7 +1,7 @@
 """Stage 1 of the base alone, then the held-out linear probe of the tower (shape, colour, shade).
 
-    python bench/vision_tower_probe.py --out runs/vprobe/pentagons --steps 1500
-    python bench/vision_tower_probe.py --out runs/vprobe/stars --steps 750 --shapes star,cross
+    python bench/vision_tower_probe.py --out runs/vprobe/pentagons --steps 1500 --shapes pentagon,hexagon
+    python bench/vision_tower_probe.py --out runs/vprobe/stars --steps 750
     python bench/vision_tower_probe.py --out runs/vprobe/x --steps 250 lr=3e-3 corner_weight=1
 
 A fresh tiny model (5m by default), `train_vision` for `--steps` with the VisionStageConfig overrides

@@ -1,12 +1,12 @@
 """Experiments only: run the world with another shape vocabulary, in this process.
 
-    use_shapes(["star", "cross"])   # pentagon -> star, hexagon -> cross, everywhere the world derives from them
+    use_shapes(["pentagon", "hexagon"])   # star -> pentagon, cross -> hexagon, everywhere the world derives from them
 
     add_shapes_option(parser); ...; label = apply_shapes_option(args)   # the same, as a script's --shapes
 
-The library's world has one vocabulary (visual_rft/world/vocab.py). To measure whether other shapes are
-easier to learn without editing it, this swaps the two hardest shapes in place, before any scene is
-drawn: the shape table, the class and category lists built from it, and the stage-1 tables derived from
+The library's world has one vocabulary (visual_rft/world/vocab.py). To measure other shapes without
+editing it (the first world's regular pentagon and hexagon, say), this swaps the two shapes the few-shot
+classes do not use (star and cross) in place, before any scene is drawn: the shape table, the class and category lists built from it, and the stage-1 tables derived from
 those. Call it first thing in a bench script.
 """
 
@@ -19,13 +19,16 @@ import numpy as np
 from visual_rft.recipes import vision_tower
 from visual_rft.world import dense, vocab
 
-CORNERS = {"star": 10, "cross": 12}
-"""The corners of the extra shapes the world can draw (visual_rft/world/scene.py `_polygon`)."""
+CORNERS = {"star": 10, "cross": 12, "pentagon": 5, "hexagon": 6}
+"""The corners of the shapes the world can draw (visual_rft/world/scene.py `_polygon`: regular k-gons, the
+star and the cross)."""
+SWAPPED = ["star", "cross"]
+"""The world's shapes that `use_shapes` replaces, in order (the few-shot classes use the other three)."""
 
 
 def use_shapes(replacements: list[str]) -> None:
-    """Replace pentagon and hexagon (in that order) by the given shapes (names of CORNERS)."""
-    old = ["pentagon", "hexagon"][: len(replacements)]
+    """Replace star and cross (in that order) by the given shapes (names of CORNERS)."""
+    old = SWAPPED[: len(replacements)]
     rename = dict(zip(old, replacements))
     shapes = {rename.get(k, k): CORNERS.get(rename.get(k, k), v) for k, v in vocab.SHAPES.items()}
     vocab.SHAPES.clear()
@@ -43,11 +46,11 @@ def use_shapes(replacements: list[str]) -> None:
 
 def add_shapes_option(parser: argparse.ArgumentParser) -> None:
     """A script's `--shapes star,cross` option."""
-    parser.add_argument("--shapes", default="", help="replace pentagon,hexagon, e.g. star,cross")
+    parser.add_argument("--shapes", default="", help="replace star,cross, e.g. pentagon,hexagon")
 
 
 def apply_shapes_option(args: argparse.Namespace) -> str:
     """Swap the shapes `--shapes` names (if any); returns the vocabulary in use, for the result JSON."""
     if args.shapes:
         use_shapes(args.shapes.split(","))
-    return args.shapes or "pentagon,hexagon"
+    return args.shapes or ",".join(SWAPPED)

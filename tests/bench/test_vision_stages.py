@@ -16,7 +16,7 @@ def test_word_accuracy_reads_shape_colour_and_shade(load_bench, tmp_path):
         path,
         [
             record("red circle", "red circle"),  # all right (mid shade on both sides)
-            record("dark purple pentagon", "light purple hexagon"),  # colour only
+            record("dark purple star", "light purple cross"),  # colour only
             record("blue square", "dark blue square"),  # colour and shape, the shade wrong
             record("green triangle", "nothing readable here"),  # nothing (three words: it claims a shade)
         ],
@@ -39,15 +39,15 @@ from world_shapes import use_shapes
 from visual_rft import world as W
 from visual_rft.recipes import vision_tower as V
 from visual_rft.world.dense import cell_targets
-use_shapes(["star", "cross"])
-assert list(W.SHAPES) == ["circle", "triangle", "square", "star", "cross"], W.SHAPES
-assert "dark purple star" in W.CLASSIFICATION_BASE and "purple cross" in W.DETECTION_ALL
-assert not any("pentagon" in c or "hexagon" in c for c in W.CLASSIFICATION_BASE + W.DETECTION_ALL)
+use_shapes(["pentagon", "hexagon"])
+assert list(W.SHAPES) == ["circle", "triangle", "square", "pentagon", "hexagon"], W.SHAPES
+assert "dark purple pentagon" in W.CLASSIFICATION_BASE and "purple hexagon" in W.DETECTION_ALL
+assert not any("star" in c or "cross" in c for c in W.CLASSIFICATION_BASE + W.DETECTION_ALL)
 assert W.DETECTION_FEWSHOT is W.DETECTION_NOVEL and set(W.DETECTION_BASE) | set(W.DETECTION_NOVEL) == set(W.DETECTION_ALL)
-assert V.TOKEN_HEADS["corner"] == 5 and V.CORNER_CLASS[10] == 3 and V.CORNER_CLASS[12] == 4
-img, scene = W.classification_scene(np.random.default_rng(0), W.WorldConfig(), "red star")
+assert V.TOKEN_HEADS["corner"] == 5 and V.CORNER_CLASS[5] == 3 and V.CORNER_CLASS[6] == 4
+img, scene = W.classification_scene(np.random.default_rng(0), W.WorldConfig(), "red pentagon")
 t = cell_targets(scene)
-assert set(t.corner[t.corner > 0].tolist()) == {{10}} and V.SHAPE_CLASSES[3] == "star"
+assert set(t.corner[t.corner > 0].tolist()) == {{5}} and V.SHAPE_CLASSES[3] == "pentagon"
 assert (t.shape[t.obj == 0] == 3).all()
 print("ok")
 """

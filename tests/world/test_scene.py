@@ -62,3 +62,19 @@ def test_objects_inside_image_and_barely_overlapping():
             assert 0 <= x1 < x2 <= scene.width and 0 <= y1 < y2 <= scene.height
         for a, b in combinations(scene.objects, 2):
             assert iou(a.box, b.box) <= cfg.max_iou
+
+
+def test_every_polygon_has_its_corners_on_its_outline_and_star_and_cross_are_concave():
+    rng = np.random.default_rng(3)
+    for shape, k in W.SHAPES.items():
+        o = replace(W.make_object(rng, W.WorldConfig(), shape, "red", size=48), x=10, y=10)
+        corners = W.scene.corners_of(o)
+        assert len(corners) == k, shape
+        ys, xs = np.nonzero(W.mask_of(o))  # the object's pixels, in the mask's frame
+        pixels = np.stack([xs + o.x + 0.5, ys + o.y + 0.5], -1)  # [P, 2] image coordinates of pixel centres
+        for x, y in corners:  # a corner is a pixel of the object, give or take a pixel
+            assert np.hypot(*(pixels - (x, y)).T).min() <= 1.5, (shape, x, y)
+        if shape in ("star", "cross"):  # two outer corners with an inner one between: their midpoint is outside
+            (x0, y0), (x1, y1) = corners[0], corners[2]
+            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+            assert np.hypot(*(pixels - (mx, my)).T).min() > 1.5, shape

@@ -8,7 +8,7 @@ from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import DetectionTarget, GroundingTarget
 
 MARGIN = 0.3  # a 'largest' object is 1.3 x the runner-up's area; a 'leftmost' one 0.3 x its width ahead
-CORNERS = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}
+CORNERS = {"circle": 0, "triangle": 3, "square": 4, "star": 10, "cross": 12}
 
 
 def test_detection_queries_match_the_scene(files):

@@ -16,7 +16,7 @@ The four tasks of the paper, and their base / few-shot design:
   "shade colour shape" ("dark red triangle" vs "light red triangle": red, green, blue, yellow x circle,
   triangle, square x dark, light). CLASSIFICATION_BASE, for pre-training, are the 25 "colour shape"
   classes in the middle shade plus the dark and light shades of every other colour-shape pair (purple
-  ones, pentagons, hexagons; 26 classes): the base model has seen every colour, shape and shade word,
+  ones, stars, crosses; 26 classes): the base model has seen every colour, shape and shade word,
   but never a few-shot class, which it must learn as a new composition from a few shots (as the paper's
   base model knows flowers and cars but not the fine species). Like detection's novel categories.
 - Detection. Every instance of one named "colour shape" category, among distractors (other categories,

@@ -11,8 +11,11 @@ COLOURS = {
 }
 """Colour names and their middle-shade RGB."""
 
-SHAPES = {"circle": 0, "triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}
-"""Shape names and their number of corners."""
+SHAPES = {"circle": 0, "triangle": 3, "square": 4, "star": 10, "cross": 12}
+"""Shape names and their number of corners (a five-pointed star and a plus-shaped cross: their concave
+corners make them locally readable; regular pentagons and hexagons, the first world's, differ from a circle
+only along the outline, and a tiny tower trained for 1,500 steps told them apart no better than 50%:
+RESULTS.md section 7)."""
 
 SHADES = ("dark", "mid", "light")
 """Shades of a colour: mixed half-way with black, pure, mixed half-way with white."""
