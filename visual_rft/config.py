@@ -46,6 +46,10 @@ class ModelConfig:
     """Keep the vision tower (and its merger) frozen."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    logprob_chunk_size: int = 512
+    """Completion tokens whose vocabulary logits are computed at once when log-probabilities are taken
+    (each chunk checkpointed: 512 x 151,936 fp32 logits are 0.3 GB); 0: the full [rows, tokens, vocab]
+    logits at once (about 10 GB in fp32 for 16 x 1,024 tokens of a Qwen model)."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """LoRA settings."""
 

@@ -128,14 +128,18 @@ class GRPOTrainer(Trainer):
                     col[i] = vals[j]
         return torch.tensor(total, dtype=torch.float32), per_reward
 
+    def logprobs(self, model, rollout: Rollout) -> torch.Tensor:
+        """[R, T] completion log-probabilities, as every pass (reference, old, policy) takes them."""
+        return completion_logprobs(model, rollout, chunk_size=self.cfg.model.logprob_chunk_size)
+
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
         if self.cfg.grpo.beta == 0:
             return None  # no reference pass at all
         with torch.no_grad():
             if self.reference is not None:
-                return completion_logprobs(self.reference, rollout)
+                return self.logprobs(self.reference, rollout)
             with reference_context(self.model):  # LoRA: the base model is the reference
-                return completion_logprobs(self.model, rollout)
+                return self.logprobs(self.model, rollout)
 
     def update(self, rollout: Rollout, advantages, old_logp, ref_logp) -> dict:
         """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps."""
@@ -150,7 +154,7 @@ class GRPOTrainer(Trainer):
             groups = list(range(start, min(n_groups, start + per_chunk)))
             rows = slice(start * G, (start + len(groups)) * G)
             part = select_groups(rollout, groups)
-            logp = completion_logprobs(self.model, part)  # [R, T]
+            logp = self.logprobs(self.model, part)  # [R, T]
             old = old_logp[rows] if old_logp is not None else logp.detach()  # [R, T]
             ref = ref_logp[rows] if ref_logp is not None else None
             mask = part.completion_mask  # [R, T]
@@ -230,7 +234,7 @@ class GRPOTrainer(Trainer):
             old_logp = None
             if g.mu > 1:
                 with torch.no_grad():
-                    old_logp = completion_logprobs(self.model, part)
+                    old_logp = self.logprobs(self.model, part)
             for _ in range(g.mu):
                 metrics.update(self.update(part, adv, old_logp, ref_logp))
         else:

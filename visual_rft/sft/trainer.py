@@ -80,7 +80,7 @@ class SFTTrainer(Trainer):
             total_tokens += int(rollout.completion_mask.sum())
         loss_sum, correct = 0.0, 0
         for rollout in chunks:
-            logp = completion_logprobs(self.model, rollout)  # [b, T]
+            logp = completion_logprobs(self.model, rollout, chunk_size=cfg.model.logprob_chunk_size)  # [b, T]
             mask = rollout.completion_mask  # [b, T]
             if cfg.sft.aggregation == "token":  # mean NLL over all answer tokens of the batch
                 loss = -(logp * mask).sum() / total_tokens

@@ -91,6 +91,10 @@ class Trainer:
     def __init__(self, cfg, samples: list[Sample] | None = None, resume: bool = False):
         self.cfg = cfg
         run, m = cfg.run, cfg.model
+        if m.logprob_chunk_size < 0:
+            raise ValueError(
+                f"model.logprob_chunk_size must be >= 0 (0: no chunking), got {m.logprob_chunk_size}"
+            )
         seed_everything(run.seed)
         self.samples = load_training_samples(cfg.data, samples)
         self.run_dir = Path(run.output_dir)
