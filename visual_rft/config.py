@@ -25,7 +25,8 @@ class LoraConfig:
     alpha: int = 32
     """LoRA scaling numerator (scale = alpha / r)."""
     dropout: float = 0.05
-    """Dropout on the LoRA branch."""
+    """Dropout on the LoRA branch (SFT only: GRPO switches every dropout off, so that its rollout, old,
+    reference and policy passes compute the same function)."""
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -73,9 +74,10 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
     warmup_steps: int = 0
-    """Linear warm-up from 0 to lr over this many optimizer steps."""
+    """Linear warm-up from 0 to lr over this many optimizer updates (GRPO makes grpo.mu per step)."""
     schedule: str = "constant"
-    """After warm-up: constant, linear (decay to 0) or cosine (decay to 0)."""
+    """After warm-up: constant, linear (decay to 0) or cosine (decay to 0), over all the run's optimizer
+    updates (run.steps, times grpo.mu for GRPO)."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (0: no clipping)."""
     vision_lr: float | None = None
@@ -90,9 +92,10 @@ class GRPOConfig:
     prompts_per_step: int = 2
     """B: prompts per optimizer step (each gives a group of G completions)."""
     temperature: float = 1.0
-    """Sampling temperature of the rollout."""
+    """Sampling temperature of the rollout (> 0); the loss's log-probabilities divide the logits by it too."""
     top_p: float = 1.0
-    """Nucleus sampling mass of the rollout (1: off)."""
+    """Nucleus sampling mass of the rollout (1: off); it shapes sampling only, not the log-probabilities
+    (as TRL)."""
     max_completion_length: int = 128
     """Most tokens a completion may have."""
     beta: float = 0.04
@@ -106,7 +109,8 @@ class GRPOConfig:
     scale_advantages: bool = True
     """Divide advantages by the group std (False: Dr. GRPO, mean-centred only)."""
     mu: int = 1
-    """Policy updates per rollout; > 1 keeps the rollout-time log-probs as the old policy."""
+    """Policy updates (optimizer steps) per rollout; > 1 keeps the rollout-time log-probs as the old
+    policy. Metrics are means over the mu updates."""
     dynamic_sampling: bool = False
     """Drop groups whose rewards are all equal (they carry no advantage)."""
     micro_batch_size: int = 0

@@ -112,11 +112,15 @@ class Trainer:
         self.device = next(self.model.parameters()).device
         self.params = trainable_parameters(self.model)
         self.optimizer = build_optimizer(self.params, cfg.optim, vision_modules(self.model).parameters())
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps * self.updates_per_step())
         self.start_step = load_trainer_state(ckpt, self.optimizer, self.scheduler)["step"] if ckpt else 0
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id
         self.eos_ids = sorted({tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id} - {None})
+
+    def updates_per_step(self) -> int:
+        """Optimizer updates per training step (the schedule's unit is one update)."""
+        return 1
 
     def step(self, step: int) -> StepResult:
         raise NotImplementedError
