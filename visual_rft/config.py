@@ -38,7 +38,9 @@ class ModelConfig:
     path: str = ""
     """Local model folder (Hugging Face format). Nothing is downloaded."""
     dtype: str = "auto"
-    """auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or fp16."""
+    """How weights load for inference: auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or
+    fp16. Training uses it only for weights that never change (the reference copy, a LoRA run's frozen
+    base); the weights it trains are fp32 (a full fine-tune refuses bf16/fp16), see run.precision."""
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:1, ..."""
     attn_implementation: str = "sdpa"
@@ -140,6 +142,10 @@ class RunConfig:
     """Optimizer steps to train."""
     seed: int = 0
     """Seed of everything random (data order, sampling, initialisation of adapters)."""
+    precision: str = "auto"
+    """How training computes: fp32, bf16-mixed (autocast to bf16, fp32 master weights and optimizer
+    state) or fp16-mixed (the same with a gradient scaler); auto: bf16-mixed on a CUDA device with bf16,
+    fp32 otherwise. Checkpoints are saved in fp32 either way."""
     log_every: int = 1
     """Write metrics every N steps."""
     save_every: int = 50

@@ -34,12 +34,9 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
-def test_two_steps_write_metrics_samples_and_a_checkpoint(tiny_model_dir, toy_samples, tmp_path, monkeypatch):
-    # a user reward (module:function) that has spread even for an untrained model, beside the paper's ones
-    (tmp_path / "toy_rewards.py").write_text(
-        "def letters(completion, solution):\n    return sum(c.isalpha() for c in completion) / 100\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_two_steps_write_metrics_samples_and_a_checkpoint(
+    tiny_model_dir, toy_samples, tmp_path, letters_reward
+):
     cfg = _cfg(
         tiny_model_dir,
         tmp_path / "run",

@@ -39,7 +39,7 @@ from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
-from visual_rft.train.optim import clip_and_check, learning_rates
+from visual_rft.train.optim import learning_rates
 
 
 def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
@@ -112,7 +112,7 @@ class GRPOTrainer(Trainer):
         inputs, frames = encode_prompts(batch, self.processor, self.convention)
         inputs = inputs.to(self.device)
         g = self.cfg.grpo
-        with eval_mode(self.model):
+        with eval_mode(self.model), self.precision.autocast():
             rollout = sample_group(
                 self.model,
                 inputs,
@@ -200,19 +200,16 @@ class GRPOTrainer(Trainer):
             if not torch.isfinite(loss):
                 finite = False
                 break
-            loss.backward()
+            self.precision.backward(loss)
             loss_sum += loss.item()
             stats.append(
                 loss_stats(
                     logp.detach(), old, ref, advantages[rows], mask, eps_low=g.eps_low, eps_high=g.eps_high
                 )
             )
-        grad_norm, grads_finite = clip_and_check(self.params, self.cfg.optim.max_grad_norm)
-        skipped = not (finite and grads_finite)
-        if skipped:
-            self.optimizer.zero_grad(set_to_none=True)
-        else:
-            self.optimizer.step()
+        grad_norm, skipped = self.precision.step(
+            self.optimizer, self.params, self.cfg.optim.max_grad_norm, finite
+        )
         out = {"loss": loss_sum if finite else float("nan"), "grad_norm": grad_norm, "skipped": int(skipped)}
         for key in ("kl", "kl_old", "clip_frac", "ratio_mean"):  # means over the micro-batches
             vals = [s[key] for s in stats if key in s]
