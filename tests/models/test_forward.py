@@ -96,9 +96,10 @@ def test_token_logprobs_matches_trl_selective_log_softmax():
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 5, 21, 1000])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_head_logprobs_equal_the_full_computation_with_gradients(chunk_size, temperature):
+@pytest.mark.parametrize("bias", [False, True])  # False: the fused backward; True: checkpointed chunks
+def test_head_logprobs_equal_the_full_computation_with_gradients(chunk_size, temperature, bias):
     g = torch.Generator().manual_seed(0)
-    head = torch.nn.Linear(16, 50, bias=False)
+    head = torch.nn.Linear(16, 50, bias=bias)
     with torch.no_grad():
         head.weight.copy_(torch.randn(50, 16, generator=g) / 4)  # logits of std ~1, as a model's
     hidden = torch.randn(3, 7, 16, generator=g).requires_grad_(True)
@@ -111,6 +112,25 @@ def test_head_logprobs_equal_the_full_computation_with_gradients(chunk_size, tem
     grads_full = torch.autograd.grad((full * weights).sum(), (hidden, head.weight))
     for a, b in zip(grads_chunked, grads_full):
         assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_head_logprobs_under_bf16_autocast_match_the_full_computation():
+    """bf16-mixed: fp32 weights, bf16 matmuls, fp32 log-softmax; the fused backward recomputes in bf16 too."""
+    g = torch.Generator().manual_seed(1)
+    head = torch.nn.Linear(32, 300, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(300, 32, generator=g) / 6)
+    hidden = torch.randn(2, 9, 32, generator=g).requires_grad_(True)
+    tokens = torch.randint(0, 300, (2, 9), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        chunked = head_logprobs(hidden, head, tokens, chunk_size=4)  # [2, 9]
+        full = token_logprobs(head(hidden), tokens)  # [2, 9]
+    assert chunked.dtype == torch.float32
+    assert_close(chunked, full, atol=1e-5, rtol=1e-5)
+    grads = [torch.autograd.grad(x.sum(), (hidden, head.weight)) for x in (chunked, full)]
+    for a, b in zip(*grads):
+        assert a.dtype == b.dtype == torch.float32
+        assert_close(a, b, atol=2e-2, rtol=2e-2)  # bf16 products, summed in other orders
 
 
 def test_head_logprobs_without_grad_and_empty():

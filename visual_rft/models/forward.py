@@ -8,11 +8,8 @@ runs once per image (`encode_images`) and its output is shared by the G rows of 
 three axes, exactly as transformers' own generation places it. `completion_logprobs` is the one forward
 of GRPO's reference / old-policy / policy passes and of SFT's loss.
 
-Log-probabilities never need the full [R, T, V] logits: `head_logprobs` applies the language-model head to
-`chunk_size` completion tokens at a time, reduces each chunk to its selected log-probabilities
-(logit[token] - logsumexp) and frees the chunk's logits; under autograd each chunk is checkpointed, so the
-backward pass recomputes one chunk's logits at a time too. With Qwen's 151,936-token vocabulary, 16 rows
-and 1,024 tokens, that is 0.3 GB of fp32 logits per 512-token chunk instead of 10 GB for the whole batch.
+Log-probabilities never need the full [R, T, V] logits: `visual_rft.models.logprobs.head_logprobs` applies
+the language-model head to `chunk_size` completion tokens at a time, in the forward and the backward pass.
 """
 
 from __future__ import annotations
@@ -21,11 +18,21 @@ from dataclasses import dataclass
 
 import torch
 from peft import PeftModel
-from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
-DEFAULT_CHUNK_SIZE = 512
-"""Completion tokens whose vocabulary logits exist at once (see `head_logprobs`)."""
+from visual_rft.models.logprobs import DEFAULT_CHUNK_SIZE, head_logprobs, token_logprobs
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Rollout",
+    "completion_logprobs",
+    "core_model",
+    "count_images",
+    "embed_with_images",
+    "encode_images",
+    "head_logprobs",
+    "prompt_positions",
+    "token_logprobs",
+]
 
 
 @dataclass
@@ -143,69 +150,3 @@ def completion_logprobs(
     hidden = hidden[:, -T - 1 : -1]  # [R, T, H] states that predict completion tokens
     head = core.get_output_embeddings()
     return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)
-
-
-def head_logprobs(
-    hidden: Tensor, head, tokens: Tensor, *, temperature: float = 1.0, chunk_size: int = DEFAULT_CHUNK_SIZE
-) -> Tensor:
-    """log softmax(head(hidden) / temperature)[token]: hidden [N, T, H], tokens [N, T] -> float [N, T].
-
-    The same values as ``token_logprobs(head(hidden) / temperature, tokens)``, computed `chunk_size`
-    tokens (of the flattened N * T) at a time; with gradients enabled each chunk runs under
-    `torch.utils.checkpoint`, so neither pass ever holds more than one chunk's [chunk, V] logits.
-    """
-    if hidden.dim() != 3 or tokens.shape != hidden.shape[:2]:
-        raise ValueError(
-            f"hidden must be [N, T, H] and tokens [N, T]; got {tuple(hidden.shape)} and {tuple(tokens.shape)}"
-        )
-    N, T, H = hidden.shape
-    flat_hidden = hidden.reshape(N * T, H)  # [N*T, H]
-    flat_tokens = tokens.reshape(N * T).long()  # [N*T]
-    step = chunk_size if chunk_size > 0 else max(1, N * T)
-    parts = []
-    for start in range(0, N * T, step):
-        h = flat_hidden[start : start + step]  # [c, H]
-        t = flat_tokens[start : start + step]  # [c]
-        if torch.is_grad_enabled() and h.requires_grad:
-            parts.append(checkpoint(_chunk_logprobs, h, t, head, temperature, use_reentrant=False))
-        else:
-            parts.append(_chunk_logprobs(h, t, head, temperature))  # [c]
-    if not parts:
-        dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-        return hidden.new_zeros((N, T), dtype=dtype)  # [0, T] or [N, 0]
-    return torch.cat(parts).view(N, T)  # [N, T]
-
-
-def _chunk_logprobs(hidden: Tensor, tokens: Tensor, head, temperature: float) -> Tensor:
-    """[c] selected log-probabilities of one chunk: hidden [c, H], tokens [c]."""
-    logits = head(hidden)  # [c, V]
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # [c, V] logsumexp in half precision is too coarse
-    if temperature != 1:
-        logits = logits / temperature  # [c, V]
-    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [c]
-    return picked - torch.logsumexp(logits, dim=-1)  # [c]
-
-
-def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log softmax(logits)[token] per position: logits [N, T, V], tokens [N, T] -> float log-probs [N, T].
-
-    Computed row by row as ``logit[token] - logsumexp(logits)``, so the full log-softmax [N, T, V] is
-    never materialised. Half-precision logits are upcast to float32 one row at a time (logsumexp in
-    bf16 is too coarse); autograd keeps those rows, i.e. at most one float [N, T, V] copy in all.
-    Float32/float64 logits are used in place (no copy).
-    """
-    if logits.dim() != 3 or tokens.shape != logits.shape[:2]:
-        raise ValueError(
-            f"logits must be [N, T, V] and tokens [N, T]; got {tuple(logits.shape)} and {tuple(tokens.shape)}"
-        )
-    rows = []
-    for row_logits, row_tokens in zip(logits, tokens, strict=True):  # [T, V], [T]
-        if row_logits.dtype in (torch.float16, torch.bfloat16):
-            row_logits = row_logits.float()  # [T, V]
-        picked = row_logits.gather(-1, row_tokens.long().unsqueeze(-1)).squeeze(-1)  # [T]
-        rows.append(picked - torch.logsumexp(row_logits, dim=-1))  # [T]
-    if not rows:
-        dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
-        return logits.new_zeros(tokens.shape, dtype=dtype)  # [0, T]
-    return torch.stack(rows)  # [N, T]
