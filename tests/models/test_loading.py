@@ -5,10 +5,14 @@ import torch
 
 from visual_rft.data.coords import CoordFrame
 from visual_rft.models.loading import (
+    base_folder,
     coord_convention,
     coord_frame,
+    is_adapter,
+    is_model_folder,
     load_model,
     load_processor,
+    merge_adapter,
     model_family,
     resized_size,
     resolve_dtype,
@@ -55,3 +59,24 @@ def test_resized_size_matches_the_processor(tiny_model_dir):
     frame = coord_frame("resized_pixels", processor, 640, 480)
     assert isinstance(frame, CoordFrame) and frame.resized == resized_size(processor, 640, 480)
     assert coord_frame("norm1000", processor, 640, 480).resized is None
+
+
+def test_an_adapter_folder_names_its_base_and_loads_merged(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = load_model(tiny_model_dir, device="cpu")
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=r".*language_model.*\.q_proj"))
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    assert is_adapter(adapter) and is_model_folder(adapter) and not is_adapter(tiny_model_dir)
+    assert base_folder(adapter) == tiny_model_dir.resolve()  # saved absolute: the run may move
+    assert model_family(adapter) == "qwen2_5_vl"
+    assert load_processor(adapter).tokenizer.pad_token_id is not None  # no processor files: the base's
+    assert not hasattr(load_model(adapter, device="cpu"), "peft_config")  # merged: a plain model
+    with pytest.raises(ValueError, match="not a LoRA adapter"):
+        merge_adapter(tiny_model_dir, tmp_path / "out")
+    config = (adapter / "adapter_config.json").read_text()
+    (adapter / "adapter_config.json").write_text(config.replace(str(tiny_model_dir.resolve()), "/nowhere"))
+    with pytest.raises(FileNotFoundError, match="base_model_name_or_path"):
+        load_model(adapter, device="cpu")
+    assert not is_model_folder(tmp_path)
