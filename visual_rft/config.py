@@ -43,8 +43,9 @@ class ModelConfig:
     base); the weights it trains are fp32 (a full fine-tune refuses bf16/fp16), see run.precision."""
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:1, ..."""
-    attn_implementation: str = "sdpa"
-    """Attention kernel: sdpa, eager, flash_attention_2."""
+    attn_implementation: str = "auto"
+    """Attention kernel: auto (flash_attention_2 on a GPU with the flash-attn package, else sdpa), sdpa,
+    eager, flash_attention_2."""
     freeze_vision: bool = False
     """Keep the vision tower (and its merger) frozen."""
     gradient_checkpointing: bool = False

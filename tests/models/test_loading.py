@@ -15,6 +15,7 @@ from visual_rft.models.loading import (
     merge_adapter,
     model_family,
     resized_size,
+    resolve_attention,
     resolve_dtype,
 )
 
@@ -80,3 +81,20 @@ def test_an_adapter_folder_names_its_base_and_loads_merged(tiny_model_dir, tmp_p
     with pytest.raises(FileNotFoundError, match="base_model_name_or_path"):
         load_model(adapter, device="cpu")
     assert not is_model_folder(tmp_path)
+
+
+def test_attention_auto_is_sdpa_on_a_cpu():
+    assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
+    assert resolve_attention("eager", torch.device("cpu")) == "eager"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_attention_auto_on_a_gpu_takes_flash_attention_when_installed(tiny_model_dir):
+    import importlib.util
+
+    cuda = torch.device("cuda")
+    flash = importlib.util.find_spec("flash_attn") is not None
+    assert resolve_attention("auto", cuda) == ("flash_attention_2" if flash else "sdpa")
+    model = load_model(tiny_model_dir, device="cuda")  # dtype auto: bf16 where the GPU has it
+    assert model.config._attn_implementation == resolve_attention("auto", cuda)

@@ -11,6 +11,7 @@ rule, so prompts, rewards and metrics agree with what the model saw.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -56,6 +57,15 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(names)} or 'auto'")
     return names[dtype]
+
+
+def resolve_attention(name: str | None, device: torch.device) -> str:
+    """ "auto"/None -> flash_attention_2 on a CUDA device where the flash-attn package is installed, sdpa
+    otherwise (PyTorch's fused attention, on every device); other names pass through to transformers."""
+    if name in (None, "auto"):
+        flash = device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None
+        return "flash_attention_2" if flash else "sdpa"
+    return name
 
 
 def _check_folder(path: str | os.PathLike) -> Path:
@@ -145,7 +155,7 @@ def load_model(
     *,
     dtype: str | torch.dtype | None = "auto",
     device: str | None = "auto",
-    attn_implementation: str | None = "sdpa",
+    attn_implementation: str | None = "auto",
 ):
     """A model from a local folder, on `device`, in `dtype`, in eval mode. A LoRA adapter folder loads on
     its base and is merged into it (a plain transformers model comes back)."""
@@ -155,7 +165,7 @@ def load_model(
     model = AutoModelForImageTextToText.from_pretrained(
         folder,
         dtype=resolve_dtype(dtype, dev),
-        attn_implementation=attn_implementation,
+        attn_implementation=resolve_attention(attn_implementation, dev),
     )
     if is_adapter(path):
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()

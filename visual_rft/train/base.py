@@ -80,6 +80,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def device_memory(device: torch.device) -> dict:
+    """On a CUDA device: the step's peak allocated and reserved memory (GB), then the peak is reset;
+    nothing elsewhere (a CPU has no allocator statistics worth logging)."""
+    if device.type != "cuda":
+        return {}
+    gb = 2**30
+    out = {
+        "memory/peak_allocated_gb": torch.cuda.max_memory_allocated(device) / gb,
+        "memory/reserved_gb": torch.cuda.memory_reserved(device) / gb,
+    }
+    torch.cuda.reset_peak_memory_stats(device)
+    return out
+
+
 @dataclass
 class StepResult:
     metrics: dict
@@ -168,6 +182,7 @@ class Trainer:
         self.model.train()
         for done, step in enumerate(range(self.start_step, run.steps), start=1):
             result = self.step(step)
+            result.metrics.update(device_memory(self.device))
             n = step + 1
             if run.log_every and n % run.log_every == 0:
                 logger.log(n, result.metrics, result.postfix)
