@@ -98,3 +98,13 @@ def test_attention_auto_on_a_gpu_takes_flash_attention_when_installed(tiny_model
     assert resolve_attention("auto", cuda) == ("flash_attention_2" if flash else "sdpa")
     model = load_model(tiny_model_dir, device="cuda")  # dtype auto: bf16 where the GPU has it
     assert model.config._attn_implementation == resolve_attention("auto", cuda)
+
+
+def test_qwen3_vl_answers_in_0_1000_and_is_refused_before_its_weights_load(tmp_path):
+    from transformers import Qwen3VLConfig
+
+    assert coord_convention("qwen3_vl") == "norm1000"
+    Qwen3VLConfig().save_pretrained(tmp_path)  # a config and no weights: nothing may try to load them
+    assert model_family(tmp_path) == "qwen3_vl"
+    with pytest.raises(ValueError, match="qwen3_vl.*not supported yet.*deepstack"):
+        load_model(tmp_path, device="cpu")
