@@ -128,3 +128,14 @@ def mixed_size_samples(toy_samples, tmp_path):
     Image.open(toy_samples[1].image).resize((112, 84)).save(big)
     s1 = toy_samples[1]
     return [toy_samples[0], type(s1)(s1.id, [str(big)], s1.task, s1.problem + " Look closely.", s1.target)]
+
+
+@pytest.fixture
+def letters_reward(tmp_path, monkeypatch):
+    """A user reward (module:function) with spread even for an untrained model's text: advantages are not
+    all zero. Written to tmp_path/toy_rewards.py, importable in this process; returns its name."""
+    (tmp_path / "toy_rewards.py").write_text(
+        "def letters(completion, solution):\n    return sum(c.isalpha() for c in completion) / 100\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "toy_rewards:letters"

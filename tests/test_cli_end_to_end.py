@@ -82,6 +82,66 @@ def test_eval_options_are_key_value_and_old_flags_get_a_hint(tiny_model_dir, toy
     assert "unknown option 'batch_sise'; did you mean 'batch_size'?" in capsys.readouterr().err
     assert main([*args, f"rft={tmp_path / 'nothing'}"]) == 2  # checked before the first model loads
     err = capsys.readouterr().err
-    assert "not a model folder (no config.json): rft=" in err and "Loading weights" not in err
+    assert (
+        "not a model folder (no config.json or adapter_config.json): rft=" in err
+        and "Loading weights" not in err
+    )
     assert main([*args, "max_new_tokens=four"]) == 2
     assert "'max_new_tokens' must be int" in capsys.readouterr().err
+
+
+def test_a_lora_run_trains_evaluates_resumes_and_merges_from_the_command_line(
+    tiny_model_dir, toy_samples, tmp_path, capsys
+):
+    """`vrft train` with LoRA: checkpoint-N/model is a peft adapter; `vrft eval` takes it as a model folder,
+    `--resume` continues from it, `vrft model merge` writes an ordinary folder whose logits are the
+    adapter model's."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    from visual_rft.models.loading import is_adapter, load_model, load_processor
+
+    data = tmp_path / "train.jsonl"
+    write_samples(data, toy_samples)
+    run = tmp_path / "lora"
+    train = [
+        "sft",
+        f"model.path={tiny_model_dir}",
+        f"data.train={data}",
+        f"run.output_dir={run}",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+        "optim.lr=1e-2",
+        "sft.batch_size=2",
+        "run.save_every=1",
+        "run.progress=false",
+        "run.tensorboard=false",
+    ]
+    assert main([*train, "run.steps=1"]) == 0
+    assert main([*train, "run.steps=2", "--resume"]) == 0  # the LoRA checkpoint resumes
+    adapter = run / "checkpoint-2" / "model"
+    assert is_adapter(adapter) and not (adapter / "config.json").exists()
+    out = tmp_path / "eval"
+    assert main(["eval", f"lora={adapter}", "--data", str(data), "--out", str(out), "max_new_tokens=4"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["lora"]["classification"]["n"] == 6
+    merged = tmp_path / "merged"
+    assert main(["model", "merge", str(adapter), str(merged)]) == 0
+    assert (merged / "config.json").exists() and (merged / "tokenizer_config.json").exists()
+    assert (
+        load_processor(merged).tokenizer.get_vocab() == load_processor(tiny_model_dir).tokenizer.get_vocab()
+    )
+
+    plain = AutoModelForImageTextToText.from_pretrained(merged).eval()  # ordinary transformers loading
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).eval()
+    with_adapter = PeftModel.from_pretrained(
+        AutoModelForImageTextToText.from_pretrained(tiny_model_dir), str(adapter)
+    ).eval()  # unmerged: base + LoRA branch
+    ids = torch.tensor([[5, 17, 42, 9, 77, 3]])
+    with torch.no_grad():
+        merged_logits, adapter_logits = plain(input_ids=ids).logits, with_adapter(input_ids=ids).logits
+        base_logits = base(input_ids=ids).logits
+    assert not torch.allclose(adapter_logits, base_logits, atol=1e-4)  # the two steps did train
+    torch.testing.assert_close(merged_logits, adapter_logits, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # load_model merges an adapter folder itself
+        torch.testing.assert_close(load_model(adapter, device="cpu")(input_ids=ids).logits, merged_logits)

@@ -27,6 +27,15 @@ def _cmd_model_tiny(args) -> int:
     return 0
 
 
+def _cmd_model_merge(args) -> int:
+    from visual_rft.models.loading import merge_adapter
+
+    t0 = time.perf_counter()
+    out = merge_adapter(args.adapter, args.out, dtype=args.dtype)
+    print(f"merged {args.adapter} into its base: {out} ({args.dtype}, {time.perf_counter() - t0:.1f}s)")
+    return 0
+
+
 def _cmd_data_check(args) -> int:
     from visual_rft.data.jsonl import check_file
 
@@ -129,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen2_vl"])
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_cmd_model_tiny)
+    merge = model.add_parser(
+        "merge", help="merge a LoRA adapter (a LoRA run's checkpoint-N/model) into an ordinary model folder"
+    )
+    merge.add_argument("adapter", type=Path, help="adapter folder (adapter_config.json)")
+    merge.add_argument("out", type=Path, help="output folder: config.json, weights, processor files")
+    merge.add_argument(
+        "--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights of the merged model"
+    )
+    merge.set_defaults(func=_cmd_model_merge)
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     check = data.add_parser("check", help="report every bad record of JSONL files; exit 1 if any")

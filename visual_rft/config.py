@@ -25,7 +25,8 @@ class LoraConfig:
     alpha: int = 32
     """LoRA scaling numerator (scale = alpha / r)."""
     dropout: float = 0.05
-    """Dropout on the LoRA branch."""
+    """Dropout on the LoRA branch (SFT only: GRPO switches every dropout off, so that its rollout, old,
+    reference and policy passes compute the same function)."""
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -37,15 +38,22 @@ class ModelConfig:
     path: str = ""
     """Local model folder (Hugging Face format). Nothing is downloaded."""
     dtype: str = "auto"
-    """auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or fp16."""
+    """How weights load for inference: auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or
+    fp16. Training uses it only for weights that never change (the reference copy, a LoRA run's frozen
+    base); the weights it trains are fp32 (a full fine-tune refuses bf16/fp16), see run.precision."""
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:1, ..."""
-    attn_implementation: str = "sdpa"
-    """Attention kernel: sdpa, eager, flash_attention_2."""
+    attn_implementation: str = "auto"
+    """Attention kernel: auto (flash_attention_2 on a GPU with the flash-attn package, else sdpa), sdpa,
+    eager, flash_attention_2."""
     freeze_vision: bool = False
     """Keep the vision tower (and its merger) frozen."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    logprob_chunk_size: int = 512
+    """Completion tokens whose vocabulary logits are computed at once when log-probabilities are taken
+    (each chunk checkpointed: 512 x 151,936 fp32 logits are 0.3 GB); 0: the full [rows, tokens, vocab]
+    logits at once (about 10 GB in fp32 for 16 x 1,024 tokens of a Qwen model)."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """LoRA settings."""
 
@@ -69,9 +77,10 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
     warmup_steps: int = 0
-    """Linear warm-up from 0 to lr over this many optimizer steps."""
+    """Linear warm-up from 0 to lr over this many optimizer updates (GRPO makes grpo.mu per step)."""
     schedule: str = "constant"
-    """After warm-up: constant, linear (decay to 0) or cosine (decay to 0)."""
+    """After warm-up: constant, linear (decay to 0) or cosine (decay to 0), over all the run's optimizer
+    updates (run.steps, times grpo.mu for GRPO)."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm to this (0: no clipping)."""
     vision_lr: float | None = None
@@ -86,9 +95,10 @@ class GRPOConfig:
     prompts_per_step: int = 2
     """B: prompts per optimizer step (each gives a group of G completions)."""
     temperature: float = 1.0
-    """Sampling temperature of the rollout."""
+    """Sampling temperature of the rollout (> 0); the loss's log-probabilities divide the logits by it too."""
     top_p: float = 1.0
-    """Nucleus sampling mass of the rollout (1: off)."""
+    """Nucleus sampling mass of the rollout (1: off); it shapes sampling only, not the log-probabilities
+    (as TRL)."""
     max_completion_length: int = 128
     """Most tokens a completion may have."""
     beta: float = 0.04
@@ -102,7 +112,8 @@ class GRPOConfig:
     scale_advantages: bool = True
     """Divide advantages by the group std (False: Dr. GRPO, mean-centred only)."""
     mu: int = 1
-    """Policy updates per rollout; > 1 keeps the rollout-time log-probs as the old policy."""
+    """Policy updates (optimizer steps) per rollout; > 1 keeps the rollout-time log-probs as the old
+    policy. Metrics are means over the mu updates."""
     dynamic_sampling: bool = False
     """Drop groups whose rewards are all equal (they carry no advantage)."""
     micro_batch_size: int = 0
@@ -132,6 +143,10 @@ class RunConfig:
     """Optimizer steps to train."""
     seed: int = 0
     """Seed of everything random (data order, sampling, initialisation of adapters)."""
+    precision: str = "auto"
+    """How training computes: fp32, bf16-mixed (autocast to bf16, fp32 master weights and optimizer
+    state) or fp16-mixed (the same with a gradient scaler); auto: bf16-mixed on a CUDA device with bf16,
+    fp32 otherwise. Checkpoints are saved in fp32 either way."""
     log_every: int = 1
     """Write metrics every N steps."""
     save_every: int = 50

@@ -5,12 +5,17 @@ import torch
 
 from visual_rft.data.coords import CoordFrame
 from visual_rft.models.loading import (
+    base_folder,
     coord_convention,
     coord_frame,
+    is_adapter,
+    is_model_folder,
     load_model,
     load_processor,
+    merge_adapter,
     model_family,
     resized_size,
+    resolve_attention,
     resolve_dtype,
 )
 
@@ -55,3 +60,51 @@ def test_resized_size_matches_the_processor(tiny_model_dir):
     frame = coord_frame("resized_pixels", processor, 640, 480)
     assert isinstance(frame, CoordFrame) and frame.resized == resized_size(processor, 640, 480)
     assert coord_frame("norm1000", processor, 640, 480).resized is None
+
+
+def test_an_adapter_folder_names_its_base_and_loads_merged(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = load_model(tiny_model_dir, device="cpu")
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=r".*language_model.*\.q_proj"))
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    assert is_adapter(adapter) and is_model_folder(adapter) and not is_adapter(tiny_model_dir)
+    assert base_folder(adapter) == tiny_model_dir.resolve()  # saved absolute: the run may move
+    assert model_family(adapter) == "qwen2_5_vl"
+    assert load_processor(adapter).tokenizer.pad_token_id is not None  # no processor files: the base's
+    assert not hasattr(load_model(adapter, device="cpu"), "peft_config")  # merged: a plain model
+    with pytest.raises(ValueError, match="not a LoRA adapter"):
+        merge_adapter(tiny_model_dir, tmp_path / "out")
+    config = (adapter / "adapter_config.json").read_text()
+    (adapter / "adapter_config.json").write_text(config.replace(str(tiny_model_dir.resolve()), "/nowhere"))
+    with pytest.raises(FileNotFoundError, match="base_model_name_or_path"):
+        load_model(adapter, device="cpu")
+    assert not is_model_folder(tmp_path)
+
+
+def test_attention_auto_is_sdpa_on_a_cpu():
+    assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
+    assert resolve_attention("eager", torch.device("cpu")) == "eager"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_attention_auto_on_a_gpu_takes_flash_attention_when_installed(tiny_model_dir):
+    import importlib.util
+
+    cuda = torch.device("cuda")
+    flash = importlib.util.find_spec("flash_attn") is not None
+    assert resolve_attention("auto", cuda) == ("flash_attention_2" if flash else "sdpa")
+    model = load_model(tiny_model_dir, device="cuda")  # dtype auto: bf16 where the GPU has it
+    assert model.config._attn_implementation == resolve_attention("auto", cuda)
+
+
+def test_qwen3_vl_answers_in_0_1000_and_is_refused_before_its_weights_load(tmp_path):
+    from transformers import Qwen3VLConfig
+
+    assert coord_convention("qwen3_vl") == "norm1000"
+    Qwen3VLConfig().save_pretrained(tmp_path)  # a config and no weights: nothing may try to load them
+    assert model_family(tmp_path) == "qwen3_vl"
+    with pytest.raises(ValueError, match="qwen3_vl.*not supported yet.*deepstack"):
+        load_model(tmp_path, device="cpu")

@@ -41,13 +41,10 @@ def _cmd(model_dir, data, run_dir, *extra):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_identical_weights(tiny_model_dir, toy_samples, tmp_path):
+def test_sigkill_then_resume_gives_identical_weights(tiny_model_dir, toy_samples, tmp_path, letters_reward):
+    """letters_reward: tmp_path/toy_rewards.py, on the PYTHONPATH of the training processes below."""
     data = tmp_path / "train.jsonl"
     write_samples(data, toy_samples)
-    # a user reward (package.module:function) with spread even for an untrained model's text
-    (tmp_path / "toy_rewards.py").write_text(
-        "def letters(completion, solution):\n    return sum(c.isalpha() for c in completion) / 100\n"
-    )
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",

@@ -7,7 +7,8 @@ import torch
 from visual_rft.config import TrainConfig, load_config
 from visual_rft.models.forward import completion_logprobs, count_images
 from visual_rft.models.inputs import encode_prompts
-from visual_rft.rl.trainer import GRPOTrainer, select_groups
+from visual_rft.models.lora import eval_mode
+from visual_rft.rl.trainer import GRPOTrainer, mean_over_updates, select_groups
 
 
 def _cfg(model_dir, run_dir, *extra):
@@ -33,12 +34,9 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
-def test_two_steps_write_metrics_samples_and_a_checkpoint(tiny_model_dir, toy_samples, tmp_path, monkeypatch):
-    # a user reward (module:function) that has spread even for an untrained model, beside the paper's ones
-    (tmp_path / "toy_rewards.py").write_text(
-        "def letters(completion, solution):\n    return sum(c.isalpha() for c in completion) / 100\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_two_steps_write_metrics_samples_and_a_checkpoint(
+    tiny_model_dir, toy_samples, tmp_path, letters_reward
+):
     cfg = _cfg(
         tiny_model_dir,
         tmp_path / "run",
@@ -218,3 +216,88 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, toy_samples, tmp_path):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.micro_batch_size=3"), samples=toy_samples)
     with pytest.raises(ValueError, match="aggregation"):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.aggregation=mean"), samples=toy_samples)
+
+
+# ---------------------------------------------------------------- the passes agree with the rollout
+
+SMALL = ("run.steps=4", "grpo.group_size=2", "grpo.max_completion_length=6")
+
+
+class Recording(GRPOTrainer):
+    """The real trainer, keeping each inner update's metrics and the learning rate it ran at."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.updates, self.lrs = [], []
+
+    def update(self, *args):
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+        self.updates.append(super().update(*args))
+        return self.updates[-1]
+
+
+def _rollout(trainer, samples):
+    torch.manual_seed(0)
+    rollout, _ = trainer.rollout(samples[:2])
+    return rollout
+
+
+def test_logprobs_are_taken_at_the_sampling_temperature(tiny_model_dir, toy_samples, tmp_path):
+    trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path, *SMALL, "grpo.temperature=0.5"), samples=toy_samples)
+    r = _rollout(trainer, toy_samples)
+    with torch.no_grad():
+        ours = trainer.logprobs(trainer.model, r)  # [4, T]
+        full = completion_logprobs(trainer.model, r, chunk_size=0)  # [4, T] at T = 1
+        sharp = completion_logprobs(trainer.model, r, temperature=0.5, chunk_size=0)
+    m = r.completion_mask.bool()
+    torch.testing.assert_close(ours[m], sharp[m], atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(ours[m], full[m])  # T = 0.5 is another distribution than T = 1
+
+
+def test_no_dropout_in_any_pass_even_with_lora_dropout(tiny_model_dir, toy_samples, tmp_path):
+    """With LoRA dropout 0.5, the policy pass (train mode) equals the rollout's (eval mode) bit for bit,
+    so the first of mu updates starts at ratio 1 exactly."""
+    cfg = _cfg(
+        tiny_model_dir, tmp_path, *SMALL, "model.lora.enabled=true", "model.lora.dropout=0.5", "grpo.mu=2"
+    )
+    trainer = Recording(cfg, samples=toy_samples)
+    with torch.no_grad():  # adapters that do something (fresh ones start at B = 0: dropout would not show)
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    assert trainer.model.training
+    r = _rollout(trainer, toy_samples)
+    train_mode = [trainer.logprobs(trainer.model, r).detach() for _ in range(2)]
+    with eval_mode(trainer.model), torch.no_grad():
+        rollout_mode = trainer.logprobs(trainer.model, r)
+    assert torch.equal(train_mode[0], train_mode[1]) and torch.equal(train_mode[0], rollout_mode)
+    trainer.step(0)
+    first = trainer.updates[0]
+    assert first["kl_old"] == 0.0 and first["ratio_mean"] == pytest.approx(1.0, abs=1e-7)
+
+
+def test_every_inner_update_is_logged_and_the_warmup_counts_updates(tiny_model_dir, toy_samples, tmp_path):
+    cfg = _cfg(tiny_model_dir, tmp_path, *SMALL, "grpo.mu=2", "optim.warmup_steps=4", "grpo.beta=0")
+    trainer = Recording(cfg, samples=toy_samples)
+    metrics = trainer.step(0).metrics
+    assert len(trainer.updates) == 2
+    for key in ("loss", "grad_norm", "kl_old", "clip_frac"):
+        assert metrics[key] == pytest.approx(sum(u[key] for u in trainer.updates) / 2), key
+    assert metrics["loss/first"] == trainer.updates[0]["loss"]
+    assert metrics["loss/last"] == trainer.updates[1]["loss"]
+    # warm-up over 4 optimizer updates: the updates ran at 0 and 1/4 of lr, and after 2 updates lr is 2/4
+    assert trainer.lrs == pytest.approx([0.0, 0.25e-3])
+    assert metrics["lr"] == pytest.approx(0.5e-3)
+    trainer.step(1)
+    assert trainer.lrs[2:] == pytest.approx([0.5e-3, 0.75e-3])
+
+
+def test_mean_over_updates():
+    got = mean_over_updates([{"loss": 1.0, "skipped": 0, "kl": 2.0}, {"loss": 3.0, "skipped": 1}])
+    assert got == {"loss": 2.0, "skipped": 0.5, "kl": 2.0, "loss/first": 1.0, "loss/last": 3.0}
+    assert mean_over_updates([{"loss": 1.0}]) == {"loss": 1.0}
+
+
+def test_a_zero_temperature_is_refused_before_the_model_loads(tiny_model_dir, toy_samples, tmp_path):
+    with pytest.raises(ValueError, match="grpo.temperature"):
+        GRPOTrainer(_cfg(tmp_path / "no-model", tmp_path, "grpo.temperature=0"), samples=toy_samples)

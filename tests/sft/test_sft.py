@@ -77,8 +77,8 @@ def test_a_non_finite_loss_skips_the_update_and_says_so(tiny_model_dir, toy_samp
 
     real = sft_trainer.completion_logprobs
 
-    def with_an_impossible_token(model, rollout):
-        logp = real(model, rollout)  # [b, T]
+    def with_an_impossible_token(model, rollout, **kwargs):
+        logp = real(model, rollout, **kwargs)  # [b, T]
         return logp + torch.zeros_like(logp).index_fill_(1, torch.tensor([0]), float("-inf")).detach()
 
     monkeypatch.setattr(sft_trainer, "completion_logprobs", with_an_impossible_token)

@@ -59,7 +59,7 @@ def test_save_writes_a_complete_folder(tmp_path):
     assert sorted(p.name for p in (path / "model").iterdir()) == ["model.txt", "processor.txt"]
     assert json.loads((path / "state.json").read_text()) == {"step": 7, "epoch": 1}
     state = torch.load(path / "trainer_state.pt", weights_only=False)
-    assert set(state) == {"optimizer", "scheduler", "rng"}
+    assert set(state) == {"optimizer", "scheduler", "precision", "rng"}
     assert {"python", "numpy", "torch"} <= set(state["rng"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-7"]  # no .tmp left
 

@@ -38,7 +38,13 @@ from visual_rft.eval.queries import category_splits, plan_queries
 from visual_rft.eval.report import METRICS_JSON, write_report
 from visual_rft.eval.scoring import score
 from visual_rft.eval.table import to_json
-from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
+from visual_rft.models.loading import (
+    coord_convention,
+    is_model_folder,
+    load_model,
+    load_processor,
+    model_family,
+)
 
 RUN = "run.json"
 
@@ -183,11 +189,11 @@ def evaluate_models(
         models = model_names(list(models))
     if not models:
         raise ValueError("no model folders to evaluate")
-    missing = [
-        f"{name}={path}" for name, path in models.items() if not (Path(path) / "config.json").is_file()
-    ]
+    missing = [f"{name}={path}" for name, path in models.items() if not is_model_folder(path)]
     if missing:  # before any model loads
-        raise FileNotFoundError(f"not a model folder (no config.json): {', '.join(missing)}")
+        raise FileNotFoundError(
+            f"not a model folder (no config.json or adapter_config.json): {', '.join(missing)}"
+        )
     samples = load_test_samples(data, options.limit)
     category_splits(samples)  # fail on bad data, a bad option or map before loading any model
     plan_queries(samples, options.categories)

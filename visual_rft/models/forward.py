@@ -7,6 +7,9 @@ runs once per image (`encode_images`) and its output is shared by the G rows of 
 `get_rope_index`, and completion token t of row b sits at (largest prompt position of b) + 1 + t on all
 three axes, exactly as transformers' own generation places it. `completion_logprobs` is the one forward
 of GRPO's reference / old-policy / policy passes and of SFT's loss.
+
+Log-probabilities never need the full [R, T, V] logits: `visual_rft.models.logprobs.head_logprobs` applies
+the language-model head to `chunk_size` completion tokens at a time, in the forward and the backward pass.
 """
 
 from __future__ import annotations
@@ -15,7 +18,21 @@ from dataclasses import dataclass
 
 import torch
 from peft import PeftModel
-from torch import Tensor
+
+from visual_rft.models.logprobs import DEFAULT_CHUNK_SIZE, head_logprobs, token_logprobs
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Rollout",
+    "completion_logprobs",
+    "core_model",
+    "count_images",
+    "embed_with_images",
+    "encode_images",
+    "head_logprobs",
+    "prompt_positions",
+    "token_logprobs",
+]
 
 
 @dataclass
@@ -89,11 +106,23 @@ def embed_with_images(
     return embeds.masked_scatter(is_image.unsqueeze(-1), image_embeds.to(embeds.dtype))  # [R, S, H]
 
 
-def completion_logprobs(model, rollout: Rollout, image_embeds: torch.Tensor | None = None) -> torch.Tensor:
+def completion_logprobs(
+    model,
+    rollout: Rollout,
+    image_embeds: torch.Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> torch.Tensor:
     """[B*G, T] log-probabilities of the sampled completion tokens under `model` (with grad if enabled).
 
     The images are encoded once per prompt (or passed in as `image_embeds`), then shared by the G rows.
+    `temperature`: the logits are divided by it first, as the rollout sampled (TRL does the same), so the
+    ratio and KL of the loss compare the distributions the tokens were drawn from. `chunk_size`: tokens per
+    chunk of `head_logprobs`; 0 materialises the full [R, T, V] logits (the old way, kept for benchmarks).
     """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for log-probabilities, got {temperature}")
     G = rollout.group_size
     T = rollout.completion_ids.shape[1]
     if image_embeds is None:
@@ -110,31 +139,14 @@ def completion_logprobs(model, rollout: Rollout, image_embeds: torch.Tensor | No
         [rollout.prompt_positions.repeat_interleave(G, dim=1), comp_pos.unsqueeze(0).expand(3, -1, -1)], dim=2
     )  # [3, R, L+T]
     embeds = embed_with_images(model, ids, image_embeds, repeat=G, prompt_len=rollout.prompt_ids.shape[1])
-    logits = model(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, logits_to_keep=T + 1
-    ).logits[:, :-1]  # [R, T, V] logits that predict completion tokens
-    return token_logprobs(logits, rollout.completion_ids)  # [R, T]
-
-
-def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log softmax(logits)[token] per position: logits [N, T, V], tokens [N, T] -> float log-probs [N, T].
-
-    Computed row by row as ``logit[token] - logsumexp(logits)``, so the full log-softmax [N, T, V] is
-    never materialised. Half-precision logits are upcast to float32 one row at a time (logsumexp in
-    bf16 is too coarse); autograd keeps those rows, i.e. at most one float [N, T, V] copy in all.
-    Float32/float64 logits are used in place (no copy).
-    """
-    if logits.dim() != 3 or tokens.shape != logits.shape[:2]:
-        raise ValueError(
-            f"logits must be [N, T, V] and tokens [N, T]; got {tuple(logits.shape)} and {tuple(tokens.shape)}"
-        )
-    rows = []
-    for row_logits, row_tokens in zip(logits, tokens, strict=True):  # [T, V], [T]
-        if row_logits.dtype in (torch.float16, torch.bfloat16):
-            row_logits = row_logits.float()  # [T, V]
-        picked = row_logits.gather(-1, row_tokens.long().unsqueeze(-1)).squeeze(-1)  # [T]
-        rows.append(picked - torch.logsumexp(row_logits, dim=-1))  # [T]
-    if not rows:
-        dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
-        return logits.new_zeros(tokens.shape, dtype=dtype)  # [0, T]
-    return torch.stack(rows)  # [N, T]
+    if chunk_size <= 0:  # the full logits tensor at once
+        logits = model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, logits_to_keep=T + 1
+        ).logits[:, :-1]  # [R, T, V] logits that predict completion tokens
+        return token_logprobs(logits / temperature if temperature != 1 else logits, rollout.completion_ids)
+    core = core_model(model)
+    # the decoder without its head (LoRA layers sit inside it, so adapters apply as in model(...))
+    hidden = core.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
+    hidden = hidden[:, -T - 1 : -1]  # [R, T, H] states that predict completion tokens
+    head = core.get_output_embeddings()
+    return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)

@@ -1,16 +1,23 @@
 """Load a policy, a reference and a processor from a local Hugging Face folder.
 
-The model family comes from the config's `model_type` (never from the folder's name) and decides the
-coordinate convention the model answers in. `coord_frame` gives the `visual_rft.data.coords.CoordFrame` for one
-image, using the processor's own resize rule, so prompts, rewards and metrics agree with what the model saw.
+A folder is an ordinary Hugging Face model folder (config.json) or a peft LoRA adapter (adapter_config.json,
+as a LoRA run's checkpoint-N/model is): an adapter loads on top of its base model (the folder named by
+`base_model_name_or_path`) and is merged, so everything that takes a model folder takes an adapter too;
+`merge_adapter` writes the merged model as an ordinary folder. The model family comes from the config's
+`model_type` (never from the folder's name) and decides the coordinate convention the model answers in.
+`coord_frame` gives the `visual_rft.data.coords.CoordFrame` for one image, using the processor's own resize
+rule, so prompts, rewards and metrics agree with what the model saw.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 from pathlib import Path
 
 import torch
+from peft import PeftModel
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
@@ -19,9 +26,15 @@ from visual_rft.models.processor import register_auto_classes
 
 CONVENTION_BY_FAMILY = {
     "qwen2_vl": "norm1000",  # Qwen2-VL: integers 0-1000 of the original image
-    "qwen2_5_vl": "resized_pixels",  # Qwen2.5-VL and later: pixels of the resized image
-    "qwen3_vl": "resized_pixels",
+    "qwen2_5_vl": "resized_pixels",  # Qwen2.5-VL: pixels of the resized image
+    "qwen3_vl": "norm1000",  # Qwen3-VL: relative 0-1000 again
 }
+NOT_YET = {
+    "qwen3_vl": "its vision tower also feeds 'deepstack' features into early decoder layers, which the "
+    "shared forward (visual_rft.models.forward: images encoded once, embeddings passed in) does not pass "
+    "on yet; its log-probabilities would be silently wrong",
+}
+"""Families whose coordinates are known but whose models the forward cannot run correctly yet."""
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -52,14 +65,50 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return names[dtype]
 
 
+def resolve_attention(name: str | None, device: torch.device) -> str:
+    """ "auto"/None -> flash_attention_2 on a CUDA device where the flash-attn package is installed, sdpa
+    otherwise (PyTorch's fused attention, on every device); other names pass through to transformers."""
+    if name in (None, "auto"):
+        flash = device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None
+        return "flash_attention_2" if flash else "sdpa"
+    return name
+
+
 def _check_folder(path: str | os.PathLike) -> Path:
+    """The folder with the model's config.json: `path` itself, or the base model of a LoRA adapter."""
     path = Path(path)
+    if is_adapter(path):
+        return base_folder(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
-            f"{path}: not a local model folder (no config.json). visual-rft loads models from local folders "
-            "only; build a tiny one with `vrft model tiny DIR` or download a model yourself."
+            f"{path}: not a local model folder (no config.json, no adapter_config.json). visual-rft loads "
+            "models from local folders only; build a tiny one with `vrft model tiny DIR` or download a "
+            "model yourself."
         )
     return path
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a model folder `load_model` takes: config.json, or a LoRA adapter."""
+    return (Path(path) / "config.json").is_file() or is_adapter(path)
+
+
+def is_adapter(path: str | os.PathLike) -> bool:
+    """Whether `path` is a peft adapter folder (adapter_config.json and no config.json of its own)."""
+    path = Path(path)
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def base_folder(adapter: str | os.PathLike) -> Path:
+    """The base model folder a LoRA adapter was trained on (its adapter_config.json says which)."""
+    config = json.loads((Path(adapter) / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    if not base or not (Path(base) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{adapter}: a LoRA adapter whose base model folder {base!r} (base_model_name_or_path in "
+            "adapter_config.json) is not a local model folder; put the base there or edit that field"
+        )
+    return Path(base)
 
 
 def model_family(path_or_config) -> str:
@@ -97,9 +146,12 @@ def coord_frame(convention: str, processor, width: int, height: int) -> CoordFra
 
 
 def load_processor(path: str | os.PathLike):
-    """The processor of a local folder (tokenizer padded on the left, for generation)."""
+    """The processor of a local folder (tokenizer padded on the left, for generation); an adapter folder's
+    own processor files when it has them (a checkpoint does), else its base model's."""
     register_auto_classes()
-    processor = AutoProcessor.from_pretrained(_check_folder(path))
+    path = Path(path)
+    own = is_adapter(path) and (path / "tokenizer_config.json").is_file()
+    processor = AutoProcessor.from_pretrained(path if own else _check_folder(path))
     processor.tokenizer.padding_side = "left"
     return processor
 
@@ -109,11 +161,32 @@ def load_model(
     *,
     dtype: str | torch.dtype | None = "auto",
     device: str | None = "auto",
-    attn_implementation: str | None = "sdpa",
+    attn_implementation: str | None = "auto",
 ):
-    """A model from a local folder, on `device`, in `dtype`, in eval mode."""
+    """A model from a local folder, on `device`, in `dtype`, in eval mode. A LoRA adapter folder loads on
+    its base and is merged into it (a plain transformers model comes back)."""
     dev = resolve_device(device)
+    family = model_family(path)
+    if family in NOT_YET:  # before the weights load
+        raise ValueError(f"{path}: model_type {family!r} is not supported yet: {NOT_YET[family]}")
+    # an absolute name_or_path: the adapters saved from this model name their base wherever the run goes
+    folder = _check_folder(path).resolve()
     model = AutoModelForImageTextToText.from_pretrained(
-        _check_folder(path), dtype=resolve_dtype(dtype, dev), attn_implementation=attn_implementation
+        folder,
+        dtype=resolve_dtype(dtype, dev),
+        attn_implementation=resolve_attention(attn_implementation, dev),
     )
+    if is_adapter(path):
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     return model.to(dev).eval()
+
+
+def merge_adapter(adapter: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = "fp32") -> Path:
+    """Merge a LoRA adapter into its base and save an ordinary Hugging Face folder (model, processor)."""
+    if not is_adapter(adapter):
+        raise ValueError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    out = Path(out_dir)
+    model = load_model(adapter, dtype=dtype, device="cpu")
+    model.save_pretrained(out)
+    load_processor(adapter).save_pretrained(out)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from visual_rft.config import ModelConfig
@@ -44,6 +45,20 @@ def prepare_for_training(model, cfg: ModelConfig, adapter: str | Path | None = N
         for p in vision_modules(model).parameters():
             p.requires_grad_(False)
     model.train()
+    return model
+
+
+def disable_dropout(model):
+    """Set every dropout of `model` to 0, in place: nn.Dropout modules (LoRA's included) and the attention
+    layers' `attention_dropout` (transformers reads it per layer, in training mode only).
+
+    GRPO's passes (rollout, old policy, reference, policy) must compute one function; eval mode alone would
+    also switch gradient checkpointing off (transformers only checkpoints in training mode)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
     return model
 
 

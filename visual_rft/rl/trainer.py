@@ -7,10 +7,13 @@ for step in steps:
     advantages  = group_advantages(rewards, G)         normalised within each group
     (dynamic sampling drops groups whose rewards are all equal)
     for each of mu updates:
-        logp    = completion_logprobs(policy)          with gradients
+        logp    = completion_logprobs(policy)          with gradients, at the sampling temperature
         loss    = policy_loss(logp, old_logp, ref_logp, advantages)
-        backward, clip, skip if not finite, optimizer step
-    log metrics, write samples, checkpoint
+        backward, clip, skip if not finite, optimizer step, schedule step
+    log metrics (each the mean over the mu updates), write samples, checkpoint
+
+Dropout is switched off in the policy (as TRL's `disable_dropout` and verl do), so the rollout, old-policy,
+reference and policy passes compute the same function and the first inner update's ratio is exactly 1.
 """
 
 from __future__ import annotations
@@ -30,17 +33,13 @@ from visual_rft.data.types import Sample
 from visual_rft.models.forward import Rollout, completion_logprobs
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import load_model
-from visual_rft.models.lora import (
-    eval_mode,
-    is_lora,
-    reference_context,
-)
+from visual_rft.models.lora import disable_dropout, eval_mode, is_lora, reference_context
 from visual_rft.rl.advantages import group_advantages, zero_spread_groups
 from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
-from visual_rft.train.optim import clip_and_check, learning_rates
+from visual_rft.train.optim import learning_rates
 
 
 def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
@@ -67,6 +66,16 @@ def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
     )
 
 
+def mean_over_updates(updates: list[dict]) -> dict:
+    """The metrics of a step's mu inner updates: each key's mean over the updates that logged it
+    ("skipped": the share of them skipped; "loss/first", "loss/last": how the inner loop moved)."""
+    keys = dict.fromkeys(k for u in updates for k in u)
+    out = {k: float(np.mean([u[k] for u in updates if k in u])) for k in keys}
+    if len(updates) > 1:
+        out["loss/first"], out["loss/last"] = updates[0]["loss"], updates[-1]["loss"]
+    return out
+
+
 class GRPOTrainer(Trainer):
     """GRPO on top of `Trainer` (data, model, optimizer, resume, loop): adds the reference and `step`."""
 
@@ -83,12 +92,19 @@ class GRPOTrainer(Trainer):
             raise ValueError(f"grpo.aggregation must be token, sequence or constant, got {g.aggregation!r}")
         if not math.isfinite(g.beta) or g.beta < 0:
             raise ValueError(f"grpo.beta must be >= 0, got {g.beta}")
+        if not g.temperature > 0:
+            raise ValueError(f"grpo.temperature must be > 0 (GRPO samples), got {g.temperature}")
         super().__init__(cfg, samples, resume)
+        # rollout, old, reference and policy passes must see one network: no dropout anywhere
+        disable_dropout(self.model)
         self.reference = None
         if g.beta > 0 and not is_lora(self.model):  # full fine-tuning: a frozen copy of the starting weights
             self.reference = load_model(
                 m.path, dtype=m.dtype, device=m.device, attn_implementation=m.attn_implementation
             ).requires_grad_(False)
+
+    def updates_per_step(self) -> int:
+        return self.cfg.grpo.mu
 
     # ------------------------------------------------------------------ the algorithm's steps
 
@@ -96,7 +112,7 @@ class GRPOTrainer(Trainer):
         inputs, frames = encode_prompts(batch, self.processor, self.convention)
         inputs = inputs.to(self.device)
         g = self.cfg.grpo
-        with eval_mode(self.model):
+        with eval_mode(self.model), self.precision.autocast():
             rollout = sample_group(
                 self.model,
                 inputs,
@@ -128,14 +144,24 @@ class GRPOTrainer(Trainer):
                     col[i] = vals[j]
         return torch.tensor(total, dtype=torch.float32), per_reward
 
+    def logprobs(self, model, rollout: Rollout) -> torch.Tensor:
+        """[R, T] completion log-probabilities, as every pass (reference, old, policy) takes them: at the
+        rollout's sampling temperature (logits / T, as TRL does; top-p only shapes the sampling)."""
+        return completion_logprobs(
+            model,
+            rollout,
+            temperature=self.cfg.grpo.temperature,
+            chunk_size=self.cfg.model.logprob_chunk_size,
+        )
+
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
         if self.cfg.grpo.beta == 0:
             return None  # no reference pass at all
         with torch.no_grad():
             if self.reference is not None:
-                return completion_logprobs(self.reference, rollout)
+                return self.logprobs(self.reference, rollout)
             with reference_context(self.model):  # LoRA: the base model is the reference
-                return completion_logprobs(self.model, rollout)
+                return self.logprobs(self.model, rollout)
 
     def update(self, rollout: Rollout, advantages, old_logp, ref_logp) -> dict:
         """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps."""
@@ -150,7 +176,7 @@ class GRPOTrainer(Trainer):
             groups = list(range(start, min(n_groups, start + per_chunk)))
             rows = slice(start * G, (start + len(groups)) * G)
             part = select_groups(rollout, groups)
-            logp = completion_logprobs(self.model, part)  # [R, T]
+            logp = self.logprobs(self.model, part)  # [R, T]
             old = old_logp[rows] if old_logp is not None else logp.detach()  # [R, T]
             ref = ref_logp[rows] if ref_logp is not None else None
             mask = part.completion_mask  # [R, T]
@@ -174,21 +200,18 @@ class GRPOTrainer(Trainer):
             if not torch.isfinite(loss):
                 finite = False
                 break
-            loss.backward()
+            self.precision.backward(loss)
             loss_sum += loss.item()
             stats.append(
                 loss_stats(
                     logp.detach(), old, ref, advantages[rows], mask, eps_low=g.eps_low, eps_high=g.eps_high
                 )
             )
-        grad_norm, grads_finite = clip_and_check(self.params, self.cfg.optim.max_grad_norm)
-        skipped = not (finite and grads_finite)
-        if skipped:
-            self.optimizer.zero_grad(set_to_none=True)
-        else:
-            self.optimizer.step()
+        grad_norm, skipped = self.precision.step(
+            self.optimizer, self.params, self.cfg.optim.max_grad_norm, finite
+        )
         out = {"loss": loss_sum if finite else float("nan"), "grad_norm": grad_norm, "skipped": int(skipped)}
-        for key in ("kl", "clip_frac"):
+        for key in ("kl", "kl_old", "clip_frac", "ratio_mean"):  # means over the micro-batches
             vals = [s[key] for s in stats if key in s]
             if vals:
                 out[key] = float(np.mean(vals))
@@ -230,12 +253,16 @@ class GRPOTrainer(Trainer):
             old_logp = None
             if g.mu > 1:
                 with torch.no_grad():
-                    old_logp = completion_logprobs(self.model, part)
+                    old_logp = self.logprobs(self.model, part)
+            updates = []
             for _ in range(g.mu):
-                metrics.update(self.update(part, adv, old_logp, ref_logp))
+                updates.append(self.update(part, adv, old_logp, ref_logp))
+                self.scheduler.step()  # the schedule counts optimizer updates (optim.warmup_steps)
+            metrics.update(mean_over_updates(updates))
         else:
             metrics.update({"skipped": 1, "loss": 0.0})
-        self.scheduler.step()
+            for _ in range(g.mu):  # the schedule stays a function of the step (resuming is exact)
+                self.scheduler.step()
         t3 = time.perf_counter()
         metrics.update(
             {

@@ -21,7 +21,7 @@ from visual_rft.models.forward import Rollout, completion_logprobs, count_images
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import batch_indices
-from visual_rft.train.optim import clip_and_check, learning_rates
+from visual_rft.train.optim import learning_rates
 
 
 def answer_tokens(texts: list[str], tokenizer, end_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,26 +80,27 @@ class SFTTrainer(Trainer):
             total_tokens += int(rollout.completion_mask.sum())
         loss_sum, correct = 0.0, 0
         for rollout in chunks:
-            logp = completion_logprobs(self.model, rollout)  # [b, T]
+            with self.precision.autocast():
+                logp = completion_logprobs(
+                    self.model, rollout, chunk_size=cfg.model.logprob_chunk_size
+                )  # [b, T]
             mask = rollout.completion_mask  # [b, T]
             if cfg.sft.aggregation == "token":  # mean NLL over all answer tokens of the batch
                 loss = -(logp * mask).sum() / total_tokens
             else:  # each answer's mean NLL, averaged over the batch's answers
                 loss = -((logp * mask).sum(1) / mask.sum(1)).sum() / B
-            loss.backward()
+            self.precision.backward(loss)
             loss_sum += loss.item()
             correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())
-        grad_norm, finite = clip_and_check(self.params, cfg.optim.max_grad_norm)
-        finite = finite and math.isfinite(loss_sum)
-        if finite:
-            self.optimizer.step()
-        else:  # a non-finite loss or gradient: skip the update, and say so in the log
-            self.optimizer.zero_grad(set_to_none=True)
+        # a non-finite loss or gradient skips the update, and the log says so
+        grad_norm, skipped = self.precision.step(
+            self.optimizer, self.params, cfg.optim.max_grad_norm, math.isfinite(loss_sum)
+        )
         self.scheduler.step()
         metrics = {
             "loss": loss_sum,
             "grad_norm": grad_norm,
-            "skipped": int(not finite),
+            "skipped": int(skipped),
             "answer_tokens": total_tokens,
             **learning_rates(self.optimizer, self.scheduler),
             # share of answers whose every token already has probability > 0.5 (greedy would copy it)

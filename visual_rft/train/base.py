@@ -18,11 +18,18 @@ import torch
 from visual_rft.config import DataConfig, save_config
 from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
-from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
+from visual_rft.models.loading import (
+    coord_convention,
+    load_model,
+    load_processor,
+    model_family,
+    resolve_device,
+)
 from visual_rft.models.lora import prepare_for_training, trainable_parameters, vision_modules
 from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from visual_rft.train.log import RunLogger
 from visual_rft.train.optim import build_optimizer, build_scheduler
+from visual_rft.train.precision import Precision, check_master_weights, policy_dtype
 
 
 def load_training_samples(data: DataConfig, samples: list[Sample] | None = None) -> list[Sample]:
@@ -73,6 +80,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def device_memory(device: torch.device) -> dict:
+    """On a CUDA device: the step's peak allocated and reserved memory (GB), then the peak is reset;
+    nothing elsewhere (a CPU has no allocator statistics worth logging)."""
+    if device.type != "cuda":
+        return {}
+    gb = 2**30
+    out = {
+        "memory/peak_allocated_gb": torch.cuda.max_memory_allocated(device) / gb,
+        "memory/reserved_gb": torch.cuda.memory_reserved(device) / gb,
+    }
+    torch.cuda.reset_peak_memory_stats(device)
+    return out
+
+
 @dataclass
 class StepResult:
     metrics: dict
@@ -91,6 +112,12 @@ class Trainer:
     def __init__(self, cfg, samples: list[Sample] | None = None, resume: bool = False):
         self.cfg = cfg
         run, m = cfg.run, cfg.model
+        if m.logprob_chunk_size < 0:
+            raise ValueError(
+                f"model.logprob_chunk_size must be >= 0 (0: no chunking), got {m.logprob_chunk_size}"
+            )
+        self.precision = Precision(run.precision, resolve_device(m.device))  # bad values fail here
+        train_dtype = policy_dtype(m.dtype, m.lora.enabled)
         seed_everything(run.seed)
         self.samples = load_training_samples(cfg.data, samples)
         self.run_dir = Path(run.output_dir)
@@ -100,19 +127,26 @@ class Trainer:
         lora = m.lora.enabled
         model = load_model(
             ckpt / "model" if (ckpt and not lora) else m.path,
-            dtype=m.dtype,
+            dtype=train_dtype,
             device=m.device,
             attn_implementation=m.attn_implementation,
         )
         self.model = prepare_for_training(model, m, adapter=ckpt / "model" if (ckpt and lora) else None)
         self.device = next(self.model.parameters()).device
         self.params = trainable_parameters(self.model)
+        check_master_weights(self.params)
         self.optimizer = build_optimizer(self.params, cfg.optim, vision_modules(self.model).parameters())
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps)
-        self.start_step = load_trainer_state(ckpt, self.optimizer, self.scheduler)["step"] if ckpt else 0
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps * self.updates_per_step())
+        self.start_step = 0
+        if ckpt:
+            self.start_step = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.precision)["step"]
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id
         self.eos_ids = sorted({tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id} - {None})
+
+    def updates_per_step(self) -> int:
+        """Optimizer updates per training step (the schedule's unit is one update)."""
+        return 1
 
     def step(self, step: int) -> StepResult:
         raise NotImplementedError
@@ -126,6 +160,7 @@ class Trainer:
             self.optimizer,
             self.scheduler,
             keep_last=self.cfg.run.keep_last,
+            precision=self.precision,
         )
 
     def fit(self, stop_after: int | None = None) -> Path:
@@ -147,6 +182,7 @@ class Trainer:
         self.model.train()
         for done, step in enumerate(range(self.start_step, run.steps), start=1):
             result = self.step(step)
+            result.metrics.update(device_memory(self.device))
             n = step + 1
             if run.log_every and n % run.log_every == 0:
                 logger.log(n, result.metrics, result.postfix)

@@ -57,7 +57,10 @@ def save_checkpoint(
     scheduler,
     extra: dict | None = None,
     keep_last: int = 2,
+    precision=None,
 ) -> Path:
+    """Write checkpoint-`step` (weights as they are trained: fp32 master weights, or a LoRA adapter;
+    optimizer, scheduler, the fp16 grad scaler of `precision`, RNG states)."""
     run_dir = Path(run_dir)
     final = run_dir / f"checkpoint-{step}"
     with atomic_path(final) as tmp:
@@ -65,7 +68,12 @@ def save_checkpoint(
         model.save_pretrained(tmp / "model")
         processor.save_pretrained(tmp / "model")
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "precision": precision.state_dict() if precision is not None else {},
+                "rng": rng_state(),
+            },
             tmp / "trainer_state.pt",
         )
         (tmp / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=1))
@@ -74,10 +82,12 @@ def save_checkpoint(
     return final
 
 
-def load_trainer_state(ckpt: Path, optimizer, scheduler) -> dict:
-    """Restore optimizer, scheduler and RNG states; returns state.json (with 'step')."""
+def load_trainer_state(ckpt: Path, optimizer, scheduler, precision=None) -> dict:
+    """Restore optimizer, scheduler, grad scaler and RNG states; returns state.json (with 'step')."""
     state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if precision is not None:
+        precision.load_state_dict(state.get("precision", {}))
     set_rng_state(state["rng"])
     return json.loads((ckpt / "state.json").read_text())
