@@ -33,20 +33,19 @@ def test_demo_miniature_writes_table_curve_and_pictures(tiny_model_dir, tmp_path
     )
     assert run_demo(out, cfg) == 0
     printed = capsys.readouterr().out
-    assert "| metric | base | sft | rft |" in printed and "detection.mAP" in printed
+    assert "| metric | base | sft | rft |" in printed and "classification.accuracy" in printed
+    assert "| test image | truth | base | sft | rft |" in printed  # the answers, image by image
     results = json.loads((out / "results.json").read_text())
     assert set(results["metrics"]) == {"base", "sft", "rft"}
-    assert results["budget"]["examples"] == 20  # 2 shots x 10 novel categories
+    assert results["budget"]["examples"] == 24  # 1 shot x 24 few-shot classes
     assert results["budget"]["rft"]["sequences"] == 2 * 2 * 2
     assert Image.open(out / "reward_curve.png").size[0] > 300
-    for name in ("base", "rft"):
-        assert (out / f"test0_{name}.png").exists()
-    # the same examples trained both: SFT and RFT saw the very samples of the 2-shot file, in its order
-    shots = read_samples(out / "world" / "det_novel_2shot.jsonl")
+    # the same examples trained both: SFT and RFT saw the very samples of the 1-shot file, in its order
+    shots = read_samples(out / "world" / "cls_fewshot_1shot.jsonl")
     fingerprint = sha256("\n".join(s.id for s in shots).encode()).hexdigest()
     for name in ("sft", "rft"):
         record = json.loads((out / name / "data.json").read_text())
-        assert record["n_samples"] == 20 and record["ids_sha256"] == fingerprint
+        assert record["n_samples"] == 24 and record["ids_sha256"] == fingerprint
         rows = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in rows] == [1, 2]
 

@@ -43,3 +43,30 @@ def test_rft_rewards_replace_the_task_defaults(tiny_model_dir, tmp_path):
     assert row["reward/total"] == pytest.approx(
         row["reward/cls/mean"] + 0.5 * row["reward/cls_words/mean"] + row["reward/format/mean"]
     )
+
+
+def test_answers_table_shows_each_models_answer_per_image(tmp_path):
+    from visual_rft.data.types import ClassTarget, Sample
+    from visual_rft.eval.completions import Completion, write_completions
+    from visual_rft.recipes.fewshot import answers_table
+
+    def record(i, label, answer):
+        sample = Sample(f"c{i}", [f"images/t{i}.png"], "classification", "?", ClassTarget(label), 112, 112)
+        return Completion(
+            sample, None if answer is None else f"<think>t</think><answer>{answer}</answer>", None
+        )
+
+    labels = ["dark red square", "light blue circle"]
+    said = {
+        "base": ["dark red star", "light blue circle"],
+        "sft": ["Dark red square", None],
+        "rft": ["x", "y"],
+    }
+    for model, answers in said.items():
+        (tmp_path / model).mkdir()
+        rows = [record(i, label, a) for i, (label, a) in enumerate(zip(labels, answers))]
+        write_completions(tmp_path / model / "completions.jsonl", rows)
+    table = answers_table(tmp_path).splitlines()
+    assert table[0] == "| test image | truth | base | sft | rft |"
+    assert table[2] == "| t0.png | dark red square | dark red star ✗ | dark red square ✓ | x ✗ |"
+    assert table[3] == "| t1.png | light blue circle | light blue circle ✓ | (none) ✗ | y ✗ |"

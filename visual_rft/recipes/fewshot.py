@@ -27,6 +27,7 @@ from visual_rft.config import (
     TrainConfig,
     for_run,
 )
+from visual_rft.data.answer import class_answer, normalize_class
 from visual_rft.data.jsonl import read_samples
 from visual_rft.eval.completions import read_completions
 from visual_rft.eval.runner import evaluate_models
@@ -35,6 +36,9 @@ from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_cur
 from visual_rft.rl.trainer import GRPOTrainer
 from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.world import build_suite
+
+MODELS = ("base", "sft", "rft")
+"""The three models of a few-shot comparison, in table order."""
 
 FILES = {  # task -> (few-shot prefix in the world folder, its test file)
     "detection": ("det_novel", "det_novel_test"),
@@ -197,3 +201,23 @@ def write_pictures(out: Path, task: str, n: int = 4) -> list[Path]:
             boxes = predicted_boxes(r.completion, task, r.frame)
             paths.append(draw_prediction(r.sample.image, r.sample.target, boxes, out / f"test{i}_{name}.png"))
     return paths
+
+
+def answers_table(eval_dir: Path, n: int = 6) -> str:
+    """Classification: the first `n` test images: the true class and each model's answer (a tick where it is right)."""
+    said = {
+        m: {
+            r.sample.id: class_answer(r.completion or "")
+            for r in read_completions(eval_dir / m / "completions.jsonl")
+        }
+        for m in MODELS
+    }
+    rows = ["| test image | truth | " + " | ".join(MODELS) + " |", "|---|---|" + "---|" * len(MODELS)]
+    for r in [r for r in read_completions(eval_dir / "base" / "completions.jsonl") if r.asked][:n]:
+        truth = normalize_class(r.sample.target.label)
+        marks = []
+        for m in MODELS:
+            answer = said[m].get(r.sample.id) or ""
+            marks.append(f"{answer or '(none)'} {'✓' if normalize_class(answer) == truth else '✗'}")
+        rows.append(f"| {Path(r.sample.images[0]).name} | {truth} | " + " | ".join(marks) + " |")
+    return "\n".join(rows) + "\n"
