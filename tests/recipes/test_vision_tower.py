@@ -4,9 +4,11 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from visual_rft.models.loading import load_model, load_processor
+from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.vision_tower import (
     CORNER_CLASS,
     TOKEN_HEADS,
@@ -16,6 +18,7 @@ from visual_rft.recipes.vision_tower import (
     dense_loss,
     draw_batch,
     pooled,
+    probe,
     tower_tokens,
     train_vision,
 )
@@ -73,3 +76,18 @@ def test_an_interrupted_stage_resumes_where_an_uninterrupted_one_ends(tiny_model
     after = load_model(full, device="cpu").state_dict()
     assert all(torch.equal(start[k], after[k]) for k in start if "visual" not in k)
     assert not all(torch.equal(start[k], after[k]) for k in start if "visual" in k)
+
+
+@pytest.mark.slow
+def test_a_miniature_stage_one_teaches_the_tower_shape(tmp_path):
+    """150 steps of 16 single-object scenes (about a minute): the held-out linear probe's shape accuracy rises
+    well above the random tower's (measured: 34 -> 49%, 5 shapes); colour stays readable."""
+    init = write_tiny(tmp_path / "init", "qwen2_5_vl", "5m", seed=0)
+    cfg = VisionStageConfig(
+        steps=150, batch_size=16, warmup_steps=20, detection_share=0.0, save_every=1000, progress=False
+    )
+    trained = train_vision(init, tmp_path / "vision", cfg)
+    before = probe(load_model(init, device="cpu"), load_processor(init), n_train=200, n_test=150)
+    after = probe(load_model(trained, device="cpu"), load_processor(trained), n_train=200, n_test=150)
+    assert after["shape"] >= before["shape"] + 0.08 and after["shape"] > 0.4, (before, after)
+    assert after["colour"] >= 0.95
