@@ -4,7 +4,7 @@ from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import visual_rft.models  # noqa: F401  (registers the image-only processor)
-from visual_rft.models.tiny import SIZES, build_tiny, count_parameters
+from visual_rft.models.tiny import FAMILIES, SIZES, build_tiny, count_parameters
 
 
 def _images():
@@ -23,7 +23,7 @@ def _inputs(processor, images):
     return processor(images=images, text=texts, return_tensors="pt", padding=True)
 
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_save_and_reload_give_identical_logits(family, tmp_path):
     model, processor = build_tiny(family, "1m", seed=3)
     model.save_pretrained(tmp_path)
@@ -57,6 +57,16 @@ def test_generate_on_a_batch_of_images_of_different_sizes(tiny_model_dir):
     n = inputs["input_ids"].shape[1]
     m = alone.shape[1] - 8
     assert out[1, n:].tolist() == alone[0, m:].tolist()
+
+
+def test_qwen3_vl_has_deepstack_mergers_and_16_px_patches():
+    model, processor = build_tiny("qwen3_vl", "1m")
+    vision = model.config.vision_config
+    assert vision.patch_size == processor.image_processor.patch_size == 16
+    assert len(model.model.visual.deepstack_merger_list) == len(vision.deepstack_visual_indexes) == 1
+    assert 0.8e6 < count_parameters(model)["total"] < 1.5e6
+    grid = processor.image_processor(_images()[1], return_tensors="pt")["image_grid_thw"][0]
+    assert grid.tolist() == [1, 10, 14]  # 224x168 resized to 32-px multiples (224x160), 16-px patches
 
 
 def test_special_tokens_and_digits():

@@ -1,4 +1,4 @@
-"""The tiny offline model factory: a real Qwen2.5-VL (or Qwen2-VL) built from transformers' own classes.
+"""The tiny offline model factory: a real Qwen2.5-VL, Qwen2-VL or Qwen3-VL, from transformers' own classes.
 
 No download: the config is written here, the weights are randomly initialised (seeded), the tokenizer is
 trained locally (`tokenizer.py`) and the processor is the image-only one (`processor.py`). The folder it
@@ -17,13 +17,21 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
 )
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from visual_rft.models.processor import QwenVLImageProcessor
 from visual_rft.models.tokenizer import train_tokenizer
 
-FAMILIES = ("qwen2_5_vl", "qwen2_vl")
+MODEL_CLASSES = {
+    "qwen2_5_vl": Qwen2_5_VLForConditionalGeneration,
+    "qwen2_vl": Qwen2VLForConditionalGeneration,
+    "qwen3_vl": Qwen3VLForConditionalGeneration,
+}
+"""The model class of each family the factory builds (its config's model_type)."""
+FAMILIES = tuple(MODEL_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,11 @@ SIZES = {
 
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 448 * 448
-"""The image processor's pixel budget: images up to 448x448 keep their size (rounded to 28 px)."""
+"""The image processor's pixel budget: images up to 448x448 keep their size (rounded to 28 px, or 32 px
+for Qwen3-VL)."""
 
 
-def tiny_config(family: str, size: TinySize, tokenizer) -> Qwen2_5_VLConfig | Qwen2VLConfig:
+def tiny_config(family: str, size: TinySize, tokenizer) -> Qwen2_5_VLConfig | Qwen2VLConfig | Qwen3VLConfig:
     """The model config, with the special token ids taken from our tokenizer."""
     head_dim = size.hidden // size.heads
     half = head_dim // 2  # mrope sections (time, height, width) must sum to half the head dim
@@ -101,23 +110,61 @@ def tiny_config(family: str, size: TinySize, tokenizer) -> Qwen2_5_VLConfig | Qw
             num_heads=size.vision_heads,
         )
         return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+    if family == "qwen3_vl":
+        return _qwen3_config(size, text, ids)
     raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+
+
+def _qwen3_config(size: TinySize, text: dict, ids: dict) -> Qwen3VLConfig:
+    """Qwen3-VL: 16-px patches, interleaved multimodal RoPE, and "deepstack" mergers that feed the outputs
+    of early vision blocks into the first decoder layers (up to three, as the real models have)."""
+    head_dim = size.hidden // size.heads
+    half = head_dim // 2
+    hw = 5 * half // 16
+    rope = {"rope_type": "default", "mrope_section": [half - 2 * hw, hw, hw], "mrope_interleaved": True}
+    text = dict(text, head_dim=head_dim, rope_parameters=dict(rope, rope_theta=10000.0))
+    depth = size.vision_depth
+    vision = dict(
+        depth=depth,
+        hidden_size=size.vision_hidden,
+        intermediate_size=4 * size.vision_hidden,
+        num_heads=size.vision_heads,
+        out_hidden_size=size.hidden,
+        patch_size=16,
+        num_position_embeddings=256,  # a 16 x 16 learned grid, resampled to each image's grid
+        deepstack_visual_indexes=list(range(max(0, depth - 4), depth - 1)),  # 2 blocks: [0]; 4: [0, 1, 2]
+    )
+    return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+
+
+def tiny_image_processor(family: str) -> Qwen2VLImageProcessorPil:
+    """The image processor of a family: Qwen3-VL cuts 16-px patches normalised to [-1, 1], the others 14-px
+    patches with CLIP's mean and std (each merged 2 x 2 into one token)."""
+    if family == "qwen3_vl":
+        return Qwen2VLImageProcessorPil(
+            min_pixels=MIN_PIXELS,
+            max_pixels=MAX_PIXELS,
+            patch_size=16,
+            image_mean=[0.5] * 3,
+            image_std=[0.5] * 3,
+        )
+    return Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
 
 
 def build_tiny(family: str = "qwen2_5_vl", size: str = "5m", seed: int = 0):
     """Build (model, processor) in memory: random weights (seeded), trained tokenizer, image-only processor."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
+    if family not in MODEL_CLASSES:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
     tokenizer = train_tokenizer(seed=seed)
     config = tiny_config(family, SIZES[size], tokenizer)
     torch.manual_seed(seed)
-    model_cls = (
-        Qwen2_5_VLForConditionalGeneration if family == "qwen2_5_vl" else Qwen2VLForConditionalGeneration
-    )
-    model = model_cls(config).eval()
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+    model = MODEL_CLASSES[family](config).eval()
     processor = QwenVLImageProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
+        image_processor=tiny_image_processor(family),
+        tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template,
     )
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = [tokenizer.eos_token_id]
