@@ -28,6 +28,24 @@ def tiny_qwen2_dir(tmp_path_factory):
     return write_tiny(tmp_path_factory.mktemp("tiny2") / "qwen2_vl-1m", "qwen2_vl", "1m", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory):
+    """A 1M-parameter Qwen3-VL folder (0-1000 coordinates, deepstack vision features)."""
+    from visual_rft.models.tiny import write_tiny
+
+    return write_tiny(tmp_path_factory.mktemp("tiny3") / "qwen3_vl-1m", "qwen3_vl", "1m", seed=0)
+
+
+FAMILY_DIRS = {"qwen2_5_vl": "tiny_model_dir", "qwen2_vl": "tiny_qwen2_dir", "qwen3_vl": "tiny_qwen3_dir"}
+"""The session fixture holding each family's tiny folder."""
+
+
+@pytest.fixture(params=sorted(FAMILY_DIRS))
+def tiny_family_dir(request):
+    """The tiny folder of each model family in turn (a test that takes it runs once per family)."""
+    return request.getfixturevalue(FAMILY_DIRS[request.param])
+
+
 def draw_toy_samples(folder, n=8, size=112, seed=0, detection_every=4):
     """Two-colour circle images: classification ("red"/"blue") and, every `detection_every`-th (0: never),
     detection of the circle."""

@@ -45,7 +45,7 @@ def test_evaluate_tiny_model_end_to_end_then_rescore(tiny_model_dir, data_file, 
     assert (out / "metrics.json").read_text() == before
 
 
-@pytest.mark.parametrize("family_dir", ["tiny_model_dir", "tiny_qwen2_dir"])
+@pytest.mark.parametrize("family_dir", ["tiny_model_dir", "tiny_qwen2_dir", "tiny_qwen3_dir"])
 def test_perfect_completions_score_full_marks(family_dir, samples, tmp_path, request, perfect):
     model_dir = request.getfixturevalue(family_dir)
     records = perfect(samples, model_dir)

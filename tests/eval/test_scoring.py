@@ -9,11 +9,11 @@ from visual_rft.eval.completions import Completion
 from visual_rft.eval.scoring import classification_scores, detection_queries, score
 
 
-@pytest.mark.parametrize("family_dir", ["tiny_model_dir", "tiny_qwen2_dir"])
+@pytest.mark.parametrize("family_dir", ["tiny_model_dir", "tiny_qwen2_dir", "tiny_qwen3_dir"])
 def test_boxes_converted_from_model_convention_to_pixels(family_dir, samples, request, perfect):
     model_dir = request.getfixturevalue(family_dir)
     det = [r for r in perfect(samples, model_dir) if r.sample.task == "detection" and r.sample.target.boxes]
-    if family_dir == "tiny_qwen2_dir":
+    if family_dir in ("tiny_qwen2_dir", "tiny_qwen3_dir"):  # 0-1000 of the original image
         assert all(r.frame.convention == "norm1000" for r in det)
     else:  # 150x120 and 130x190 are resized by the processor: the answer is in resized pixels
         assert any(r.frame.resized != r.frame.size for r in det)

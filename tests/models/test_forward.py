@@ -1,10 +1,11 @@
-"""The shared policy forward: log-probabilities equal a plain transformers forward, chunked or not."""
+"""The shared policy forward: log-probabilities equal a plain transformers forward, chunked or not, for
+every model family (Qwen3-VL's deepstack features included)."""
 
 import pytest
 import torch
 from torch.testing import assert_close
 
-from visual_rft.models.forward import completion_logprobs
+from visual_rft.models.forward import ImageFeatures, completion_logprobs, encode_images
 from visual_rft.rl.rollout import sample_group
 
 
@@ -24,9 +25,9 @@ def _sampled(loaded, group_size=2, max_new_tokens=6):
 
 
 def test_logprobs_equal_a_plain_forward_with_repeated_pixels(
-    tiny_model_dir, mixed_size_samples, policy_inputs
+    tiny_family_dir, mixed_size_samples, policy_inputs
 ):
-    model, inputs, r = _sampled(policy_inputs(tiny_model_dir, mixed_size_samples))
+    model, inputs, r = _sampled(policy_inputs(tiny_family_dir, mixed_size_samples))
     # a sampled <|image_pad|> would confuse the naive forward below (ours keeps it as text): swap it out
     r.completion_ids[r.completion_ids == model.config.image_token_id] = model.config.text_config.pad_token_id
     ours = completion_logprobs(model, r)  # [4, T]
@@ -50,13 +51,20 @@ def test_logprobs_equal_a_plain_forward_with_repeated_pixels(
         ).logits
     naive = torch.log_softmax(logits[:, L - 1 : -1], -1).gather(-1, r.completion_ids[..., None])[..., 0]
     torch.testing.assert_close(ours * r.completion_mask, naive * r.completion_mask, atol=1e-5, rtol=1e-5)
+    images = encode_images(model, r.pixel_values, r.image_grid_thw)
+    if model.config.model_type == "qwen3_vl":  # the deepstack features matter: without them, other numbers
+        assert len(images.deepstack) == len(model.config.vision_config.deepstack_visual_indexes) > 0
+        without = completion_logprobs(model, r, ImageFeatures(images.tokens))  # [4, T]
+        assert ((without - naive) * r.completion_mask).abs().max() > 1e-3
+    else:
+        assert images.deepstack == []
 
 
 def test_completion_logprobs_chunked_equal_full_logits_on_the_model(
-    tiny_model_dir, mixed_size_samples, policy_inputs
+    tiny_family_dir, mixed_size_samples, policy_inputs
 ):
     """The model path: chunked log-probs (and their gradients in every weight) equal the full-logits path."""
-    model, inputs, r = _sampled(policy_inputs(tiny_model_dir, mixed_size_samples))
+    model, inputs, r = _sampled(policy_inputs(tiny_family_dir, mixed_size_samples))
     params = [p for p in model.parameters() if p.requires_grad]
     results = []
     for chunk_size in (0, 5):  # 0: the full [R, T, V] logits

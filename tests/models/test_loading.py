@@ -100,11 +100,9 @@ def test_attention_auto_on_a_gpu_takes_flash_attention_when_installed(tiny_model
     assert model.config._attn_implementation == resolve_attention("auto", cuda)
 
 
-def test_qwen3_vl_answers_in_0_1000_and_is_refused_before_its_weights_load(tmp_path):
-    from transformers import Qwen3VLConfig
-
-    assert coord_convention("qwen3_vl") == "norm1000"
-    Qwen3VLConfig().save_pretrained(tmp_path)  # a config and no weights: nothing may try to load them
-    assert model_family(tmp_path) == "qwen3_vl"
-    with pytest.raises(ValueError, match="qwen3_vl.*not supported yet.*deepstack"):
-        load_model(tmp_path, device="cpu")
+def test_qwen3_vl_answers_in_0_1000_and_loads(tiny_qwen3_dir, tmp_path):
+    misleading = tmp_path / "Qwen2.5-VL-3B-Instruct"  # the name says Qwen2.5-VL; the config says Qwen3-VL
+    shutil.copytree(tiny_qwen3_dir, misleading)
+    assert model_family(misleading) == "qwen3_vl" and coord_convention("qwen3_vl") == "norm1000"
+    model = load_model(misleading, device="cpu")
+    assert type(model).__name__ == "Qwen3VLForConditionalGeneration" and not model.training

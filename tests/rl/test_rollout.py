@@ -1,4 +1,4 @@
-"""Group sampling: greedy groups equal generate, the vision tower runs once per image, masks end at EOS."""
+"""Group sampling (every model family): greedy groups equal generate, the vision tower runs once per image, masks end at EOS."""
 
 import torch
 
@@ -6,8 +6,8 @@ from visual_rft.models.forward import completion_logprobs
 from visual_rft.rl.rollout import sample_group, sample_next
 
 
-def test_greedy_group_equals_generate(tiny_model_dir, mixed_size_samples, policy_inputs):
-    model, _, inputs, eos, pad = policy_inputs(tiny_model_dir, mixed_size_samples)
+def test_greedy_group_equals_generate(tiny_family_dir, mixed_size_samples, policy_inputs):
+    model, _, inputs, eos, pad = policy_inputs(tiny_family_dir, mixed_size_samples)
     assert (inputs["attention_mask"] == 0).any()  # left padding is exercised
     r = sample_group(
         model, inputs, group_size=3, max_new_tokens=10, temperature=0, eos_token_ids=eos, pad_token_id=pad
@@ -19,8 +19,8 @@ def test_greedy_group_equals_generate(tiny_model_dir, mixed_size_samples, policy
             assert r.completion_ids[b * 3 + g, :n].tolist() == ref[b, :n].tolist()
 
 
-def test_vision_tower_sees_each_image_once_per_group(tiny_model_dir, toy_samples, policy_inputs):
-    model, _, inputs, eos, pad = policy_inputs(tiny_model_dir, toy_samples[:2])
+def test_vision_tower_sees_each_image_once_per_group(tiny_family_dir, toy_samples, policy_inputs):
+    model, _, inputs, eos, pad = policy_inputs(tiny_family_dir, toy_samples[:2])
     seen = []
     model.model.visual.register_forward_hook(lambda m, args, kw_or_out=None: seen.append(1))
     grids = []

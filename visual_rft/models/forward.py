@@ -8,13 +8,18 @@ runs once per image (`encode_images`) and its output is shared by the G rows of 
 three axes, exactly as transformers' own generation places it. `completion_logprobs` is the one forward
 of GRPO's reference / old-policy / policy passes and of SFT's loss.
 
+Qwen3-VL's tower also returns "deepstack" features (the outputs of early vision blocks, merged like the
+last): `ImageFeatures` carries them beside the image tokens, and `decode` adds them at the image positions
+after the first decoder layers (`visual_pos_masks` / `deepstack_visual_embeds`, as `Qwen3VLModel.forward`
+does). Which models have them is read from the tower's output, never from the model's name.
+
 Log-probabilities never need the full [R, T, V] logits: `visual_rft.models.logprobs.head_logprobs` applies
 the language-model head to `chunk_size` completion tokens at a time, in the forward and the backward pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from peft import PeftModel
@@ -23,10 +28,12 @@ from visual_rft.models.logprobs import DEFAULT_CHUNK_SIZE, head_logprobs, token_
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "ImageFeatures",
     "Rollout",
     "completion_logprobs",
     "core_model",
     "count_images",
+    "decode",
     "embed_with_images",
     "encode_images",
     "head_logprobs",
@@ -55,6 +62,27 @@ class Rollout:
         return self.prompt_positions.amax(dim=(0, 2)) + 1  # [B]
 
 
+@dataclass
+class ImageFeatures:
+    """The vision tower's output for a batch of images, image after image."""
+
+    tokens: torch.Tensor  # [n, H] merged image tokens, the placeholders' embeddings
+    """What fills the image placeholders of the prompt (every family)."""
+    deepstack: list[torch.Tensor] = field(default_factory=list)  # K x [n, H]
+    """Qwen3-VL: features of early vision blocks, one per decoder layer they are added after (else empty)."""
+
+
+@dataclass
+class DecoderInputs:
+    """What the decoder takes: the embedded sequence and, for deepstack models, the image features to add."""
+
+    embeds: torch.Tensor  # [R, S, H] token embeddings with the image tokens filled in
+    """The sequence as `inputs_embeds`."""
+    extra: dict = field(default_factory=dict)
+    """Keyword arguments of the language model: `visual_pos_masks` [R, S] and `deepstack_visual_embeds`
+    (K x [N, H]) when the images have deepstack features; empty otherwise."""
+
+
 def core_model(model):
     """The transformers `*ForConditionalGeneration` under a peft wrapper (the model itself otherwise)."""
     return model.get_base_model() if isinstance(model, PeftModel) else model
@@ -78,19 +106,28 @@ def prompt_positions(model, inputs) -> torch.Tensor:
     return positions  # [3, B, L]
 
 
-def encode_images(model, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> torch.Tensor:
-    """[n_image_tokens, H] the vision tower's output for all images, in order (one call for the batch)."""
+def encode_images(model, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> ImageFeatures:
+    """The vision tower's output for all images, in order (one call for the batch)."""
     core = core_model(model)
     out = core.model.get_image_features(pixel_values, image_grid_thw, return_dict=True)
-    return torch.cat(out.pooler_output, dim=0)  # [n_image_tokens, H]
+    tokens = torch.cat(out.pooler_output, dim=0)  # [n_image_tokens, H]
+    deepstack = [torch.cat(f, dim=0) for f in getattr(out, "deepstack_features", None) or []]  # K x [n, H]
+    return ImageFeatures(tokens, deepstack)
+
+
+def _repeat_groups(features: torch.Tensor, per_prompt: list[int], repeat: int) -> torch.Tensor:
+    """[R * n, H] each prompt's rows of `features` ([n, H], prompt after prompt) repeated `repeat` times."""
+    chunks = torch.split(features, per_prompt)  # B x [n_b, H]
+    return torch.cat([c for c in chunks for _ in range(repeat)])  # [R * n, H]
 
 
 def embed_with_images(
-    model, input_ids: torch.Tensor, image_embeds: torch.Tensor, repeat: int = 1, prompt_len: int | None = None
-) -> torch.Tensor:
-    """Token embeddings with the image placeholders of the prompt filled in.
+    model, input_ids: torch.Tensor, images: ImageFeatures, repeat: int = 1, prompt_len: int | None = None
+) -> DecoderInputs:
+    """Token embeddings with the image placeholders of the prompt filled in (and the deepstack features
+    that go with them).
 
-    `input_ids` has `repeat` consecutive rows per prompt (a group); `image_embeds` holds each prompt's image
+    `input_ids` has `repeat` consecutive rows per prompt (a group); `images` holds each prompt's image
     tokens once, and is repeated here so that the vision tower never runs per sample. Only the first
     `prompt_len` columns hold placeholders (a sampled completion may contain the token; it stays text).
     """
@@ -99,24 +136,42 @@ def embed_with_images(
     is_image = input_ids == core.config.image_token_id  # [R, S]
     if prompt_len is not None:
         is_image[:, prompt_len:] = False
+    tokens, deepstack = images.tokens, images.deepstack  # [n, H], K x [n, H]
     if repeat > 1:
         per_prompt = is_image[::repeat].sum(dim=1).tolist()  # image tokens of each prompt
-        chunks = torch.split(image_embeds, per_prompt)  # B x [n_b, H]
-        image_embeds = torch.cat([c for c in chunks for _ in range(repeat)])  # [R * n, H]
-    return embeds.masked_scatter(is_image.unsqueeze(-1), image_embeds.to(embeds.dtype))  # [R, S, H]
+        tokens = _repeat_groups(tokens, per_prompt, repeat)  # [R * n, H]
+        deepstack = [_repeat_groups(f, per_prompt, repeat) for f in deepstack]  # K x [R * n, H]
+    embeds = embeds.masked_scatter(is_image.unsqueeze(-1), tokens.to(embeds.dtype))  # [R, S, H]
+    if not deepstack:
+        return DecoderInputs(embeds)
+    return DecoderInputs(embeds, {"visual_pos_masks": is_image, "deepstack_visual_embeds": deepstack})
+
+
+def decode(model, inputs: DecoderInputs, attention_mask: torch.Tensor, position_ids: torch.Tensor, **kwargs):
+    """The decoder without its head on embedded inputs (the transformers `BaseModelOutputWithPast`): the
+    language model itself, so that Qwen3-VL's deepstack features can be passed; LoRA layers sit inside it,
+    so adapters apply as in `model(...)`. `kwargs`: `use_cache` and the like."""
+    language_model = core_model(model).model.language_model
+    return language_model(
+        inputs_embeds=inputs.embeds,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        **inputs.extra,
+        **kwargs,
+    )
 
 
 def completion_logprobs(
     model,
     rollout: Rollout,
-    image_embeds: torch.Tensor | None = None,
+    images: ImageFeatures | None = None,
     *,
     temperature: float = 1.0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> torch.Tensor:
     """[B*G, T] log-probabilities of the sampled completion tokens under `model` (with grad if enabled).
 
-    The images are encoded once per prompt (or passed in as `image_embeds`), then shared by the G rows.
+    The images are encoded once per prompt (or passed in as `images`), then shared by the G rows.
     `temperature`: the logits are divided by it first, as the rollout sampled (TRL does the same), so the
     ratio and KL of the loss compare the distributions the tokens were drawn from. `chunk_size`: tokens per
     chunk of `head_logprobs`; 0 materialises the full [R, T, V] logits (the old way, kept for benchmarks).
@@ -125,8 +180,8 @@ def completion_logprobs(
         raise ValueError(f"temperature must be > 0 for log-probabilities, got {temperature}")
     G = rollout.group_size
     T = rollout.completion_ids.shape[1]
-    if image_embeds is None:
-        image_embeds = encode_images(model, rollout.pixel_values, rollout.image_grid_thw)  # [n, H]
+    if images is None:
+        images = encode_images(model, rollout.pixel_values, rollout.image_grid_thw)
     ids = torch.cat(
         [rollout.prompt_ids.repeat_interleave(G, dim=0), rollout.completion_ids], dim=1
     )  # [R, L+T]
@@ -138,15 +193,11 @@ def completion_logprobs(
     positions = torch.cat(
         [rollout.prompt_positions.repeat_interleave(G, dim=1), comp_pos.unsqueeze(0).expand(3, -1, -1)], dim=2
     )  # [3, R, L+T]
-    embeds = embed_with_images(model, ids, image_embeds, repeat=G, prompt_len=rollout.prompt_ids.shape[1])
-    if chunk_size <= 0:  # the full logits tensor at once
-        logits = model(
-            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, logits_to_keep=T + 1
-        ).logits[:, :-1]  # [R, T, V] logits that predict completion tokens
-        return token_logprobs(logits / temperature if temperature != 1 else logits, rollout.completion_ids)
-    core = core_model(model)
-    # the decoder without its head (LoRA layers sit inside it, so adapters apply as in model(...))
-    hidden = core.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
+    inputs = embed_with_images(model, ids, images, repeat=G, prompt_len=rollout.prompt_ids.shape[1])
+    hidden = decode(model, inputs, mask, positions).last_hidden_state  # [R, L+T, H]
     hidden = hidden[:, -T - 1 : -1]  # [R, T, H] states that predict completion tokens
-    head = core.get_output_embeddings()
+    head = core_model(model).get_output_embeddings()
+    if chunk_size <= 0:  # the full logits tensor at once
+        logits = head(hidden)  # [R, T, V]
+        return token_logprobs(logits / temperature if temperature != 1 else logits, rollout.completion_ids)
     return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)

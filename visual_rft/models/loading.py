@@ -29,12 +29,7 @@ CONVENTION_BY_FAMILY = {
     "qwen2_5_vl": "resized_pixels",  # Qwen2.5-VL: pixels of the resized image
     "qwen3_vl": "norm1000",  # Qwen3-VL: relative 0-1000 again
 }
-NOT_YET = {
-    "qwen3_vl": "its vision tower also feeds 'deepstack' features into early decoder layers, which the "
-    "shared forward (visual_rft.models.forward: images encoded once, embeddings passed in) does not pass "
-    "on yet; its log-probabilities would be silently wrong",
-}
-"""Families whose coordinates are known but whose models the forward cannot run correctly yet."""
+"""The coordinate convention of each known family (its config's model_type)."""
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -166,9 +161,6 @@ def load_model(
     """A model from a local folder, on `device`, in `dtype`, in eval mode. A LoRA adapter folder loads on
     its base and is merged into it (a plain transformers model comes back)."""
     dev = resolve_device(device)
-    family = model_family(path)
-    if family in NOT_YET:  # before the weights load
-        raise ValueError(f"{path}: model_type {family!r} is not supported yet: {NOT_YET[family]}")
     # an absolute name_or_path: the adapters saved from this model name their base wherever the run goes
     folder = _check_folder(path).resolve()
     model = AutoModelForImageTextToText.from_pretrained(

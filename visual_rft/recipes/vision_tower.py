@@ -179,7 +179,7 @@ def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
 def tower_tokens(model, processor, images) -> torch.Tensor:
     """[n_tokens, H] the merged tokens of `images`, image after image, each in raster order."""
     inputs = processor.image_processor(images=images, return_tensors="pt")
-    return encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])
+    return encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [n_tokens, H]
 
 
 def train_vision(

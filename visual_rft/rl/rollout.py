@@ -18,7 +18,9 @@ import torch
 
 from visual_rft.models.forward import (
     Rollout,
+    core_model,
     count_images,
+    decode,
     embed_with_images,
     encode_images,
     prompt_positions,
@@ -55,16 +57,14 @@ def sample_group(
     ids, mask = inputs["input_ids"], inputs["attention_mask"]  # [B, L]
     B = ids.shape[0]
     positions = prompt_positions(model, inputs)  # [3, B, L]
-    image_embeds = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])  # [n, H]
+    images = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])
 
-    # prefill once per prompt
-    embeds = embed_with_images(model, ids, image_embeds)  # [B, L, H]
-    out = model(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-    )
+    # prefill once per prompt (Qwen3-VL's deepstack features go in here: only prompt tokens carry images)
+    out = decode(model, embed_with_images(model, ids, images), mask, positions, use_cache=True)
     cache = out.cache
     cache.batch_repeat_interleave(G)  # [B*G, L] keys and values
-    logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # [B*G, V]
+    last = core_model(model).get_output_embeddings()(out.last_hidden_state[:, -1])  # [B, V]
+    logits = last.repeat_interleave(G, dim=0)  # [B*G, V]
     attn = mask.repeat_interleave(G, dim=0)  # [B*G, L]
     next_pos = (positions.amax(dim=(0, 2)) + 1).repeat_interleave(G)  # [B*G]
 
