@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from visual_rft.cli import main
 from visual_rft.data.jsonl import write_samples
@@ -145,3 +146,49 @@ def test_a_lora_run_trains_evaluates_resumes_and_merges_from_the_command_line(
     torch.testing.assert_close(merged_logits, adapter_logits, atol=1e-5, rtol=1e-5)
     with torch.no_grad():  # load_model merges an adapter folder itself
         torch.testing.assert_close(load_model(adapter, device="cpu")(input_ids=ids).logits, merged_logits)
+
+
+def test_qwen3_vl_builds_trains_and_evaluates_through_the_same_commands(
+    toy_samples, tmp_path, letters_reward, capsys
+):
+    """The third family end to end: `vrft model tiny --family qwen3_vl`, one SFT step, one GRPO step
+    (rollout, reference, policy passes with the deepstack features), `vrft eval` of all three."""
+    from safetensors.torch import load_file
+
+    base = tmp_path / "qwen3"
+    assert main(["model", "tiny", str(base), "--size", "1m", "--family", "qwen3_vl"]) == 0
+    data = tmp_path / "train.jsonl"
+    write_samples(data, toy_samples)
+    common = [f"data.train={data}", "run.steps=1", "run.progress=false", "run.tensorboard=false"]
+    assert (
+        main(["sft", f"model.path={base}", f"run.output_dir={tmp_path / 'sft'}", "sft.batch_size=4", *common])
+        == 0
+    )
+    grpo = [
+        "train",
+        f"model.path={base}",
+        f"run.output_dir={tmp_path / 'rft'}",
+        "grpo.group_size=2",
+        "grpo.prompts_per_step=2",
+        "grpo.max_completion_length=6",
+        "grpo.beta=0.1",
+        "optim.lr=1e-3",
+        f'grpo.rewards={{"{letters_reward}": 1}}',
+    ]
+    assert main([*grpo, *common]) == 0
+    before = load_file(base / "model.safetensors")
+    models = {"base": base, "sft": tmp_path / "sft" / "checkpoint-1" / "model"}
+    models["rft"] = tmp_path / "rft" / "checkpoint-1" / "model"
+    for name in ("sft", "rft"):  # each step trained the language model
+        after = load_file(models[name] / "model.safetensors")
+        assert any(not torch.equal(after[k], before[k]) for k in before if "language_model" in k), name
+    out = tmp_path / "eval"
+    args = ["eval", *(f"{n}={p}" for n, p in models.items()), "--data", str(data), "--out", str(out)]
+    assert main([*args, "max_new_tokens=6", "progress=false"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["base", "sft", "rft"]
+    for name in models:
+        assert json.loads((out / name / "run.json").read_text())["family"] == "qwen3_vl"
+        records = [json.loads(r) for r in (out / name / "completions.jsonl").read_text().splitlines()]
+        boxed = [r for r in records if r["sample"]["task"] == "detection"]
+        assert boxed and all(r["frame"]["convention"] == "norm1000" for r in boxed)  # 0-1000, from model_type

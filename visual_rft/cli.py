@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = model.add_parser("tiny", help="write a tiny Qwen-VL model folder (no download)")
     tiny.add_argument("out", type=Path, help="output folder")
     tiny.add_argument("--size", default="5m", choices=["1m", "5m", "20m"])
-    tiny.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen2_vl"])
+    tiny.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen2_vl", "qwen3_vl"])
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_cmd_model_tiny)
     merge = model.add_parser(

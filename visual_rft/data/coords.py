@@ -2,8 +2,8 @@
 
 Datasets store boxes in absolute pixels of the original image. Models answer in their own convention:
 
-- ``"norm1000"``: Qwen2-VL, integers 0-1000 relative to the image (x / width * 1000).
-- ``"resized_pixels"``: Qwen2.5-VL and later, pixels of the image as the processor resized it
+- ``"norm1000"``: Qwen2-VL and Qwen3-VL, integers 0-1000 relative to the image (x / width * 1000).
+- ``"resized_pixels"``: Qwen2.5-VL, pixels of the image as the processor resized it
   (``resized`` = (width, height) after the processor's smart resize).
 
 `visual_rft.models` decides which convention a model uses (from its config's model_type) and computes
