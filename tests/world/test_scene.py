@@ -74,7 +74,10 @@ def test_every_polygon_has_its_corners_on_its_outline_and_star_and_cross_are_con
         pixels = np.stack([xs + o.x + 0.5, ys + o.y + 0.5], -1)  # [P, 2] image coordinates of pixel centres
         for x, y in corners:  # a corner is a pixel of the object, give or take a pixel
             assert np.hypot(*(pixels - (x, y)).T).min() <= 1.5, (shape, x, y)
-        if shape in ("star", "cross"):  # two outer corners with an inner one between: their midpoint is outside
+        if shape in (
+            "star",
+            "cross",
+        ):  # two outer corners with an inner one between: their midpoint is outside
             (x0, y0), (x1, y1) = corners[0], corners[2]
             mx, my = (x0 + x1) / 2, (y0 + y1) / 2
             assert np.hypot(*(pixels - (mx, my)).T).min() > 1.5, shape
