@@ -121,3 +121,20 @@ def test_auto_precision_on_a_gpu():
     if not torch.cuda.is_bf16_supported():
         with pytest.raises(ValueError, match="no bf16"):
             resolve_precision("bf16-mixed", cuda)
+
+
+def test_grpo_takes_every_pass_s_log_probs_in_the_compute_precision(
+    tiny_model_dir, toy_samples, tmp_path, letters_reward
+):
+    """The reference, old and policy passes run where the rollout ran: under bf16 autocast in bf16-mixed."""
+    extra = ("grpo.group_size=2", "grpo.max_completion_length=4", 'grpo.rewards={"toy_rewards:letters": 1}')
+    runs = {}
+    for name in ("fp32", "bf16-mixed"):
+        overrides = _common(tiny_model_dir, tmp_path / name, f"run.precision={name}", *extra)
+        runs[name] = GRPOTrainer(load_config(TrainConfig, None, overrides), samples=toy_samples)
+    rollout, _ = runs["fp32"].rollout(toy_samples[:1])
+    with torch.no_grad():
+        full, mixed = (runs[name].logprobs(runs[name].model, rollout) for name in ("fp32", "bf16-mixed"))
+    assert full.dtype == mixed.dtype == torch.float32  # log-softmax upcast either way
+    gap = float((full - mixed).abs().max())
+    assert 1e-4 < gap < 0.5, gap  # bf16 rounding, not another model

@@ -146,13 +146,15 @@ class GRPOTrainer(Trainer):
 
     def logprobs(self, model, rollout: Rollout) -> torch.Tensor:
         """[R, T] completion log-probabilities, as every pass (reference, old, policy) takes them: at the
-        rollout's sampling temperature (logits / T, as TRL does; top-p only shapes the sampling)."""
-        return completion_logprobs(
-            model,
-            rollout,
-            temperature=self.cfg.grpo.temperature,
-            chunk_size=self.cfg.model.logprob_chunk_size,
-        )
+        rollout's sampling temperature (logits / T, as TRL does; top-p only shapes the sampling), in the
+        run's compute precision (`run.precision`: bf16 under autocast, as the rollout sampled)."""
+        with self.precision.autocast():
+            return completion_logprobs(
+                model,
+                rollout,
+                temperature=self.cfg.grpo.temperature,
+                chunk_size=self.cfg.model.logprob_chunk_size,
+            )
 
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
         if self.cfg.grpo.beta == 0:
