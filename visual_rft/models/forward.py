@@ -199,5 +199,5 @@ def completion_logprobs(
     head = core_model(model).get_output_embeddings()
     if chunk_size <= 0:  # the full logits tensor at once
         logits = head(hidden)  # [R, T, V]
-        return token_logprobs(logits / temperature if temperature != 1 else logits, rollout.completion_ids)
+        return token_logprobs(logits, rollout.completion_ids, temperature)  # [R, T]
     return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)

@@ -61,9 +61,13 @@ def head_logprobs(
 
 def _chunk_logprobs(hidden: Tensor, tokens: Tensor, head, temperature: float) -> Tensor:
     """[c] selected log-probabilities of one chunk: hidden [c, H], tokens [c]."""
-    logits = _float_logits(head(hidden), temperature)  # [c, V]
-    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [c]
-    return picked - torch.logsumexp(logits, dim=-1)  # [c]
+    return _picked_logprobs(_float_logits(head(hidden), temperature), tokens)  # [c]
+
+
+def _picked_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
+    """logits [..., V] (float), tokens [...] -> [...] logit[token] - logsumexp(logits)."""
+    picked = logits.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)  # [...]
+    return picked - torch.logsumexp(logits, dim=-1)  # [...]
 
 
 def _float_logits(logits: Tensor, temperature: float) -> Tensor:
@@ -125,8 +129,9 @@ class ChunkedHeadLogprobs(torch.autograd.Function):
         return grad_hidden, grad_weight, None, None, None
 
 
-def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
-    """log softmax(logits)[token] per position: logits [N, T, V], tokens [N, T] -> float log-probs [N, T].
+def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> Tensor:
+    """log softmax(logits / temperature)[token] per position: logits [N, T, V], tokens [N, T] -> float
+    log-probs [N, T].
 
     Computed row by row as ``logit[token] - logsumexp(logits)``, so the full log-softmax [N, T, V] is
     never materialised. Half-precision logits are upcast to float32 one row at a time (logsumexp in
@@ -139,10 +144,7 @@ def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
         )
     rows = []
     for row_logits, row_tokens in zip(logits, tokens, strict=True):  # [T, V], [T]
-        if row_logits.dtype in (torch.float16, torch.bfloat16):
-            row_logits = row_logits.float()  # [T, V]
-        picked = row_logits.gather(-1, row_tokens.long().unsqueeze(-1)).squeeze(-1)  # [T]
-        rows.append(picked - torch.logsumexp(row_logits, dim=-1))  # [T]
+        rows.append(_picked_logprobs(_float_logits(row_logits, temperature), row_tokens))  # [T]
     if not rows:
         dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
         return logits.new_zeros(tokens.shape, dtype=dtype)  # [0, T]
