@@ -162,6 +162,14 @@ class RunConfig:
 
 
 @dataclass
+class DistributedConfig:
+    strategy: str = "ddp"
+    """How the processes of `accelerate launch --num_processes N` share the work: ddp (each rank holds the
+    whole model, gradients averaged by torch's DistributedDataParallel). Each rank takes its own
+    grpo.prompts_per_step (sft.batch_size): the global batch is N times that. One process: ignored."""
+
+
+@dataclass
 class TrainConfig:
     """`vrft train`: GRPO reinforcement fine-tuning."""
 
@@ -170,6 +178,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    dist: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass
@@ -181,6 +190,7 @@ class SFTTrainConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4))
     sft: SFTConfig = field(default_factory=SFTConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    dist: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass

@@ -72,3 +72,26 @@ def test_decoding_uses_the_current_cache_argument(tiny_model_dir, toy_samples, p
         warnings.simplefilter("always")
         sample_group(model, inputs, group_size=2, max_new_tokens=4, eos_token_ids=eos, pad_token_id=pad)
     assert not [w for w in caught if "past_key_values" in str(w.message)]
+
+
+def test_a_group_drawn_from_its_own_generator_does_not_depend_on_its_batch(
+    tiny_model_dir, toy_samples, policy_inputs
+):
+    """With one generator per prompt (the trainer's rollout noise), a prompt's group is the same sampled alone
+    or beside another prompt: how prompts are shared out over ranks does not change the completions."""
+    model, _, both, eos, pad = policy_inputs(tiny_model_dir, toy_samples[:2])
+    _, _, alone, _, _ = policy_inputs(tiny_model_dir, toy_samples[1:2])
+
+    def sample(inputs, seeds):
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        kw = dict(group_size=4, max_new_tokens=8, eos_token_ids=eos, pad_token_id=pad)
+        return sample_group(model, inputs, generators=gens, **kw)
+
+    pair, single = sample(both, [11, 12]), sample(alone, [12])
+    n = single.completion_ids.shape[1]
+    assert torch.equal(pair.completion_mask[4:, :n], single.completion_mask)
+    assert torch.equal(
+        (pair.completion_ids * pair.completion_mask)[4:, :n], single.completion_ids * single.completion_mask
+    )
+    assert len({tuple(r) for r in single.completion_ids.tolist()}) > 1  # it did sample: the rows differ
+    assert not torch.equal(sample(both, [11, 13]).completion_ids[4:], pair.completion_ids[4:])  # another seed

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from visual_rft.train.data_order import batch_indices
+from visual_rft.train.data_order import batch_indices, rank_indices, sampling_seed
 
 
 def _epoch(n, batch_size, seed, epoch=0, shuffle=True):
@@ -73,3 +73,19 @@ def test_batch_larger_than_the_dataset_wraps_into_later_epochs():
 def test_no_samples_is_an_error():
     with pytest.raises(ValueError, match="no training samples"):
         batch_indices(0, 2, 0, seed=0)
+
+
+def test_the_ranks_share_out_the_global_batch_of_one_process():
+    """N ranks of per_rank samples each take, together and in rank order, one process's batch of N x per_rank."""
+    for step in range(5):
+        one = batch_indices(step, 6, 10, seed=3)
+        ranks = [rank_indices(step, 2, 10, seed=3, rank=r, world_size=3) for r in range(3)]
+        assert [i for r in ranks for i in r] == one
+    assert rank_indices(4, 3, 10, seed=3) == batch_indices(4, 3, 10, seed=3)  # one process: unchanged
+
+
+def test_sampling_seeds_are_a_function_of_seed_step_and_prompt():
+    seeds = {(s, t, p): sampling_seed(s, t, p) for s in range(2) for t in range(3) for p in range(4)}
+    assert len(set(seeds.values())) == len(seeds)  # all different
+    assert all(sampling_seed(*k) == v for k, v in seeds.items())  # and the same when asked again
+    assert all(0 <= v < 2**63 for v in seeds.values())  # a valid torch.Generator seed

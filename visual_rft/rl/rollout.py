@@ -27,8 +27,10 @@ from visual_rft.models.forward import (
 )
 
 
-def sample_next(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """[R] one token per row from [R, V] logits: greedy at temperature 0, else temperature + nucleus."""
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, generators=None) -> torch.Tensor:
+    """[R] one token per row from [R, V] logits: greedy at temperature 0, else temperature + nucleus.
+    `generators`: one torch.Generator per consecutive equal share of the rows (a group each), whose noise
+    they draw; None: torch's global generator."""
     if temperature <= 0:
         return logits.argmax(dim=-1)  # [R]
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # [R, V]
@@ -37,7 +39,10 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float) -> torch
         outside = sorted_p.cumsum(dim=-1) - sorted_p > top_p  # [R, V] mass before this token already > top_p
         sorted_p = sorted_p.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)  # [R, V]
-    return torch.multinomial(probs, 1).squeeze(-1)  # [R]
+    if generators is None:
+        return torch.multinomial(probs, 1).squeeze(-1)  # [R]
+    shares = probs.split(probs.shape[0] // len(generators))  # [G, V] each
+    return torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(shares, generators)]).squeeze(-1)
 
 
 @torch.no_grad()
@@ -51,8 +56,10 @@ def sample_group(
     top_p: float = 1.0,
     eos_token_ids: list[int],
     pad_token_id: int,
+    generators: list[torch.Generator] | None = None,
 ) -> Rollout:
-    """Sample `group_size` completions for each prompt of `inputs` (a processor output, left-padded)."""
+    """Sample `group_size` completions for each prompt of `inputs` (a processor output, left-padded).
+    `generators`: one per prompt, the noise of its group (None: torch's global generator)."""
     G = group_size
     ids, mask = inputs["input_ids"], inputs["attention_mask"]  # [B, L]
     B = ids.shape[0]
@@ -72,7 +79,7 @@ def sample_group(
     done = torch.zeros(B * G, dtype=torch.bool, device=ids.device)  # [B*G]
     tokens, alive = [], []
     for t in range(max_new_tokens):
-        tok = sample_next(logits, temperature, top_p)  # [B*G]
+        tok = sample_next(logits, temperature, top_p, generators)  # [B*G]
         tok = torch.where(done, torch.full_like(tok, pad_token_id), tok)  # [B*G]
         alive.append(~done)
         tokens.append(tok)

@@ -38,7 +38,8 @@ from visual_rft.rl.advantages import group_advantages, zero_spread_groups
 from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
-from visual_rft.train.data_order import batch_indices
+from visual_rft.train.data_order import sampling_seed
+from visual_rft.train.distributed import all_sum, gradient_sync
 from visual_rft.train.optim import learning_rates
 
 
@@ -106,9 +107,19 @@ class GRPOTrainer(Trainer):
     def updates_per_step(self) -> int:
         return self.cfg.grpo.mu
 
+    def pass_options(self) -> dict:
+        return {"temperature": self.cfg.grpo.temperature}
+
     # ------------------------------------------------------------------ the algorithm's steps
 
-    def rollout(self, batch: list[Sample]):
+    def noise(self, step: int, n: int) -> list[torch.Generator]:
+        """One generator per prompt of this rank's batch, seeded by (seed, step, the prompt's index in the
+        global batch): a group's completions are the same whichever rank samples it."""
+        first = self.world.rank * n
+        seeds = [sampling_seed(self.cfg.run.seed, step, first + b) for b in range(n)]
+        return [torch.Generator(self.device).manual_seed(s) for s in seeds]
+
+    def rollout(self, batch: list[Sample], step: int = 0):
         inputs, frames = encode_prompts(batch, self.processor, self.convention)
         inputs = inputs.to(self.device)
         g = self.cfg.grpo
@@ -122,6 +133,7 @@ class GRPOTrainer(Trainer):
                 top_p=g.top_p,
                 eos_token_ids=self.eos_ids,
                 pad_token_id=self.pad_id,
+                generators=self.noise(step, len(batch)),
             )
         return rollout, frames
 
@@ -165,20 +177,25 @@ class GRPOTrainer(Trainer):
             with reference_context(self.model):  # LoRA: the base model is the reference
                 return self.logprobs(self.model, rollout)
 
-    def update(self, rollout: Rollout, advantages, old_logp, ref_logp) -> dict:
-        """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps."""
-        g = self.cfg.grpo
+    def update(self, rollout: Rollout, advantages, old_logp, ref_logp, weight: float = 1.0) -> dict:
+        """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps.
+        The loss is normalised by the global batch's tokens (or rows), summed over ranks by the gradient
+        all-reduce; `weight` 0: this rank contributes nothing but takes part in the all-reduce."""
+        g, world = self.cfg.grpo, self.world
         G = g.group_size
         n_groups = rollout.completion_ids.shape[0] // G
         per_chunk = max(1, (g.micro_batch_size or n_groups * G) // G)
-        total_tokens = rollout.completion_mask.sum().clamp(min=1)
+        total_tokens = all_sum(rollout.completion_mask.sum() * int(weight), world).clamp(min=1)
+        total_rows = int(all_sum(torch.tensor(n_groups * G * int(weight)), world)) or 1
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum, finite, stats = 0.0, True, []
         for start in range(0, n_groups, per_chunk):
             groups = list(range(start, min(n_groups, start + per_chunk)))
             rows = slice(start * G, (start + len(groups)) * G)
             part = select_groups(rollout, groups)
-            logp = self.logprobs(self.model, part)  # [R, T]
+            last = start + per_chunk >= n_groups
+            with gradient_sync(self.policy_pass, last), self.precision.autocast():
+                logp = self.policy_pass(part)  # [R, T]
             old = old_logp[rows] if old_logp is not None else logp.detach()  # [R, T]
             ref = ref_logp[rows] if ref_logp is not None else None
             mask = part.completion_mask  # [R, T]
@@ -194,15 +211,15 @@ class GRPOTrainer(Trainer):
                 aggregation=g.aggregation,
                 max_len=g.max_completion_length,
             )
-            # chunks are weighted so that the sum equals the loss over the whole batch
-            share = (
-                mask.sum() / total_tokens if g.aggregation == "token" else len(groups) * G / (n_groups * G)
-            )
-            loss = loss * share
+            # chunks are weighted so that the sum (over chunks and ranks) is the loss of the global batch
+            share = mask.sum() / total_tokens if g.aggregation == "token" else len(groups) * G / total_rows
+            loss = loss * share * weight
             if not torch.isfinite(loss):
                 finite = False
-                break
-            self.precision.backward(loss)
+                if world.size == 1:
+                    break  # (several ranks: the non-finite gradients reach every rank, all skip the step)
+            with gradient_sync(self.policy_pass, last):
+                self.precision.backward(loss * world.size if world.size > 1 else loss)  # DDP averages
             loss_sum += loss.item()
             stats.append(
                 loss_stats(
@@ -219,14 +236,18 @@ class GRPOTrainer(Trainer):
                 out[key] = float(np.mean(vals))
         return out
 
+    def world_keeps(self, keep: list[int]) -> bool:
+        """Whether this rank has kept groups, or no rank has (then every rank skips the update alike)."""
+        kept = int(all_sum(torch.tensor(len(keep)), self.world))  # a collective: every rank calls it
+        return bool(keep) or not kept
+
     def step(self, step: int) -> StepResult:
-        cfg, g = self.cfg, self.cfg.grpo
+        g = self.cfg.grpo
         G = g.group_size
-        idx = batch_indices(step, g.prompts_per_step, len(self.samples), cfg.run.seed, cfg.data.shuffle)
-        batch = [self.samples[i] for i in idx]
+        batch = self.rank_batch(step, g.prompts_per_step)
 
         t0 = time.perf_counter()
-        rollout, frames = self.rollout(batch)
+        rollout, frames = self.rollout(batch, step)
         texts = self.processor.batch_decode(
             rollout.completion_ids.masked_fill(rollout.completion_mask == 0, self.pad_id),
             skip_special_tokens=True,
@@ -247,6 +268,12 @@ class GRPOTrainer(Trainer):
         }
         values = {k: [x for x in v if x is not None] for k, v in per_reward.items()}
         metrics.update(rewards_lib.reward_metrics(texts, values))
+        weight = 1.0
+        if self.world.size > 1 and g.dynamic_sampling and not self.world_keeps(keep):
+            keep, weight = (
+                [0],
+                0.0,
+            )  # another rank trains: this one joins the gradient all-reduce with nothing
         if keep:
             part = rollout if len(keep) == len(batch) else select_groups(rollout, keep)
             rows = torch.tensor([b * G + j for b in keep for j in range(G)], device=self.device)
@@ -258,7 +285,7 @@ class GRPOTrainer(Trainer):
                     old_logp = self.logprobs(self.model, part)
             updates = []
             for _ in range(g.mu):
-                updates.append(self.update(part, adv, old_logp, ref_logp))
+                updates.append(self.update(part, adv, old_logp, ref_logp, weight))
                 self.scheduler.step()  # the schedule counts optimizer updates (optim.warmup_steps)
             metrics.update(mean_over_updates(updates))
         else:

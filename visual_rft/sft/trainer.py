@@ -20,7 +20,7 @@ from visual_rft.data.types import Sample
 from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.train.base import StepResult, Trainer
-from visual_rft.train.data_order import batch_indices
+from visual_rft.train.distributed import all_sum, gradient_sync
 from visual_rft.train.optim import learning_rates
 
 
@@ -45,6 +45,9 @@ class SFTTrainer(Trainer):
         super().__init__(cfg, samples, resume)
         self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
 
+    def pass_options(self) -> dict:
+        return {"logprobs": completion_logprobs}
+
     def batch(self, samples: list[Sample]) -> tuple[Rollout, list[str]]:
         """Prompts and their reference answers as a one-completion rollout."""
         inputs, frames = encode_prompts(samples, self.processor, self.convention)
@@ -66,30 +69,30 @@ class SFTTrainer(Trainer):
         return rollout, texts
 
     def step(self, step: int) -> StepResult:
-        cfg = self.cfg
-        B = cfg.sft.batch_size
+        cfg, world = self.cfg, self.world
+        B = cfg.sft.batch_size  # per rank: the global batch is world.size x B
         micro = cfg.sft.micro_batch_size or B
-        idx = batch_indices(step, B, len(self.samples), cfg.run.seed, cfg.data.shuffle)
-        batch = [self.samples[i] for i in idx]
+        batch = self.rank_batch(step, B)
         self.optimizer.zero_grad(set_to_none=True)
-        total_tokens = 0
+        local_tokens = 0
         chunks = []
         for start in range(0, B, micro):
             rollout, _ = self.batch(batch[start : start + micro])
             chunks.append(rollout)
-            total_tokens += int(rollout.completion_mask.sum())
+            local_tokens += int(rollout.completion_mask.sum())
+        total_tokens = int(all_sum(torch.tensor(local_tokens), world))  # of the global batch
         loss_sum, correct = 0.0, 0
-        for rollout in chunks:
-            with self.precision.autocast():
-                logp = completion_logprobs(
-                    self.model, rollout, chunk_size=cfg.model.logprob_chunk_size
-                )  # [b, T]
+        for i, rollout in enumerate(chunks):
+            last = i == len(chunks) - 1  # gradients are all-reduced on the last micro-batch
+            with gradient_sync(self.policy_pass, last), self.precision.autocast():
+                logp = self.policy_pass(rollout)  # [b, T]
             mask = rollout.completion_mask  # [b, T]
-            if cfg.sft.aggregation == "token":  # mean NLL over all answer tokens of the batch
+            if cfg.sft.aggregation == "token":  # mean NLL over all answer tokens of the global batch
                 loss = -(logp * mask).sum() / total_tokens
-            else:  # each answer's mean NLL, averaged over the batch's answers
-                loss = -((logp * mask).sum(1) / mask.sum(1)).sum() / B
-            self.precision.backward(loss)
+            else:  # each answer's mean NLL, averaged over the global batch's answers
+                loss = -((logp * mask).sum(1) / mask.sum(1)).sum() / (B * world.size)
+            with gradient_sync(self.policy_pass, last):
+                self.precision.backward(loss * world.size if world.size > 1 else loss)  # DDP averages
             loss_sum += loss.item()
             correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())
         # a non-finite loss or gradient skips the update, and the log says so
@@ -101,7 +104,7 @@ class SFTTrainer(Trainer):
             "loss": loss_sum,
             "grad_norm": grad_norm,
             "skipped": int(skipped),
-            "answer_tokens": total_tokens,
+            "answer_tokens": local_tokens,
             **learning_rates(self.optimizer, self.scheduler),
             # share of answers whose every token already has probability > 0.5 (greedy would copy it)
             "answers_memorised": correct / B,

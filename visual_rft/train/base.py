@@ -27,6 +27,16 @@ from visual_rft.models.loading import (
 )
 from visual_rft.models.lora import prepare_for_training, trainable_parameters, vision_modules
 from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from visual_rft.train.data_order import rank_indices
+from visual_rft.train.distributed import (
+    PolicyPass,
+    barrier,
+    check_resume_world,
+    check_strategy,
+    join_world,
+    reduce_metrics,
+    wrap_for_training,
+)
 from visual_rft.train.log import RunLogger
 from visual_rft.train.optim import build_optimizer, build_scheduler
 from visual_rft.train.precision import Precision, check_master_weights, policy_dtype
@@ -105,7 +115,8 @@ class StepResult:
 
 
 class Trainer:
-    """Holds data, processor, model, optimizer and schedule; resumes from the run folder's last checkpoint."""
+    """Holds data, processor, model, optimizer and schedule; resumes from the run folder's last checkpoint.
+    Under several processes (`accelerate launch`) each rank holds one; rank 0 alone writes the run folder."""
 
     name = "train"
 
@@ -116,25 +127,33 @@ class Trainer:
             raise ValueError(
                 f"model.logprob_chunk_size must be >= 0 (0: no chunking), got {m.logprob_chunk_size}"
             )
-        self.precision = Precision(run.precision, resolve_device(m.device))  # bad values fail here
+        check_strategy(cfg.dist.strategy)
+        self.world = join_world(m.device)
+        device = str(self.world.device) if self.world.device is not None else m.device
+        self.precision = Precision(run.precision, resolve_device(device))  # bad values fail here
         train_dtype = policy_dtype(m.dtype, m.lora.enabled)
         seed_everything(run.seed)
         self.samples = load_training_samples(cfg.data, samples)
         self.run_dir = Path(run.output_dir)
         ckpt = latest_checkpoint(self.run_dir) if resume else None
+        check_resume_world(ckpt, self.world)
         self.processor = load_processor(m.path)
         self.convention = coord_convention(model_family(m.path))
         lora = m.lora.enabled
         model = load_model(
             ckpt / "model" if (ckpt and not lora) else m.path,
             dtype=train_dtype,
-            device=m.device,
+            device=device,
             attn_implementation=m.attn_implementation,
         )
         self.model = prepare_for_training(model, m, adapter=ckpt / "model" if (ckpt and lora) else None)
         self.device = next(self.model.parameters()).device
         self.params = trainable_parameters(self.model)
         check_master_weights(self.params)
+        # the pass that trains, through DDP when there are several processes (the same pass otherwise)
+        self.policy_pass = wrap_for_training(
+            PolicyPass(self.model, chunk_size=m.logprob_chunk_size, **self.pass_options()), self.world
+        )
         self.optimizer = build_optimizer(self.params, cfg.optim, vision_modules(self.model).parameters())
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps * self.updates_per_step())
         self.start_step = 0
@@ -148,30 +167,71 @@ class Trainer:
         """Optimizer updates per training step (the schedule's unit is one update)."""
         return 1
 
+    def pass_options(self) -> dict:
+        """completion_logprobs' keywords of the pass that trains, beyond the chunk size."""
+        return {}
+
+    def rank_batch(self, step: int, per_rank: int) -> list[Sample]:
+        """This rank's samples of step `step` (the whole batch with one process; see data_order)."""
+        cfg, w = self.cfg, self.world
+        idx = rank_indices(step, per_rank, len(self.samples), cfg.run.seed, cfg.data.shuffle, w.rank, w.size)
+        return [self.samples[i] for i in idx]
+
     def step(self, step: int) -> StepResult:
         raise NotImplementedError
 
-    def save(self, step: int) -> Path:
-        return save_checkpoint(
-            self.run_dir,
-            step,
-            self.model,
-            self.processor,
-            self.optimizer,
-            self.scheduler,
-            keep_last=self.cfg.run.keep_last,
-            precision=self.precision,
-        )
+    def save(self, step: int) -> Path | None:
+        """Rank 0 writes the checkpoint (DDP: every rank holds the same weights and optimizer state)."""
+        path = None
+        if self.world.main:
+            path = save_checkpoint(
+                self.run_dir,
+                step,
+                self.model,
+                self.processor,
+                self.optimizer,
+                self.scheduler,
+                extra={"world_size": self.world.size},
+                keep_last=self.cfg.run.keep_last,
+                precision=self.precision,
+            )
+        barrier(self.world)
+        return path
 
     def fit(self, stop_after: int | None = None) -> Path:
         """Train from the start step to run.steps (or stop after `stop_after` steps). Returns the run folder."""
+        run = self.cfg.run
+        logger = self.open_run() if self.world.main else None
+        self.model.train()
+        for done, step in enumerate(range(self.start_step, run.steps), start=1):
+            result = self.step(step)
+            result.metrics.update(device_memory(self.device))
+            n = step + 1
+            if run.log_every and n % run.log_every == 0:
+                metrics = reduce_metrics(result.metrics, self.world)  # every rank takes part
+                if logger:
+                    logger.log(n, metrics, result.postfix)
+            if logger and run.sample_every and n % run.sample_every == 0 and result.samples:
+                logger.samples(n, result.samples)  # rank 0's samples
+            if (run.save_every and n % run.save_every == 0) or n == run.steps:
+                self.save(n)
+            if logger:
+                logger.advance()
+            if stop_after is not None and done >= stop_after:
+                break
+        if logger:
+            logger.close()
+        return self.run_dir
+
+    def open_run(self) -> RunLogger:
+        """The run folder (config.yaml, data.json) and its logger: rank 0's alone."""
         run = self.cfg.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.run_dir / "config.yaml")
         (self.run_dir / "data.json").write_text(
             json.dumps(data_record(self.cfg.data, self.samples), indent=1)
         )
-        logger = RunLogger(
+        return RunLogger(
             self.run_dir,
             total_steps=run.steps,
             start_step=self.start_step,
@@ -179,19 +239,3 @@ class Trainer:
             progress=run.progress,
             desc=self.name,
         )
-        self.model.train()
-        for done, step in enumerate(range(self.start_step, run.steps), start=1):
-            result = self.step(step)
-            result.metrics.update(device_memory(self.device))
-            n = step + 1
-            if run.log_every and n % run.log_every == 0:
-                logger.log(n, result.metrics, result.postfix)
-            if run.sample_every and n % run.sample_every == 0 and result.samples:
-                logger.samples(n, result.samples)
-            if (run.save_every and n % run.save_every == 0) or n == run.steps:
-                self.save(n)
-            logger.advance()
-            if stop_after is not None and done >= stop_after:
-                break
-        logger.close()
-        return self.run_dir

@@ -1,0 +1,199 @@
+"""Two processes (gloo on the CPU, the process group set up by accelerate as under `accelerate launch`):
+GRPO and SFT on 2 ranks end with the weights of one process over the same global batch; a 2-rank run stopped
+mid-way and resumed ends where the uninterrupted one ends; rank 0 alone writes the run folder."""
+
+import json
+import os
+import socket
+import time
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from visual_rft.config import SFTTrainConfig, TrainConfig, load_config
+from visual_rft.data.jsonl import write_samples
+from visual_rft.rl.trainer import GRPOTrainer
+from visual_rft.sft.trainer import SFTTrainer
+from visual_rft.train.distributed import combine_metrics
+
+STEPS = 4
+QUIET = ["run.tensorboard=false", "run.progress=false", f"run.steps={STEPS}", "run.save_every=2"]
+
+
+def _cfg(cls, model_dir, data, out, *extra):
+    return load_config(
+        cls,
+        None,
+        [
+            f"model.path={model_dir}",
+            f"data.train={data}",
+            f"run.output_dir={out}",
+            "optim.lr=1e-4",
+            *QUIET,
+            *extra,
+        ],
+    )
+
+
+def _grpo(model_dir, data, out, prompts_per_step):
+    return _cfg(
+        TrainConfig,
+        model_dir,
+        data,
+        out,
+        f"grpo.prompts_per_step={prompts_per_step}",
+        "grpo.group_size=4",
+        "grpo.micro_batch_size=4",  # one group per chunk: 2 chunks for one process, 1 per rank
+        "grpo.max_completion_length=6",
+        "grpo.mu=2",
+        "run.sample_every=1",
+        'grpo.rewards={"toy_rewards:letters": 1}',
+    )
+
+
+def _sft(model_dir, data, out, batch_size):
+    return _cfg(
+        SFTTrainConfig, model_dir, data, out, f"sft.batch_size={batch_size}", "sft.micro_batch_size=1"
+    )
+
+
+def _ranks(rank, world_size, port, jobs):
+    """One rank: the environment `accelerate launch` gives it, then each job (a run, or a run stopped
+    after `stop` steps and resumed)."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+    )
+    torch.set_num_threads(1)
+    for kind, cfg, stop in jobs:
+        trainer = GRPOTrainer if kind == "grpo" else SFTTrainer
+        if stop:
+            trainer(cfg).fit(stop_after=stop)
+            trainer(cfg, resume=True).fit()
+        else:
+            trainer(cfg).fit()
+
+
+def _spawn(jobs, world_size=2, timeout=600):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.spawn(_ranks, args=(world_size, port, jobs), nprocs=world_size, join=False)
+    deadline = time.time() + timeout
+    while not ctx.join(timeout=1):
+        if time.time() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the ranks did not finish (a collective left waiting?)")
+
+
+def _weights(run_dir):
+    return load_file(run_dir / f"checkpoint-{STEPS}" / "model" / "model.safetensors")
+
+
+def _rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _assert_close(one, two, start):
+    assert one.keys() == two.keys()
+    moved = max(float((one[k] - start[k]).abs().max()) for k in one)
+    gap = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert moved > 1e-4, moved  # training did move the weights, by far more than the gap below
+    assert gap < 2e-6, gap
+
+
+def _assert_rank_zero_wrote(run_dir):
+    assert [p.name for p in run_dir.rglob("metrics.jsonl")] == ["metrics.jsonl"]
+    assert [r["step"] for r in _rows(run_dir / "metrics.jsonl")] == list(range(1, STEPS + 1))
+
+
+@pytest.mark.slow
+def test_two_ranks_train_as_one_process_over_the_global_batch(
+    tiny_model_dir, toy_samples, tmp_path, letters_reward
+):
+    data = tmp_path / "train.jsonl"
+    write_samples(data, toy_samples)
+    jobs = [
+        ("grpo", _grpo(tiny_model_dir, data, tmp_path / "grpo2", 1), 0),
+        ("grpo", _grpo(tiny_model_dir, data, tmp_path / "grpo2-resumed", 1), 2),
+        ("sft", _sft(tiny_model_dir, data, tmp_path / "sft2", 2), 0),
+        ("sft", _sft(tiny_model_dir, data, tmp_path / "sft2-resumed", 2), 2),
+    ]
+    _spawn(jobs)
+    GRPOTrainer(_grpo(tiny_model_dir, data, tmp_path / "grpo1", 2)).fit()
+    SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "sft1", 4)).fit()
+    start = load_file(tiny_model_dir / "model.safetensors")
+
+    for kind in ("grpo", "sft"):
+        one, two, resumed = (tmp_path / f"{kind}{s}" for s in ("1", "2", "2-resumed"))
+        _assert_close(_weights(one), _weights(two), start)
+        w2, wr = _weights(two), _weights(resumed)
+        assert all(torch.equal(w2[k], wr[k]) for k in w2)  # resumed: bit for bit the uninterrupted run
+        for run in (two, resumed):
+            _assert_rank_zero_wrote(run)
+        # the logged metrics are those of the global batch: the loss summed over ranks, rewards averaged
+        r1, r2 = _rows(one / "metrics.jsonl"), _rows(two / "metrics.jsonl")
+        assert [r["loss"] for r in r1] == pytest.approx([r["loss"] for r in r2], rel=1e-4, abs=1e-6)
+        # the gradient too (AdamW's step hides a uniform scale error; the norm before clipping does not)
+        assert [r["grad_norm"] for r in r1] == pytest.approx([r["grad_norm"] for r in r2], rel=1e-4)
+        assert json.loads((two / f"checkpoint-{STEPS}" / "state.json").read_text())["world_size"] == 2
+    r1, r2 = _rows(tmp_path / "grpo1" / "metrics.jsonl"), _rows(tmp_path / "grpo2" / "metrics.jsonl")
+    assert [r["reward/total"] for r in r1] == pytest.approx([r["reward/total"] for r in r2], abs=1e-6)
+    # samples.jsonl: rank 0's group only, each step once
+    assert len(_rows(tmp_path / "grpo2" / "samples.jsonl")) == STEPS * 4
+
+
+def test_metrics_of_the_ranks_combine_into_those_of_the_global_batch():
+    rows = [
+        {"loss": 0.25, "reward/total": 1.0, "time/rollout": 2.0, "answer_tokens": 7, "reward/cls": 1.0},
+        {"loss": 0.5, "reward/total": 0.0, "time/rollout": 3.0, "answer_tokens": 5},
+    ]
+    assert combine_metrics(rows) == {
+        "loss": 0.75,  # each rank's loss is its share of the global loss: they add up
+        "reward/total": 0.5,  # the mean over ranks
+        "time/rollout": 3.0,  # the slowest rank
+        "answer_tokens": 12,
+        "reward/cls": 1.0,  # only rank 0 had a classification prompt: the mean over the ranks that had one
+    }
+
+
+def _no_model_loads(monkeypatch):
+    import visual_rft.train.base as base
+
+    loads = []
+    monkeypatch.setattr(base, "load_model", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr(base, "load_processor", lambda *a, **k: loads.append(a))
+    return loads
+
+
+def test_bad_multi_process_settings_fail_before_any_model_loads(
+    tiny_model_dir, toy_samples, tmp_path, monkeypatch
+):
+    loads = _no_model_loads(monkeypatch)
+    data = tmp_path / "train.jsonl"
+    write_samples(data, toy_samples)
+    cfg = _grpo(tiny_model_dir, data, tmp_path / "run", 1)
+    cfg.grpo.micro_batch_size = 6  # splits a group of 4 between two micro-batches
+    with pytest.raises(
+        ValueError, match=r"grpo.micro_batch_size \(6\) must be a multiple of grpo.group_size"
+    ):
+        GRPOTrainer(cfg)
+    cfg = _sft(tiny_model_dir, data, tmp_path / "run", 2)
+    cfg.dist.strategy = "zero3"
+    with pytest.raises(ValueError, match="dist.strategy must be one of ddp"):
+        SFTTrainer(cfg)
+    # a checkpoint written by 2 processes, resumed by one
+    ckpt = tmp_path / "run" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text(json.dumps({"step": 2, "world_size": 2}))
+    with pytest.raises(
+        ValueError, match=r"written by a run of 2 process\(es\), resumed with 1.*--num_processes 2"
+    ):
+        SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "run", 2), resume=True)
+    assert loads == []
