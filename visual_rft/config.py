@@ -165,8 +165,11 @@ class RunConfig:
 class DistributedConfig:
     strategy: str = "ddp"
     """How the processes of `accelerate launch --num_processes N` share the work: ddp (each rank holds the
-    whole model, gradients averaged by torch's DistributedDataParallel). Each rank takes its own
-    grpo.prompts_per_step (sft.batch_size): the global batch is N times that. One process: ignored."""
+    whole model, gradients averaged by torch's DistributedDataParallel; one process: no wrapper at all) or
+    fsdp2 (FSDP2's fully_shard: parameters, gradients and optimizer state sharded over the ranks, per
+    decoder layer and vision block; the reference too; for models that do not fit one device; runs with
+    one process as well). Either way each rank takes its own grpo.prompts_per_step (sft.batch_size): the
+    global batch is N times that."""
 
 
 @dataclass

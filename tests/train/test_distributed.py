@@ -5,7 +5,11 @@ mid-way and resumed ends where the uninterrupted one ends; rank 0 alone writes t
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -125,13 +129,17 @@ def test_two_ranks_train_as_one_process_over_the_global_batch(
         ("sft", _sft(tiny_model_dir, data, tmp_path / "sft2", 2), 0),
         ("sft", _sft(tiny_model_dir, data, tmp_path / "sft2-resumed", 2), 2),
     ]
+    for kind, cfg, stop in jobs[:2]:  # the same GRPO runs with the model sharded over the ranks (FSDP2)
+        out = cfg.run.output_dir.replace("grpo2", "grpo-fsdp2")
+        sharded = replace(cfg, dist=replace(cfg.dist, strategy="fsdp2"), run=replace(cfg.run, output_dir=out))
+        jobs.append((kind, sharded, stop))
     _spawn(jobs)
     GRPOTrainer(_grpo(tiny_model_dir, data, tmp_path / "grpo1", 2)).fit()
     SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "sft1", 4)).fit()
     start = load_file(tiny_model_dir / "model.safetensors")
 
-    for kind in ("grpo", "sft"):
-        one, two, resumed = (tmp_path / f"{kind}{s}" for s in ("1", "2", "2-resumed"))
+    for kind, two in (("grpo", "2"), ("sft", "2"), ("grpo", "-fsdp2")):
+        one, two, resumed = (tmp_path / f"{kind}{s}" for s in ("1", two, f"{two}-resumed"))
         _assert_close(_weights(one), _weights(two), start)
         w2, wr = _weights(two), _weights(resumed)
         assert all(torch.equal(w2[k], wr[k]) for k in w2)  # resumed: bit for bit the uninterrupted run
@@ -197,3 +205,31 @@ def test_bad_multi_process_settings_fail_before_any_model_loads(
     ):
         SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "run", 2), resume=True)
     assert loads == []
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_vrft_sft_on_two_processes(tiny_model_dir, toy_samples, tmp_path):
+    """The command of the README: `accelerate launch --num_processes 2 -m visual_rft.cli sft ...` (on a CPU
+    through torchrun's launcher, `--multi_gpu`: the processes find no GPU and use gloo)."""
+    data = tmp_path / "train.jsonl"
+    write_samples(data, toy_samples)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    flags = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    overrides = [
+        f"model.path={tiny_model_dir}",
+        f"data.train={data}",
+        "optim.lr=1e-4",
+        *QUIET,
+        "sft.batch_size=2",
+    ]
+    cmd = [str(accelerate), "launch", *flags, "--dynamo_backend", "no", "-m", "visual_rft.cli", "sft"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [*cmd, *overrides, f"run.output_dir={two}"], check=True, env=env, capture_output=True, timeout=600
+    )
+    SFTTrainer(
+        load_config(SFTTrainConfig, None, [*overrides, "sft.batch_size=4", f"run.output_dir={one}"])
+    ).fit()
+    _assert_close(_weights(one), _weights(two), load_file(tiny_model_dir / "model.safetensors"))
+    _assert_rank_zero_wrote(two)

@@ -39,7 +39,7 @@ from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.data_order import sampling_seed
-from visual_rft.train.distributed import all_sum, gradient_sync
+from visual_rft.train.distributed import PolicyPass, all_sum, gathered, gradient_sync
 from visual_rft.train.optim import learning_rates
 
 
@@ -101,8 +101,13 @@ class GRPOTrainer(Trainer):
         self.reference = None
         if g.beta > 0 and not is_lora(self.model):  # full fine-tuning: a frozen copy of the starting weights
             self.reference = load_model(
-                m.path, dtype=m.dtype, device=m.device, attn_implementation=m.attn_implementation
+                m.path, dtype=m.dtype, device=str(self.device), attn_implementation=m.attn_implementation
             ).requires_grad_(False)
+        # the reference's pass: sharded like the policy under fsdp2 (frozen, so never wrapped in DDP)
+        self.reference_pass = None
+        if self.reference is not None:
+            ref = PolicyPass(self.reference, chunk_size=m.logprob_chunk_size, **self.pass_options())
+            self.reference_pass = self.wrap(ref) if cfg.dist.strategy == "fsdp2" else ref
 
     def updates_per_step(self) -> int:
         return self.cfg.grpo.mu
@@ -123,7 +128,7 @@ class GRPOTrainer(Trainer):
         inputs, frames = encode_prompts(batch, self.processor, self.convention)
         inputs = inputs.to(self.device)
         g = self.cfg.grpo
-        with eval_mode(self.model), self.precision.autocast():
+        with eval_mode(self.model), gathered(self.policy_pass), self.precision.autocast():
             rollout = sample_group(
                 self.model,
                 inputs,
@@ -171,11 +176,11 @@ class GRPOTrainer(Trainer):
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
         if self.cfg.grpo.beta == 0:
             return None  # no reference pass at all
-        with torch.no_grad():
-            if self.reference is not None:
-                return self.logprobs(self.reference, rollout)
+        with torch.no_grad(), self.precision.autocast():
+            if self.reference_pass is not None:
+                return self.reference_pass(rollout)
             with reference_context(self.model):  # LoRA: the base model is the reference
-                return self.logprobs(self.model, rollout)
+                return self.policy_pass(rollout)
 
     def update(self, rollout: Rollout, advantages, old_logp, ref_logp, weight: float = 1.0) -> dict:
         """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps.
@@ -281,8 +286,8 @@ class GRPOTrainer(Trainer):
             ref_logp = self.reference_logprobs(part)
             old_logp = None
             if g.mu > 1:
-                with torch.no_grad():
-                    old_logp = self.logprobs(self.model, part)
+                with torch.no_grad(), self.precision.autocast():
+                    old_logp = self.policy_pass(part)
             updates = []
             for _ in range(g.mu):
                 updates.append(self.update(part, adv, old_logp, ref_logp, weight))

@@ -33,7 +33,10 @@ from visual_rft.train.distributed import (
     barrier,
     check_resume_world,
     check_strategy,
+    full_states,
+    is_sharded,
     join_world,
+    load_full_optimizer_state,
     reduce_metrics,
     wrap_for_training,
 )
@@ -127,8 +130,8 @@ class Trainer:
             raise ValueError(
                 f"model.logprob_chunk_size must be >= 0 (0: no chunking), got {m.logprob_chunk_size}"
             )
-        check_strategy(cfg.dist.strategy)
-        self.world = join_world(m.device)
+        check_strategy(cfg.dist.strategy, run.precision)
+        self.world = join_world(m.device, cfg.dist.strategy)
         device = str(self.world.device) if self.world.device is not None else m.device
         self.precision = Precision(run.precision, resolve_device(device))  # bad values fail here
         train_dtype = policy_dtype(m.dtype, m.lora.enabled)
@@ -148,17 +151,22 @@ class Trainer:
         )
         self.model = prepare_for_training(model, m, adapter=ckpt / "model" if (ckpt and lora) else None)
         self.device = next(self.model.parameters()).device
+        # the pass that trains: through DDP when there are several processes, sharded under fsdp2 (before
+        # the optimizer is built: sharding replaces the parameters), the same pass otherwise
+        self.policy_pass = self.wrap(
+            PolicyPass(self.model, chunk_size=m.logprob_chunk_size, **self.pass_options())
+        )
         self.params = trainable_parameters(self.model)
         check_master_weights(self.params)
-        # the pass that trains, through DDP when there are several processes (the same pass otherwise)
-        self.policy_pass = wrap_for_training(
-            PolicyPass(self.model, chunk_size=m.logprob_chunk_size, **self.pass_options()), self.world
-        )
         self.optimizer = build_optimizer(self.params, cfg.optim, vision_modules(self.model).parameters())
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, run.steps * self.updates_per_step())
         self.start_step = 0
         if ckpt:
-            self.start_step = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.precision)["step"]
+            load = None
+            if is_sharded(self.policy_pass):
+                load = lambda state: load_full_optimizer_state(self.optimizer, state)  # noqa: E731
+            state = load_trainer_state(ckpt, self.optimizer, self.scheduler, self.precision, load)
+            self.start_step = state["step"]
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id
         self.eos_ids = sorted({tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id} - {None})
@@ -166,6 +174,10 @@ class Trainer:
     def updates_per_step(self) -> int:
         """Optimizer updates per training step (the schedule's unit is one update)."""
         return 1
+
+    def wrap(self, pass_: PolicyPass):
+        """A pass as this run's strategy runs it (DDP, FSDP2, or as it is)."""
+        return wrap_for_training(pass_, self.world, self.cfg.dist.strategy, self.precision.compute_dtype)
 
     def pass_options(self) -> dict:
         """completion_logprobs' keywords of the pass that trains, beyond the chunk size."""
@@ -181,8 +193,11 @@ class Trainer:
         raise NotImplementedError
 
     def save(self, step: int) -> Path | None:
-        """Rank 0 writes the checkpoint (DDP: every rank holds the same weights and optimizer state)."""
-        path = None
+        """Rank 0 writes the checkpoint (DDP: every rank holds the same weights and optimizer state; FSDP2:
+        the whole states are gathered from the shards first, by every rank)."""
+        path, states = None, (None, None)
+        if is_sharded(self.policy_pass):
+            states = full_states(self.model, self.optimizer)
         if self.world.main:
             path = save_checkpoint(
                 self.run_dir,
@@ -194,6 +209,8 @@ class Trainer:
                 extra={"world_size": self.world.size},
                 keep_last=self.cfg.run.keep_last,
                 precision=self.precision,
+                model_state=states[0],
+                optimizer_state=states[1],
             )
         barrier(self.world)
         return path

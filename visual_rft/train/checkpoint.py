@@ -58,18 +58,22 @@ def save_checkpoint(
     extra: dict | None = None,
     keep_last: int = 2,
     precision=None,
+    model_state: dict | None = None,
+    optimizer_state: dict | None = None,
 ) -> Path:
     """Write checkpoint-`step` (weights as they are trained: fp32 master weights, or a LoRA adapter;
-    optimizer, scheduler, the fp16 grad scaler of `precision`, RNG states)."""
+    optimizer, scheduler, the fp16 grad scaler of `precision`, RNG states). `model_state` /
+    `optimizer_state`: the whole states of a sharded model, gathered by the caller (else the model's and
+    optimizer's own)."""
     run_dir = Path(run_dir)
     final = run_dir / f"checkpoint-{step}"
     with atomic_path(final) as tmp:
         tmp.mkdir()
-        model.save_pretrained(tmp / "model")
+        model.save_pretrained(tmp / "model", **({} if model_state is None else {"state_dict": model_state}))
         processor.save_pretrained(tmp / "model")
         torch.save(
             {
-                "optimizer": optimizer.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
                 "scheduler": scheduler.state_dict(),
                 "precision": precision.state_dict() if precision is not None else {},
                 "rng": rng_state(),
@@ -82,10 +86,11 @@ def save_checkpoint(
     return final
 
 
-def load_trainer_state(ckpt: Path, optimizer, scheduler, precision=None) -> dict:
-    """Restore optimizer, scheduler, grad scaler and RNG states; returns state.json (with 'step')."""
+def load_trainer_state(ckpt: Path, optimizer, scheduler, precision=None, load_optimizer=None) -> dict:
+    """Restore optimizer, scheduler, grad scaler and RNG states; returns state.json (with 'step').
+    `load_optimizer(state)`: how the optimizer takes its state (a sharded one: from the whole state)."""
     state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+    (load_optimizer or optimizer.load_state_dict)(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if precision is not None:
         precision.load_state_dict(state.get("precision", {}))

@@ -2,8 +2,10 @@
 process is, the data-parallel wrapper of the pass that trains, and the few reductions the trainers need.
 
 accelerate launches the processes and sets up torch.distributed (gloo on a CPU, NCCL on GPUs); torch's
-`DistributedDataParallel` averages the gradients. With one process (a plain `vrft train`) there is no
-process group, no wrapper, and every function here returns its input: the run is exactly what it was.
+`DistributedDataParallel` averages the gradients (dist.strategy=ddp), or FSDP2's `fully_shard` shards
+parameters, gradients and optimizer state over the ranks (dist.strategy=fsdp2). With one process and ddp
+(a plain `vrft train`) there is no process group, no wrapper, and every function here returns its input:
+the run is exactly what it was.
 
 What each rank does (docs/architecture.md, "Several processes"):
 - its own share of the step's global batch (`data_order.rank_indices`), whole groups only;
@@ -17,17 +19,22 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from accelerate import PartialState
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
-from visual_rft.models.forward import completion_logprobs
+from visual_rft.models.forward import completion_logprobs, core_model
 
-STRATEGIES = ("ddp",)
+STRATEGIES = ("ddp", "fsdp2")
+FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+"""Checkpoints hold whole tensors, whatever the sharding: a checkpoint loads on any strategy."""
 
 SUMMED = ("loss", "loss/first", "loss/last", "groups/dropped", "answer_tokens")
 """Metrics that add up over ranks (each rank's loss is its share of the global batch's loss)."""
@@ -50,12 +57,15 @@ class World:
         return self.rank == 0
 
 
-def join_world(device: str = "auto") -> World:
-    """The process group of an `accelerate launch` (or torchrun) with WORLD_SIZE > 1, else a world of one.
+def join_world(device: str = "auto", strategy: str = "ddp") -> World:
+    """The process group of an `accelerate launch` (or torchrun) with WORLD_SIZE > 1, else a world of one
+    (fsdp2 still gets a process group of one, so that its sharded path runs on one device).
     `device` is model.device: cpu (gloo), or auto / cuda (each rank on cuda:LOCAL_RANK, NCCL)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return World()
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if strategy == "fsdp2" and not dist.is_initialized():
+            dist.init_process_group("gloo" if cpu else "nccl", store=dist.HashStore(), rank=0, world_size=1)
+        return World()
     if not cpu and device not in ("auto", "cuda"):
         raise ValueError(
             f"model.device={device}: under several processes each rank takes its own GPU "
@@ -65,10 +75,16 @@ def join_world(device: str = "auto") -> World:
     return World(state.process_index, state.num_processes, None if cpu else state.device)
 
 
-def check_strategy(strategy: str) -> None:
+def check_strategy(strategy: str, precision: str) -> None:
     """A sharding setting this code can take, checked before any model loads."""
     if strategy not in STRATEGIES:
         raise ValueError(f"dist.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy == "fsdp2" and precision == "fp16-mixed":
+        raise ValueError(
+            "dist.strategy=fsdp2 with run.precision=fp16-mixed: the gradient scaler's inf/nan check would see "
+            "only this rank's shard of the gradients, and the ranks could disagree on skipping a step; use "
+            "run.precision=bf16-mixed (or fp32), or dist.strategy=ddp"
+        )
 
 
 def check_resume_world(ckpt: Path | None, world: World) -> None:
@@ -101,20 +117,75 @@ class PolicyPass(torch.nn.Module):
         return self.logprobs(self.model, rollout, **self.kwargs)  # [R, T]
 
 
-def wrap_for_training(policy_pass: PolicyPass, world: World):
-    """DDP around the pass that trains when there are several processes; the pass itself otherwise.
-    broadcast_buffers=False: ranks run different numbers of micro-batches, so no collective may sit in a
-    forward; the weights start equal (every rank loads the same folder with the same seed)."""
+def shard(pass_: PolicyPass, compute_dtype: torch.dtype | None) -> PolicyPass:
+    """FSDP2: every decoder layer and vision block of the model (its `_no_split_modules`) a unit of its own,
+    the pass the root (embeddings, head, merger). Parameters stay fp32 (master weights); under bf16-mixed
+    they are gathered in bf16 for compute and gradients reduced in fp32."""
+    policy = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
+    units = set(core_model(pass_.model)._no_split_modules or ())
+    for module in pass_.model.modules():
+        if type(module).__name__ in units:
+            fully_shard(module, mp_policy=policy)
+    root = fully_shard(pass_, mp_policy=policy)
+    # the root is set up now, not at its first forward: the rollout (which calls the model's parts, not the
+    # root) comes first, and FSDP2 would take the first unit it sees as the root
+    root._get_fsdp_state()._lazy_init()
+    return root
+
+
+def wrap_for_training(policy_pass: PolicyPass, world: World, strategy: str = "ddp", compute_dtype=None):
+    """The pass that trains: sharded (fsdp2, any world size), in DDP (ddp, several processes), or itself.
+    DDP's broadcast_buffers=False: ranks run different numbers of micro-batches, so no collective may sit
+    in a forward; the weights start equal (every rank loads the same folder with the same seed)."""
+    if strategy == "fsdp2":
+        return shard(policy_pass, compute_dtype)
     if world.size == 1:
         return policy_pass
     return torch.nn.parallel.DistributedDataParallel(policy_pass, broadcast_buffers=False)
 
 
+@contextmanager
 def gradient_sync(wrapped, last: bool):
-    """Context of one micro-batch's backward: gradients are all-reduced on a step's last micro-batch only."""
-    if last or not isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
-        return nullcontext()
-    return wrapped.no_sync()
+    """Context of one micro-batch's backward: gradients are all-reduced (DDP) or reduce-scattered (FSDP2)
+    on a step's last micro-batch only."""
+    if last:
+        yield
+    elif isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
+        with wrapped.no_sync():
+            yield
+    elif isinstance(wrapped, FSDPModule):
+        wrapped.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            wrapped.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
+def _fsdp_modules(wrapped) -> list:
+    return [m for m in wrapped.modules() if isinstance(m, FSDPModule)]
+
+
+@contextmanager
+def gathered(wrapped):
+    """The whole model on every rank while it generates (as TRL gathers ZeRO-3 weights for generate): a
+    token-by-token rollout calls no collective, so ranks that end their completions at different lengths
+    do not wait on each other. Nothing to do unless sharded."""
+    modules = _fsdp_modules(wrapped)
+    for m in modules:
+        m.set_reshard_after_forward(False, recurse=False)
+        m.unshard()
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.reshard()
+            m.set_reshard_after_forward(True, recurse=False)
+
+
+def is_sharded(wrapped) -> bool:
+    return isinstance(wrapped, FSDPModule)
 
 
 def _comm_device(world: World) -> torch.device:
@@ -160,3 +231,33 @@ def combine_metrics(rows: list[dict]) -> dict:
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()
+
+
+def full_states(model, optimizer) -> tuple[dict, dict]:
+    """The whole model and optimizer state of a sharded model (a collective: every rank calls it), in the
+    format of an unsharded run (a checkpoint resumes under either strategy). A tied weight (the head that
+    is the embedding) is kept under its first name only, as save_pretrained writes it."""
+    weights = get_model_state_dict(model, options=FULL)
+    first = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if first.setdefault(id(p), name) != name:
+            weights.pop(name, None)
+    state = optimizer.state_dict()
+    state["state"] = {
+        i: {k: v.full_tensor().cpu() if isinstance(v, DTensor) else v for k, v in per_param.items()}
+        for i, per_param in state["state"].items()
+    }
+    return weights, state
+
+
+def load_full_optimizer_state(optimizer, state: dict) -> None:
+    """A whole optimizer state (as `full_states` gives it) into the optimizer of sharded parameters: each
+    rank keeps its shard of every moment (a collective)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, per_param in state["state"].items():
+        p = params[i]
+        if isinstance(p, DTensor):
+            for k, v in per_param.items():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    per_param[k] = distribute_tensor(v.to(p.device), p.device_mesh, p.placements)
+    optimizer.load_state_dict(state)

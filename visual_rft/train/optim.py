@@ -4,6 +4,7 @@ learn at a rate of its own (`optim.vision_lr`), as VLMs are fine-tuned."""
 from __future__ import annotations
 
 import torch
+from torch.distributed.tensor import DTensor
 from transformers import get_scheduler
 
 from visual_rft.config import OptimConfig
@@ -42,6 +43,8 @@ def clip_and_check(params, max_norm: float) -> tuple[float, bool]:
     if not grads:
         return 0.0, True
     norm = torch.nn.utils.clip_grad_norm_(grads, max_norm if max_norm > 0 else float("inf"))
+    if isinstance(norm, DTensor):  # sharded gradients (FSDP2): the norm over every rank's shards
+        norm = norm.full_tensor()
     return float(norm), bool(torch.isfinite(norm))
 
 
