@@ -163,8 +163,9 @@ class RunConfig:
 
 @dataclass
 class DistributedConfig:
-    strategy: str = "ddp"
-    """How the processes of `accelerate launch --num_processes N` share the work: ddp (each rank holds the
+    strategy: str = "auto"
+    """How the processes of `accelerate launch --num_processes N` share the work: auto (fsdp2 when the
+    accelerate launch config says `distributed_type: FSDP`, else ddp), ddp (each rank holds the
     whole model, gradients averaged by torch's DistributedDataParallel; one process: no wrapper at all) or
     fsdp2 (FSDP2's fully_shard: parameters, gradients and optimizer state sharded over the ranks, per
     decoder layer and vision block; the reference too; for models that do not fit one device; runs with

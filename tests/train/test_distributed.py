@@ -194,8 +194,24 @@ def test_bad_multi_process_settings_fail_before_any_model_loads(
         GRPOTrainer(cfg)
     cfg = _sft(tiny_model_dir, data, tmp_path / "run", 2)
     cfg.dist.strategy = "zero3"
-    with pytest.raises(ValueError, match="dist.strategy must be one of ddp"):
+    with pytest.raises(ValueError, match="dist.strategy must be one of auto, ddp, fsdp2"):
         SFTTrainer(cfg)
+    cfg = _sft(tiny_model_dir, data, tmp_path / "run", 2)
+    cfg.dist.strategy, cfg.run.precision = "fsdp2", "fp16-mixed"
+    with pytest.raises(ValueError, match="fsdp2 with run.precision=fp16-mixed"):
+        SFTTrainer(cfg)
+    # an accelerate launch config of FSDP (what `accelerate launch --config_file ...` puts in the environment)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    with pytest.raises(ValueError, match="asks for FSDP version 1: only FSDP2 is built"):
+        SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "run", 2))
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    cfg.dist.strategy, cfg.run.precision = "ddp", "fp32"
+    with pytest.raises(
+        ValueError, match="dist.strategy=ddp, but the accelerate launch config asks for FSDP2"
+    ):
+        SFTTrainer(cfg)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
     # a checkpoint written by 2 processes, resumed by one
     ckpt = tmp_path / "run" / "checkpoint-2"
     ckpt.mkdir(parents=True)

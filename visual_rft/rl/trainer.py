@@ -107,7 +107,7 @@ class GRPOTrainer(Trainer):
         self.reference_pass = None
         if self.reference is not None:
             ref = PolicyPass(self.reference, chunk_size=m.logprob_chunk_size, **self.pass_options())
-            self.reference_pass = self.wrap(ref) if cfg.dist.strategy == "fsdp2" else ref
+            self.reference_pass = self.wrap(ref) if self.strategy == "fsdp2" else ref
 
     def updates_per_step(self) -> int:
         return self.cfg.grpo.mu

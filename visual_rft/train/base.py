@@ -32,12 +32,12 @@ from visual_rft.train.distributed import (
     PolicyPass,
     barrier,
     check_resume_world,
-    check_strategy,
     full_states,
     is_sharded,
     join_world,
     load_full_optimizer_state,
     reduce_metrics,
+    resolve_strategy,
     wrap_for_training,
 )
 from visual_rft.train.log import RunLogger
@@ -130,8 +130,8 @@ class Trainer:
             raise ValueError(
                 f"model.logprob_chunk_size must be >= 0 (0: no chunking), got {m.logprob_chunk_size}"
             )
-        check_strategy(cfg.dist.strategy, run.precision)
-        self.world = join_world(m.device, cfg.dist.strategy)
+        self.strategy = resolve_strategy(cfg.dist.strategy, run.precision)
+        self.world = join_world(m.device, self.strategy)
         device = str(self.world.device) if self.world.device is not None else m.device
         self.precision = Precision(run.precision, resolve_device(device))  # bad values fail here
         train_dtype = policy_dtype(m.dtype, m.lora.enabled)
@@ -177,7 +177,7 @@ class Trainer:
 
     def wrap(self, pass_: PolicyPass):
         """A pass as this run's strategy runs it (DDP, FSDP2, or as it is)."""
-        return wrap_for_training(pass_, self.world, self.cfg.dist.strategy, self.precision.compute_dtype)
+        return wrap_for_training(pass_, self.world, self.strategy, self.precision.compute_dtype)
 
     def pass_options(self) -> dict:
         """completion_logprobs' keywords of the pass that trains, beyond the chunk size."""

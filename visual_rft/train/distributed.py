@@ -32,7 +32,7 @@ from torch.distributed.tensor import DTensor, distribute_tensor
 
 from visual_rft.models.forward import completion_logprobs, core_model
 
-STRATEGIES = ("ddp", "fsdp2")
+STRATEGIES = ("auto", "ddp", "fsdp2")
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 """Checkpoints hold whole tensors, whatever the sharding: a checkpoint loads on any strategy."""
 
@@ -75,16 +75,32 @@ def join_world(device: str = "auto", strategy: str = "ddp") -> World:
     return World(state.process_index, state.num_processes, None if cpu else state.device)
 
 
-def check_strategy(strategy: str, precision: str) -> None:
-    """A sharding setting this code can take, checked before any model loads."""
+def resolve_strategy(strategy: str, precision: str) -> str:
+    """dist.strategy as this launch runs it ("auto": fsdp2 when `accelerate launch` was given an FSDP config,
+    else ddp); a setting this code cannot take fails here, before any model loads."""
     if strategy not in STRATEGIES:
         raise ValueError(f"dist.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":  # distributed_type: FSDP
+        version = os.environ.get("FSDP_VERSION", "1")
+        if version != "2":
+            raise ValueError(
+                f"the accelerate launch config asks for FSDP version {version}: only FSDP2 is built; set "
+                "fsdp_version: 2 in its fsdp_config (configs/accelerate/fsdp2_1x8.yaml)"
+            )
+        if strategy == "ddp":
+            raise ValueError(
+                "dist.strategy=ddp, but the accelerate launch config asks for FSDP2: leave dist.strategy at "
+                "auto (or fsdp2), or launch with a DDP config (configs/accelerate/ddp_1x8.yaml)"
+            )
+        strategy = "fsdp2"
+    strategy = "ddp" if strategy == "auto" else strategy
     if strategy == "fsdp2" and precision == "fp16-mixed":
         raise ValueError(
             "dist.strategy=fsdp2 with run.precision=fp16-mixed: the gradient scaler's inf/nan check would see "
             "only this rank's shard of the gradients, and the ranks could disagree on skipping a step; use "
             "run.precision=bf16-mixed (or fp32), or dist.strategy=ddp"
         )
+    return strategy
 
 
 def check_resume_world(ckpt: Path | None, world: World) -> None:
