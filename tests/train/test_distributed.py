@@ -225,12 +225,14 @@ def test_bad_multi_process_settings_fail_before_any_model_loads(
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_vrft_sft_on_two_processes(tiny_model_dir, toy_samples, tmp_path):
-    """The command of the README: `accelerate launch --num_processes 2 -m visual_rft.cli sft ...` (on a CPU
-    through torchrun's launcher, `--multi_gpu`: the processes find no GPU and use gloo)."""
+    """The command of the README, with its DDP launch config: `accelerate launch --config_file
+    configs/accelerate/ddp_1x8.yaml --num_processes 2 -m visual_rft.cli sft ...` (on a CPU the ranks find no
+    GPU and use gloo)."""
     data = tmp_path / "train.jsonl"
     write_samples(data, toy_samples)
     accelerate = Path(sys.executable).parent / "accelerate"
-    flags = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    config = Path(__file__).parents[2] / "configs" / "accelerate" / "ddp_1x8.yaml"
+    flags = ["--config_file", str(config), "--num_processes", "2"]
     two, one = tmp_path / "two", tmp_path / "one"
     overrides = [
         f"model.path={tiny_model_dir}",
@@ -239,7 +241,7 @@ def test_accelerate_launch_runs_vrft_sft_on_two_processes(tiny_model_dir, toy_sa
         *QUIET,
         "sft.batch_size=2",
     ]
-    cmd = [str(accelerate), "launch", *flags, "--dynamo_backend", "no", "-m", "visual_rft.cli", "sft"]
+    cmd = [str(accelerate), "launch", *flags, "-m", "visual_rft.cli", "sft"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     subprocess.run(
         [*cmd, *overrides, f"run.output_dir={two}"], check=True, env=env, capture_output=True, timeout=600
@@ -249,3 +251,5 @@ def test_accelerate_launch_runs_vrft_sft_on_two_processes(tiny_model_dir, toy_sa
     ).fit()
     _assert_close(_weights(one), _weights(two), load_file(tiny_model_dir / "model.safetensors"))
     _assert_rank_zero_wrote(two)
+    state = json.loads((two / f"checkpoint-{STEPS}" / "state.json").read_text())
+    assert (state["world_size"], state["strategy"]) == (2, "ddp")

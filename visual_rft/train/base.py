@@ -206,7 +206,7 @@ class Trainer:
                 self.processor,
                 self.optimizer,
                 self.scheduler,
-                extra={"world_size": self.world.size},
+                extra={"world_size": self.world.size, "strategy": self.strategy},
                 keep_last=self.cfg.run.keep_last,
                 precision=self.precision,
                 model_state=states[0],
