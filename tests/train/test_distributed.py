@@ -18,9 +18,11 @@ from safetensors.torch import load_file
 
 from visual_rft.config import SFTTrainConfig, TrainConfig, load_config
 from visual_rft.data.jsonl import write_samples
+from visual_rft.models.inputs import encode_prompts
+from visual_rft.rl.rollout import sample_group
 from visual_rft.rl.trainer import GRPOTrainer
 from visual_rft.sft.trainer import SFTTrainer
-from visual_rft.train.distributed import combine_metrics
+from visual_rft.train.distributed import combine_metrics, gathered
 
 STEPS = 4
 QUIET = ["run.tensorboard=false", "run.progress=false", f"run.steps={STEPS}", "run.save_every=2"]
@@ -41,7 +43,7 @@ def _cfg(cls, model_dir, data, out, *extra):
     )
 
 
-def _grpo(model_dir, data, out, prompts_per_step):
+def _grpo(model_dir, data, out, prompts_per_step, *extra):
     return _cfg(
         TrainConfig,
         model_dir,
@@ -54,12 +56,13 @@ def _grpo(model_dir, data, out, prompts_per_step):
         "grpo.mu=2",
         "run.sample_every=1",
         'grpo.rewards={"toy_rewards:letters": 1}',
+        *extra,
     )
 
 
-def _sft(model_dir, data, out, batch_size):
+def _sft(model_dir, data, out, batch_size, *extra):
     return _cfg(
-        SFTTrainConfig, model_dir, data, out, f"sft.batch_size={batch_size}", "sft.micro_batch_size=1"
+        SFTTrainConfig, model_dir, data, out, f"sft.batch_size={batch_size}", "sft.micro_batch_size=1", *extra
     )
 
 
@@ -75,12 +78,33 @@ def _ranks(rank, world_size, port, jobs):
     )
     torch.set_num_threads(1)
     for kind, cfg, stop in jobs:
+        if kind == "generate":
+            _generate_unevenly(rank, cfg)
+            continue
         trainer = GRPOTrainer if kind == "grpo" else SFTTrainer
         if stop:
             trainer(cfg).fit(stop_after=stop)
             trainer(cfg, resume=True).fit()
         else:
             trainer(cfg).fit()
+
+
+def _generate_unevenly(rank, cfg):
+    """Under FSDP2, rank 0 samples 2 tokens and rank 1 samples 8 (no end-of-turn can stop them), then both
+    train a step: had generation called a collective per token, the ranks would wait on each other."""
+    trainer = GRPOTrainer(cfg)
+    inputs, _ = encode_prompts(trainer.samples[:1], trainer.processor, trainer.convention)
+    with gathered(trainer.policy_pass):
+        rollout = sample_group(
+            trainer.model,
+            inputs,
+            group_size=2,
+            max_new_tokens=2 + 6 * rank,
+            eos_token_ids=[-1],
+            pad_token_id=0,
+        )
+    trainer.step(0)
+    (Path(cfg.run.output_dir) / f"rank{rank}-tokens.txt").write_text(str(rollout.completion_ids.shape[1]))
 
 
 def _spawn(jobs, world_size=2, timeout=600):
@@ -133,9 +157,31 @@ def test_two_ranks_train_as_one_process_over_the_global_batch(
         out = cfg.run.output_dir.replace("grpo2", "grpo-fsdp2")
         sharded = replace(cfg, dist=replace(cfg.dist, strategy="fsdp2"), run=replace(cfg.run, output_dir=out))
         jobs.append((kind, sharded, stop))
+    # (no LoRA dropout: its masks are drawn per batch, and one process's batch is not the ranks' halves)
+    lora = [
+        "model.lora.enabled=true",
+        "model.lora.dropout=0",
+        "model.freeze_vision=true",
+        "dist.strategy=fsdp2",
+    ]
+    jobs.append(("sft", _sft(tiny_model_dir, data, tmp_path / "lora2", 2, *lora), 0))
+    jobs.append(("generate", _grpo(tiny_model_dir, data, tmp_path / "gen", 1, "dist.strategy=fsdp2"), 0))
+    (tmp_path / "gen").mkdir()
     _spawn(jobs)
+    assert [(tmp_path / "gen" / f"rank{r}-tokens.txt").read_text() for r in (0, 1)] == ["2", "8"]
     GRPOTrainer(_grpo(tiny_model_dir, data, tmp_path / "grpo1", 2)).fit()
     SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "sft1", 4)).fit()
+    # LoRA with a frozen vision tower, sharded: the adapters of 2 ranks are those of one process
+    SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "lora1", 4, *lora[:3])).fit()
+    adapters = [
+        load_file(tmp_path / d / f"checkpoint-{STEPS}" / "model" / "adapter_model.safetensors")
+        for d in ("lora1", "lora2")
+    ]
+    assert adapters[0].keys() == adapters[1].keys() and not any("visual" in k for k in adapters[0])
+    assert (
+        max(float(adapters[0][k].abs().max()) for k in adapters[0] if "lora_B" in k) > 1e-4
+    )  # trained (B starts 0)
+    assert max(float((adapters[0][k] - adapters[1][k]).abs().max()) for k in adapters[0]) < 2e-6
     start = load_file(tiny_model_dir / "model.safetensors")
 
     for kind, two in (("grpo", "2"), ("sft", "2"), ("grpo", "-fsdp2")):
