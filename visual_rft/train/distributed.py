@@ -250,20 +250,28 @@ def barrier(world: World) -> None:
 
 
 def full_states(model, optimizer) -> tuple[dict, dict]:
-    """The whole model and optimizer state of a sharded model (a collective: every rank calls it), in the
-    format of an unsharded run (a checkpoint resumes under either strategy). A tied weight (the head that
-    is the embedding) is kept under its first name only, as save_pretrained writes it."""
+    """The whole model and optimizer state of a sharded model (a collective: every rank calls it; rank 0's
+    are whole, the other ranks' are not to be saved), in the format of an unsharded run (a checkpoint
+    resumes under either strategy). A tied weight (the head that is the embedding) is kept under its
+    first name only, as save_pretrained writes it."""
     weights = get_model_state_dict(model, options=FULL)
     first = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         if first.setdefault(id(p), name) != name:
             weights.pop(name, None)
-    state = optimizer.state_dict()
+    state = optimizer.state_dict()  # (its per-parameter dicts are the optimizer's own: copied, not changed)
     state["state"] = {
-        i: {k: v.full_tensor().cpu() if isinstance(v, DTensor) else v for k, v in per_param.items()}
-        for i, per_param in state["state"].items()
+        i: {k: _whole(v) for k, v in per_param.items()} for i, per_param in state["state"].items()
     }
     return weights, state
+
+
+def _whole(value):
+    """A sharded moment whole, on rank 0 (in CPU memory; None elsewhere), one at a time; the rest as it is."""
+    if not isinstance(value, DTensor):
+        return value
+    whole = value.full_tensor()  # a collective
+    return whole.cpu() if dist.get_rank() == 0 else None
 
 
 def load_full_optimizer_state(optimizer, state: dict) -> None:
