@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from visual_rft.data.build.cli import register as register_build
+from visual_rft.data.builders.cli import register as register_build
 from visual_rft.eval.cli import old_flag_hint
 from visual_rft.eval.cli import register as register_eval
 
