@@ -75,6 +75,7 @@ def test_fewshot_honours_federated_labels(lvis):
         (s.meta["image_id"], s.target.category, len(s.target.boxes), s.meta.get("not_exhaustive"))
         for s in test
     ] == [(11, "omelet", 0, None), (12, "die", 1, True)]
+    assert all(s.meta["federated"] for s in test)  # vrft eval adds no unverified query to it
     for name in report.written:
         assert check_file(out / name)[1] == []
 

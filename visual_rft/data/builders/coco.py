@@ -105,7 +105,8 @@ def detection_queries(
     it is present. training: a query with a crowd box, or (LVIS) a not-exhaustive label, is skipped.
     federated (LVIS): a category is asked only where it is verified: present, or in the image's
     `neg_category_ids` (absent); a test query on a `not_exhaustive_category_ids` image is marked
-    meta.not_exhaustive (its unmatched boxes are not false positives). splits: {category: base|novel}.
+    meta.not_exhaustive (its unmatched boxes are not false positives), and every query meta.federated
+    (the evaluation adds no query to such a file). splits: {category: base|novel}.
     """
     anns: dict[tuple[int, int], list[dict]] = defaultdict(list)
     wanted = set(categories.values())
@@ -128,6 +129,8 @@ def detection_queries(
             continue
         for name, found in pairs.items():
             sample = _query(image, path, name, found, categories[name], report, prefix, training)
+            if sample is not None and federated:
+                sample.meta["federated"] = True
             if sample is not None:
                 if splits and name in splits:
                     sample.meta["split"] = splits[name]
