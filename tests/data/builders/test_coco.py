@@ -159,3 +159,12 @@ def test_ovd_trains_on_base_and_tests_on_novel_through_the_cli(coco, capsys):
 def test_the_cli_names_a_missing_option(coco, capsys):
     assert main(["data", "build", "coco-fewshot", "--out", "x"]) == 2
     assert "needs --train-json, --train-images, --val-json, --val-images" in capsys.readouterr().err
+
+
+def test_a_record_without_a_bbox_is_an_error_naming_it(coco):
+    root, (train_json, train_dir), (val_json, val_dir) = coco
+    data = json.loads(train_json.read_text())
+    del data["annotations"][2]["bbox"]
+    train_json.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"instances\.json: field 'annotations\[2\]\.bbox': missing"):
+        build_coco_fewshot(train_json, train_dir, val_json, val_dir, root / "out", categories=("cat",))

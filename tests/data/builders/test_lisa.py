@@ -74,3 +74,9 @@ def test_a_missing_split_folder_is_an_error(tmp_path):
     (tmp_path / "ReasonSeg").mkdir()
     with pytest.raises(ValueError, match="ReasonSeg's test split"):
         build_lisa(tmp_path / "ReasonSeg", tmp_path / "out", splits=("test",))
+
+
+def test_bad_shapes_are_an_error_naming_the_file(tmp_path):
+    _reasonseg(tmp_path, "val", "x", [{"label": "target", "points": [["a", 1], [2, 2], [3, 1]]}])
+    with pytest.raises(ValueError, match=r"x\.json: field 'shapes'"):
+        build_lisa(tmp_path, tmp_path / "out", splits=("val",))

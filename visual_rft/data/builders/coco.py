@@ -47,16 +47,33 @@ OVD_TRAIN_PER_CATEGORY = 100
 "base65cate_6k"; how its 6k queries were chosen is not published, so this number is ours."""
 
 
+REQUIRED = {
+    "images": ("id", "width", "height"),
+    "annotations": ("image_id", "category_id", "bbox"),
+    "categories": ("id", "name"),
+}
+"""The fields of each COCO record the builders read."""
+
+
 def load_instances(path: str | os.PathLike) -> dict:
-    """A COCO-format instances file (images, annotations, categories); a DataError names what is missing."""
+    """A COCO-format instances file (images, annotations, categories); a DataError names the first record
+    that lacks what the builders read (e.g. ``annotations[12].bbox``)."""
     data = read_json(Path(path), "a COCO-format instances JSON")
     if not isinstance(data, dict):
         raise DataError("not a COCO instances file (the top level must be an object)", path=path)
-    for key in ("images", "annotations", "categories"):
+    for key, fields in REQUIRED.items():
         if not isinstance(data.get(key), list):
             raise DataError(
                 "missing (a COCO instances file has images, annotations, categories)", path=path, field=key
             )
+        for i, record in enumerate(data[key]):
+            lacking = [f for f in fields if not isinstance(record, dict) or f not in record]
+            if lacking:
+                raise DataError("missing", path=path, field=f"{key}[{i}].{lacking[0]}")
+            if key == "annotations" and not (isinstance(record["bbox"], list) and len(record["bbox"]) == 4):
+                raise DataError(
+                    f"must be [x, y, w, h], got {record['bbox']!r}", path=path, field=f"{key}[{i}].bbox"
+                )
     return data
 
 
@@ -129,12 +146,13 @@ def detection_queries(
             continue
         for name, found in pairs.items():
             sample = _query(image, path, name, found, categories[name], report, prefix, training)
-            if sample is not None and federated:
+            if sample is None:
+                continue
+            if federated:
                 sample.meta["federated"] = True
-            if sample is not None:
-                if splits and name in splits:
-                    sample.meta["split"] = splits[name]
-                out.append(sample)
+            if splits and name in splits:
+                sample.meta["split"] = splits[name]
+            out.append(sample)
     return out
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from visual_rft.data.builders.common import BuildReport, read_json, require_dir, write_split
+from visual_rft.data.jsonl import DataError
 from visual_rft.data.prompts import GROUNDING_PROBLEM
 from visual_rft.data.types import Box, GroundingTarget, Sample
 
@@ -74,7 +75,12 @@ def split_samples(root: Path, split: str, out: Path, report: BuildReport) -> lis
             continue
         with Image.open(image) as im:
             size = im.size
-        mask = draw_mask(ann.get("shapes", []), size)
+        try:
+            mask = draw_mask(ann.get("shapes", []), size)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise DataError(
+                f"not a list of polygons with [x, y] points ({e})", path=ann_path, field="shapes"
+            ) from None
         box = tight_box(mask)
         if box is None:
             report.skip(f"no target polygon ({split})", ann_path.name)
