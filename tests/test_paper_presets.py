@@ -2,9 +2,11 @@
 only its model, data, size and step count overridden (so that a preset can never rot)."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from visual_rft import rewards
 from visual_rft.cli import main
@@ -75,3 +77,40 @@ def test_preset_trains_one_step_on_the_tiny_model(path, tiny_model_dir, draw_sam
     assert main(["sft" if sft else "train", str(path), *where, *small]) == 0
     assert (tmp_path / "run" / "checkpoint-1").is_dir()
     assert dataclasses.asdict(cfg)["model"]["path"] == ""  # the preset itself names no model
+
+
+def test_a_built_test_set_evaluates_with_its_paper_eval_preset(tiny_model_dir, tmp_path):
+    for split in ("train", "test"):
+        for cls in ("pink_primrose", "canterbury_bells"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (32, 32), "white").save(tmp_path / split / cls / "0.png")
+    build = [
+        "data",
+        "build",
+        "classification",
+        "--train-dir",
+        str(tmp_path / "train"),
+        "--test-dir",
+        str(tmp_path / "test"),
+        "--dataset",
+        "flowers",
+        "--shots",
+        "1",
+        "--out",
+        str(tmp_path / "data"),
+    ]
+    assert main(build) == 0
+    args = [
+        f"base={tiny_model_dir}",
+        "--data",
+        str(tmp_path / "data" / "test.jsonl"),
+        "--out",
+        str(tmp_path / "ev"),
+        "--config",
+        str(PAPER / "eval_classification.yaml"),
+        "max_new_tokens=4",
+        "progress=false",
+    ]
+    assert main(["eval", *args]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())["base"]
+    assert metrics["n"] == 2 and {"accuracy", "lenient_accuracy"} <= set(metrics)
