@@ -11,6 +11,7 @@ from PIL import Image
 from visual_rft import rewards
 from visual_rft.cli import main
 from visual_rft.config import EvalOptions, SFTTrainConfig, TrainConfig, load_config
+from visual_rft.data.builders import build_classification
 from visual_rft.data.jsonl import write_samples
 from visual_rft.data.types import GroundingTarget, Sample
 
@@ -84,22 +85,9 @@ def test_a_built_test_set_evaluates_with_its_paper_eval_preset(tiny_model_dir, t
         for cls in ("pink_primrose", "canterbury_bells"):
             (tmp_path / split / cls).mkdir(parents=True)
             Image.new("RGB", (32, 32), "white").save(tmp_path / split / cls / "0.png")
-    build = [
-        "data",
-        "build",
-        "classification",
-        "--train-dir",
-        str(tmp_path / "train"),
-        "--test-dir",
-        str(tmp_path / "test"),
-        "--dataset",
-        "flowers",
-        "--shots",
-        "1",
-        "--out",
-        str(tmp_path / "data"),
-    ]
-    assert main(build) == 0
+    build_classification(
+        tmp_path / "data", train_dir=tmp_path / "train", test_dir=tmp_path / "test", dataset="flowers"
+    )
     args = [
         f"base={tiny_model_dir}",
         "--data",

@@ -41,13 +41,16 @@ def coco(tmp_path):
     return tmp_path, train, val
 
 
+def inputs(coco):
+    """The four inputs of the COCO builders: train JSON, train images, val JSON, val images."""
+    _, (train_json, train_dir), (val_json, val_dir) = coco
+    return train_json, train_dir, val_json, val_dir
+
+
 def test_fewshot_files_are_nested_in_pixels_checked_and_report_what_they_skip(coco):
     root, (train_json, train_dir), (val_json, val_dir) = coco
     report = build_coco_fewshot(
-        train_json,
-        train_dir,
-        val_json,
-        val_dir,
+        *inputs(coco),
         root / "out",
         categories=("cat", "dog"),
         shots=(1, 2, 4, 5),
@@ -101,10 +104,7 @@ def test_a_category_absent_from_the_file_is_an_error_naming_it(coco):
 def test_k_larger_than_any_category_writes_no_file_and_says_so(coco):
     root, (train_json, train_dir), (val_json, val_dir) = coco
     report = build_coco_fewshot(
-        train_json,
-        train_dir,
-        val_json,
-        val_dir,
+        *inputs(coco),
         root / "out",
         categories=("cat", "dog", "bus"),
         shots=(1, 16),

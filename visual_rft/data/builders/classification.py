@@ -92,16 +92,16 @@ def build_classification(
     """OUT/train_<k>shot.jsonl and OUT/test.jsonl from a CoOp split file (+ its image folder) or from
     ImageFolder trees (train_dir, test_dir); OUT/build.json."""
     question = problem_for(dataset, problem)
-    settings = {
-        "split_json": str(split_json),
-        "images": str(images),
-        "train_dir": str(train_dir),
-        "test_dir": str(test_dir),
-        "problem": question,
-        "shots": list(shots),
-        "seed": seed,
-    }
-    report = BuildReport("classification", settings)
+    report = BuildReport.start(
+        "classification",
+        split_json=split_json,
+        images=images,
+        train_dir=train_dir,
+        test_dir=test_dir,
+        problem=question,
+        shots=shots,
+        seed=seed,
+    )
     if split_json is not None:
         if images is None:
             raise ValueError("a CoOp split file needs --images (the dataset's image folder)")

@@ -49,24 +49,17 @@ def run(args) -> int:
     missing = [f"--{n.replace('_', '-')}" for n in NEEDS[args.kind] if not getattr(args, n)]
     if missing:
         raise ValueError(f"data build {args.kind} needs {', '.join(missing)}")
+    coco = (args.train_json, args.train_images, args.val_json, args.val_images, args.out)
     if args.kind == "coco-fewshot":
         report = build_coco_fewshot(
-            args.train_json,
-            args.train_images,
-            args.val_json,
-            args.val_images,
-            args.out,
+            *coco,
             categories=_names(args.categories or ",".join(FEWSHOT_CATEGORIES)),
             shots=parse_shots(args.shots),
             seed=args.seed,
         )
     elif args.kind == "coco-ovd":
         report = build_coco_ovd(
-            args.train_json,
-            args.train_images,
-            args.val_json,
-            args.val_images,
-            args.out,
+            *coco,
             novel=_names(args.categories or ",".join(NOVEL_CATEGORIES)),
             per_category=args.per_category,
             test_split=args.test_split,

@@ -193,6 +193,11 @@ def _query(image, path, name, found, cid, report, prefix, training) -> Sample | 
     )
 
 
+def _load(instances, images) -> tuple[dict, list[Path]]:
+    """An instances file and its image folder (as the one root searched), both checked."""
+    return load_instances(instances), [require_dir(images, f"the images of {Path(instances).name}")]
+
+
 def build_coco_fewshot(
     train_json,
     train_images,
@@ -206,21 +211,15 @@ def build_coco_fewshot(
 ) -> BuildReport:
     """OUT/train_<k>shot.jsonl (k images per category, nested, seeded) and OUT/test.jsonl (every val image
     x category), OUT/build.json."""
-    report = BuildReport(
+    report = BuildReport.start(
         "coco-fewshot",
-        {
-            "train_json": str(train_json),
-            "val_json": str(val_json),
-            "categories": list(categories),
-            "shots": list(shots),
-            "seed": seed,
-        },
+        train_json=train_json,
+        val_json=val_json,
+        categories=categories,
+        shots=shots,
+        seed=seed,
     )
-    roots_train, roots_val = (
-        [require_dir(train_images, "train images")],
-        [require_dir(val_images, "val images")],
-    )
-    train, val = load_instances(train_json), load_instances(val_json)
+    (train, roots_train), (val, roots_val) = _load(train_json, train_images), _load(val_json, val_images)
     train_ids, val_ids = category_ids(train, categories, train_json), category_ids(val, categories, val_json)
     out = Path(out_dir)
     pool = detection_queries(train, train_ids, roots_train, report, prefix="train", training=True)
@@ -247,21 +246,15 @@ def build_coco_ovd(
     novel category, or x all 80 with test_split=all), each query's meta.split base or novel."""
     if test_split not in ("novel", "all"):
         raise ValueError(f"test_split must be novel or all, got {test_split!r}")
-    report = BuildReport(
+    report = BuildReport.start(
         "coco-ovd",
-        {
-            "train_json": str(train_json),
-            "val_json": str(val_json),
-            "novel": list(novel),
-            "per_category": per_category,
-            "seed": seed,
-        },
+        train_json=train_json,
+        val_json=val_json,
+        novel=novel,
+        per_category=per_category,
+        seed=seed,
     )
-    roots_train, roots_val = (
-        [require_dir(train_images, "train images")],
-        [require_dir(val_images, "val images")],
-    )
-    train, val = load_instances(train_json), load_instances(val_json)
+    (train, roots_train), (val, roots_val) = _load(train_json, train_images), _load(val_json, val_images)
     category_ids(train, novel, train_json)
     base = [c["name"] for c in sorted(train["categories"], key=lambda c: c["id"]) if c["name"] not in novel]
     splits = {**{c: "base" for c in base}, **{c: "novel" for c in novel}}

@@ -39,6 +39,12 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
     """Things worth knowing that skipped nothing (a category that is not rare, ...)."""
 
+    @classmethod
+    def start(cls, kind: str, **settings) -> BuildReport:
+        """A report of `kind` whose settings are the request as plain JSON (paths as text, tuples as lists)."""
+        plain = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in settings.items()}
+        return cls(kind, {k: str(v) if isinstance(v, os.PathLike) else v for k, v in plain.items()})
+
     def skip(self, reason: str, example: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
         kept = self.examples.setdefault(reason, [])

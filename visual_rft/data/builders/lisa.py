@@ -112,7 +112,7 @@ def split_samples(root: Path, split: str, out: Path, report: BuildReport) -> lis
 
 def build_lisa(root, out_dir, *, splits=tuple(SPLITS)) -> BuildReport:
     """OUT/<split>.jsonl for each split, OUT/masks/, OUT/build.json."""
-    report = BuildReport("lisa", {"root": str(root), "splits": list(splits)})
+    report = BuildReport.start("lisa", root=root, splits=splits)
     root, out = require_dir(root, "the ReasonSeg folder"), Path(out_dir)
     for split in splits:
         if split not in SPLITS:

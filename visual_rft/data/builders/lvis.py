@@ -50,11 +50,14 @@ def build_lvis_fewshot(
 ) -> BuildReport:
     """OUT/train_<k>shot.jsonl (k exhaustively labelled images per category, nested, seeded) and
     OUT/test.jsonl (every verified (val image, category)), OUT/build.json. `images`: folders searched."""
-    report = BuildReport(
+    report = BuildReport.start(
         "lvis-fewshot",
-        {"train_json": str(train_json), "val_json": str(val_json), "categories": list(categories),
-         "shots": list(shots), "seed": seed},
-    )  # fmt: skip
+        train_json=train_json,
+        val_json=val_json,
+        categories=categories,
+        shots=shots,
+        seed=seed,
+    )
     roots = [require_dir(p, "images") for p in images]
     train, val = load_instances(train_json), load_instances(val_json)
     train_ids, val_ids = category_ids(train, categories, train_json), category_ids(val, categories, val_json)
@@ -71,7 +74,7 @@ def build_lvis_fewshot(
 def build_lvis_ovd(val_json, images, out_dir, *, categories=OVD_CATEGORIES) -> BuildReport:
     """OUT/test_novel.jsonl: every verified (val image, category) of the 13 rare categories, meta.split
     novel (the model is trained on COCO's base categories: `coco-ovd`), OUT/build.json."""
-    report = BuildReport("lvis-ovd", {"val_json": str(val_json), "categories": list(categories)})
+    report = BuildReport.start("lvis-ovd", val_json=val_json, categories=categories)
     roots = [require_dir(p, "images") for p in images]
     val = load_instances(val_json)
     _not_rare(val, categories, report)
