@@ -130,3 +130,4 @@ def test_a_tiny_sam_folder_gives_masks_through_vrft_eval_rescore(tmp_path, capsy
     metrics = json.loads((tmp_path / "run" / "m" / "metrics.json").read_text())
     assert metrics["n_masks"] == 2 and 0.0 <= metrics["mask_giou"] <= 0.5  # the second has no box: IoU 0
     assert metrics["giou"] == 0.5
+    assert "| mask_giou |" in (tmp_path / "run" / "metrics.md").read_text()
