@@ -1,6 +1,7 @@
 """lvis-fewshot / lvis-ovd on small LVIS v1 files written here: federated labels, coco_url file names."""
 
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -108,5 +109,8 @@ def test_a_missing_image_is_skipped_and_a_missing_category_is_an_error(lvis):
     (images / f"{1:012d}.jpg").unlink()
     report = build_lvis_fewshot(train, val, [images], root / "out", categories=("die",), shots=(1,))
     assert report.skipped["missing image"] == 1 and report.written["train_1shot.jsonl"] == 1
+    shutil.copytree(images, root / "coco" / "train2017")  # the official layout: a folder holding train2017/
+    report = build_lvis_fewshot(train, val, [root / "coco"], root / "out2", categories=("die",), shots=(1,))
+    assert report.written["train_1shot.jsonl"] == 1 and report.skipped["missing image"] == 1
     with pytest.raises(DataError, match="'papaya' is not in the file"):
         build_lvis_ovd(val, [images], root / "ovd", categories=("papaya",))

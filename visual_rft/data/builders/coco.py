@@ -93,8 +93,10 @@ def category_ids(data: dict, names, path) -> dict[str, int]:
 
 
 def image_file(image: dict) -> str:
-    """The image's file name: COCO's `file_name`, or for LVIS v1 the last part of `coco_url`."""
-    return image.get("file_name") or os.path.basename(str(image.get("coco_url", "")))
+    """The image's file: COCO's `file_name`, or for LVIS v1 the end of `coco_url` ("train2017/x.jpg")."""
+    if image.get("file_name"):
+        return image["file_name"]
+    return "/".join(str(image.get("coco_url", "")).split("/")[-2:])
 
 
 def _box(ann: dict, w: int, h: int) -> Box | None:

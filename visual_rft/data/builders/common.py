@@ -91,10 +91,12 @@ def read_json(path: Path, what: str):
 
 
 def find_image(name: str, roots: list[Path]) -> Path | None:
-    """The first existing roots[i] / name (None when no root has it)."""
-    for root in roots:
-        if (root / name).is_file():
-            return root / name
+    """The first existing roots[i] / name, else roots[i] / its file name ("train2017/x.jpg" is found in a
+    COCO folder holding train2017/, or in train2017/ itself); None when no root has it."""
+    for candidate in dict.fromkeys([name, os.path.basename(name)]):
+        for root in roots:
+            if (root / candidate).is_file():
+                return root / candidate
     return None
 
 

@@ -3,8 +3,9 @@
 LVIS v1 is COCO-format (`visual_rft.data.builders.coco.detection_queries` reads it), with per image
 `neg_category_ids` (verified absent), `not_exhaustive_category_ids` (present but not every instance
 boxed) and per category `frequency` ('r' rare, 'c' common, 'f' frequent). An image has no `file_name`:
-its file is the last part of `coco_url` (LVIS v1 images are COCO 2017's train and val images, so
-`--images` takes both folders). So that a query never punishes a box LVIS did not label:
+its file is the end of `coco_url`, "train2017/x.jpg" (LVIS v1 images are COCO 2017's train and val
+images), found under an `--images` folder that holds train2017/ and val2017/, or in either folder given
+itself (`--images coco/train2017 --images coco/val2017`). So that a query never punishes a box LVIS did not label:
 - a category is asked of an image only where it is verified (present, or in neg_category_ids);
 - a training shot is never a not-exhaustive (image, category); a test query there is marked
   meta.not_exhaustive, and the evaluation ignores its unmatched boxes (LVIS's rule).
