@@ -96,3 +96,21 @@ def test_a_bad_split_file_names_the_record(coop):
         build_classification(
             coop / "out", split_json=coop / "bad.json", images=coop / "images", dataset="birds"
         )
+
+
+def test_fgvc_aircraft_listings_as_coop_reads_them(tmp_path):
+    data = tmp_path / "data"
+    for image_id in (1000, 1001, 1002):
+        _image(data / "images" / f"{image_id}.jpg")
+    (data / "images_variant_train.txt").write_text(
+        "1000 707-320\n1001 A300B4\n1003 A300B4\n"
+    )  # 1003: no image
+    (data / "images_variant_test.txt").write_text("1002 707-320\n")
+    report = build_classification(tmp_path / "out", fgvc_dir=data, dataset="aircraft", shots=(1,))
+    train = read_samples(tmp_path / "out" / "train_1shot.jsonl")
+    assert sorted(s.target.label for s in train) == ["707-320", "A300B4"]
+    assert [s.target.label for s in read_samples(tmp_path / "out" / "test.jsonl")] == ["707-320"]
+    assert report.skipped == {"missing image (train)": 1}
+    (data / "images_variant_test.txt").write_text("1002\n")
+    with pytest.raises(DataError, match=r"images_variant_test\.txt:1: expected"):
+        build_classification(tmp_path / "out", fgvc_dir=data, dataset="aircraft")

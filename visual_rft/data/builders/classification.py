@@ -5,8 +5,11 @@ uses them; CoOp, github.com/KaiyangZhou/CoOp, DATASETS.md) is
 
     {"train": [[relative image path, label index, class name], ...], "val": [...], "test": [...]}
 
-with paths relative to the dataset's image folder (`--images`). The class name is kept as CoOp writes
-it. An ImageFolder tree is `ROOT/<class name>/<image>` (underscores in a folder name become spaces).
+with paths relative to the folder CoOp's `read_split` prefixes them with (`--images`): oxford_pets/images,
+oxford_flowers/jpg, and stanford_cars/ itself (CoOp's datasets/*.py). The class name is kept as CoOp writes it. CoOp has no split file for FGVC-Aircraft: it reads
+the dataset's own `images_variant_{train,val,test}.txt` ("<image id> <variant name>", images in images/),
+and so does `fgvc_samples` (`--fgvc-dir`; its test split is the 3,333 images Visual-RFT counts).
+An ImageFolder tree is `ROOT/<class name>/<image>` (underscores in a folder name become spaces).
 k-shot sets are drawn from the train split, k images per class, nested and seeded
 (`visual_rft.data.splits`); the test split is written whole.
 """
@@ -60,6 +63,25 @@ def coop_samples(split_json, images, split: str, problem: str, report: BuildRepo
     return out
 
 
+def fgvc_samples(root, split: str, problem: str, report: BuildReport) -> list[Sample]:
+    """The samples of FGVC-Aircraft's images_variant_<split>.txt (as CoOp's datasets/fgvc_aircraft.py)."""
+    root = require_dir(root, "the FGVC-Aircraft data folder")
+    listing = root / f"images_variant_{split}.txt"
+    if not listing.is_file():
+        raise DataError("no such file (FGVC-Aircraft's split listing)", path=listing)
+    out = []
+    for lineno, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
+        image_id, _, name = line.strip().partition(" ")
+        if not name:
+            raise DataError(f"expected '<image id> <variant>', got {line!r}", path=listing, line=lineno)
+        path = root / "images" / f"{image_id}.jpg"
+        if not path.is_file():
+            report.skip(f"missing image ({split})", str(path))
+            continue
+        out.append(_sample(split, lineno, path, name, problem, source=f"{image_id}.jpg"))
+    return out
+
+
 def folder_samples(root, split: str, problem: str, report: BuildReport) -> list[Sample]:
     """The samples of an ImageFolder tree ROOT/<class>/<image>, in sorted order."""
     root = require_dir(root, f"the {split} ImageFolder tree")
@@ -84,13 +106,14 @@ def build_classification(
     images=None,
     train_dir=None,
     test_dir=None,
+    fgvc_dir=None,
     dataset: str | None = None,
     problem: str | None = None,
     shots=(1, 2, 4, 8, 16),
     seed: int = 0,
 ) -> BuildReport:
-    """OUT/train_<k>shot.jsonl and OUT/test.jsonl from a CoOp split file (+ its image folder) or from
-    ImageFolder trees (train_dir, test_dir); OUT/build.json."""
+    """OUT/train_<k>shot.jsonl and OUT/test.jsonl from a CoOp split file (+ its image folder), FGVC-Aircraft's
+    own listings (fgvc_dir) or ImageFolder trees (train_dir, test_dir); OUT/build.json."""
     question = problem_for(dataset, problem)
     report = BuildReport.start(
         "classification",
@@ -107,11 +130,16 @@ def build_classification(
             raise ValueError("a CoOp split file needs --images (the dataset's image folder)")
         train = coop_samples(split_json, images, "train", question, report)
         test = coop_samples(split_json, images, "test", question, report)
+    elif fgvc_dir is not None:
+        train = fgvc_samples(fgvc_dir, "train", question, report)
+        test = fgvc_samples(fgvc_dir, "test", question, report)
     elif train_dir is not None and test_dir is not None:
         train = folder_samples(train_dir, "train", question, report)
         test = folder_samples(test_dir, "test", question, report)
     else:
-        raise ValueError("give a CoOp split file (--split-json, --images) or --train-dir and --test-dir")
+        raise ValueError(
+            "give a CoOp split file (--split-json, --images), --fgvc-dir, or --train-dir and --test-dir"
+        )
     out = Path(out_dir)
     classes = sorted({s.target.label for s in train + test})
     write_kshot(train, out, "train", shots, seed, report, classes=classes)

@@ -7,6 +7,7 @@ r"""`vrft data build KIND ...`: the builders' command line (registered by visual
     vrft data build coco-ovd ... --out data/coco_ovd        vrft data build lvis-ovd --val-json ... --out ...
     vrft data build classification --split-json split_zhou_OxfordPets.json --images oxford_pets/images \
         --dataset pets --out data/pets
+    vrft data build classification --fgvc-dir fgvc-aircraft-2013b/data --dataset aircraft --out data/aircraft
     vrft data build lisa --root ReasonSeg --out data/lisa
 """
 
@@ -89,6 +90,7 @@ def run(args) -> int:
             images=args.images and args.images[0],
             train_dir=args.train_dir,
             test_dir=args.test_dir,
+            fgvc_dir=args.fgvc_dir,
             dataset=args.dataset,
             problem=args.problem,
             shots=parse_shots(args.shots),
@@ -144,6 +146,9 @@ def register(data_subparsers) -> argparse.ArgumentParser:
     p.add_argument("--split-json", type=Path, help="classification: CoOp's split_zhou_<Dataset>.json")
     p.add_argument("--train-dir", type=Path, help="classification: ImageFolder tree of training images")
     p.add_argument("--test-dir", type=Path, help="classification: ImageFolder tree of test images")
+    p.add_argument(
+        "--fgvc-dir", type=Path, help="classification: FGVC-Aircraft's data/ (images_variant_*.txt)"
+    )
     p.add_argument("--dataset", choices=sorted(CLASSIFICATION_PROBLEMS), help="classification: the question")
     p.add_argument("--problem", default=None, help="classification: the question, in place of the dataset's")
     p.add_argument("--root", type=Path, help="lisa: the ReasonSeg folder (train/, val/, test/)")
