@@ -8,7 +8,9 @@ are computed on masks, LISA's way.
 Ground-truth masks are the PNGs `vrft data build lisa` writes (meta.mask): 255 target, 128 ignore, 0
 background; ignored pixels count neither in the intersection nor in the union (LISA's ignore index).
 - ``mask_giou``: the mean of per-sample IoUs (a sample whose union is empty counts 1.0, as LISA counts it);
-- ``mask_ciou``: total intersection over total union.
+- ``mask_ciou``: total intersection over total union
+(checked against LISA's train_ds.py `validate` and utils/utils.py `intersectionAndUnionGPU`, ignore index 255
+there, 128 in our PNGs).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ def test_mask_and_tight_box_by_hand():
     mask = draw_mask(shapes, (30, 12))
     assert mask.shape == (12, 30)
     assert mask[5, 5] == IGNORE and mask[3, 2] == TARGET and mask[8, 10] == TARGET and mask[9, 5] == 0
+    assert mask[1, 21] == TARGET  # any label other than ignore / flag is target
     assert tight_box(mask).xyxy == (2, 1, 23, 9)  # both targets; PIL fills the polygon's edge pixels
     assert tight_box(np.zeros((4, 4), np.uint8)) is None
 

@@ -4,7 +4,9 @@ ReasonSeg (github.com/dvlab-research/LISA) is ROOT/{train,val,test}/<name>.jpg w
 each image:
 
     {"text": ["instruction", ...], "is_sentence": true,
-     "shapes": [{"label": "target" | "ignore", "points": [[x, y], ...], "shape_type": "polygon"}, ...]}
+     "shapes": [{"label": "target" | "ignore" | "flag", "points": [[x, y], ...], "shape_type": "polygon"}, ...]}
+
+(checked against LISA's utils/data_processing.py, which reads "shapes", "text" and "is_sentence").
 
 Per image, one sample: the first instruction as the problem (the official evaluation,
 lisa_evaluation/Qwen2_VL_lisa_infere.py, asks `instruction[0]`), the rest in meta.texts. The mask is
@@ -39,12 +41,18 @@ def _area(points) -> float:
 
 
 def draw_mask(shapes: list[dict], size: tuple[int, int]) -> np.ndarray:
-    """[H, W] uint8: the shapes' polygons, largest first, target 255, ignore 128, background 0."""
+    """[H, W] uint8: the shapes' polygons, largest first, target 255, ignore 128, background 0.
+
+    LISA's rule (utils/data_processing.py, get_mask_from_json): a label "flag" is skipped, a label holding
+    "ignore" is ignored, any other label is target. LISA fills with OpenCV (points cast to int); PIL's fill
+    may differ by a pixel along edges."""
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
-    polygons = [s for s in shapes if len(s.get("points", ())) >= 3 and s.get("label") in ("target", "ignore")]
+    polygons = [
+        s for s in shapes if len(s.get("points", ())) >= 3 and str(s.get("label", "")).lower() != "flag"
+    ]
     for shape in sorted(polygons, key=lambda s: -_area(s["points"])):
-        value = TARGET if shape["label"] == "target" else IGNORE
+        value = IGNORE if "ignore" in str(shape.get("label", "")).lower() else TARGET
         draw.polygon([tuple(map(float, p)) for p in shape["points"]], fill=value)
     return np.asarray(mask)
 
