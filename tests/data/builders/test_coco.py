@@ -8,6 +8,7 @@ from PIL import Image
 from visual_rft.cli import main
 from visual_rft.data.builders.coco import build_coco_fewshot, build_coco_ovd
 from visual_rft.data.jsonl import DataError, check_file, read_samples
+from visual_rft.eval.queries import plan_queries
 
 CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 18, "name": "bus"}]
 
@@ -168,3 +169,11 @@ def test_a_record_without_a_bbox_is_an_error_naming_it(coco):
     train_json.write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"instances\.json: field 'annotations\[2\]\.bbox': missing"):
         build_coco_fewshot(train_json, train_dir, val_json, val_dir, root / "out", categories=("cat",))
+
+
+def test_the_official_existence_map_picks_the_test_queries_by_image_id(coco):
+    root = coco[0]
+    build_coco_fewshot(*inputs(coco), root / "out", categories=("cat", "dog"), shots=(1,))
+    (root / "exist_map.json").write_text(json.dumps({"101": ["dog", "person"], "102": []}))  # official layout
+    plan = plan_queries(read_samples(root / "out" / "test.jsonl"), str(root / "exist_map.json"))
+    assert [(s.meta["image_id"], s.target.category) for s, asked in plan if asked] == [(101, "dog")]
