@@ -18,11 +18,11 @@ import torch
 
 from visual_rft.models.forward import (
     Rollout,
+    completion_positions,
     core_model,
     count_images,
-    decode,
-    embed_with_images,
     encode_images,
+    prefill_groups,
     prompt_positions,
 )
 
@@ -59,14 +59,11 @@ def sample_group(
     positions = prompt_positions(model, inputs)  # [3, B, L]
     images = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])
 
-    # prefill once per prompt (Qwen3-VL's deepstack features go in here: only prompt tokens carry images)
-    out = decode(model, embed_with_images(model, ids, images), mask, positions, use_cache=True)
-    cache = out.cache
-    cache.batch_repeat_interleave(G)  # [B*G, L] keys and values
-    last = core_model(model).get_output_embeddings()(out.last_hidden_state[:, -1])  # [B, V]
-    logits = last.repeat_interleave(G, dim=0)  # [B*G, V]
+    # prefill once per prompt, the cache expanded to G rows (the log-prob passes share the same function)
+    last, cache = prefill_groups(model, ids, mask, positions, images, G)  # [B, H], cache [B*G, L]
+    logits = core_model(model).get_output_embeddings()(last).repeat_interleave(G, dim=0)  # [B*G, V]
     attn = mask.repeat_interleave(G, dim=0)  # [B*G, L]
-    next_pos = (positions.amax(dim=(0, 2)) + 1).repeat_interleave(G)  # [B*G]
+    next_pos = positions.amax(dim=(0, 2)) + 1  # [B]
 
     eos = torch.tensor(eos_token_ids, device=ids.device)  # [E]
     done = torch.zeros(B * G, dtype=torch.bool, device=ids.device)  # [B*G]
@@ -80,7 +77,7 @@ def sample_group(
         if bool(done.all()) or t == max_new_tokens - 1:
             break
         attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)  # [B*G, L+t+1]
-        pos = (next_pos + t).view(1, -1, 1).expand(3, -1, -1)  # [3, B*G, 1]
+        pos = completion_positions(next_pos, G, 1, start=t)  # [3, B*G, 1]
         out = model(
             input_ids=tok[:, None],
             attention_mask=attn,

@@ -154,6 +154,7 @@ class GRPOTrainer(Trainer):
                 rollout,
                 temperature=self.cfg.grpo.temperature,
                 chunk_size=self.cfg.model.logprob_chunk_size,
+                share_prefix=self.cfg.model.share_prefix,
             )
 
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
