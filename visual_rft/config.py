@@ -122,6 +122,10 @@ class GRPOConfig:
     """Drop groups whose rewards are all equal (they carry no advantage)."""
     micro_batch_size: int = 0
     """Completions per forward/backward chunk (0: all at once); a multiple of group_size."""
+    compiled_decode: bool = False
+    """CUDA only: the rollout decodes on a static key/value cache with a torch.compile'd step (CUDA graphs
+    take the per-token Python overhead out of small batches; the first steps compile). Same tokens as the
+    simple loop, which runs on every other device."""
     rewards: dict[str, float] = field(default_factory=dict)
     """Reward name (or package.module:function) -> weight; empty: the task's defaults (weight 1 each)."""
 

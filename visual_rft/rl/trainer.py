@@ -122,6 +122,7 @@ class GRPOTrainer(Trainer):
                 top_p=g.top_p,
                 eos_token_ids=self.eos_ids,
                 pad_token_id=self.pad_id,
+                compile_step=g.compiled_decode and self.device.type == "cuda",
             )
         return rollout, frames
 
