@@ -4,8 +4,14 @@ Usage::
 
     python bench/gpu_step.py [--group-size 8] [--completion-length 256] [--max-pixels 401408]
                              [--image-size 896 448] [--prompts 1] [--precision bf16-mixed]
-                             [--warmup 1] [--steps 2] [--out bench/results/gpu_step.json]
+                             [--variants shared per_row compiled] [--warmup 1] [--steps 2]
+                             [--out bench/results/gpu_step.json]
     python bench/gpu_step.py --device cpu --reduced ...     # the same code at a tiny size (the test)
+
+Each variant (`VARIANTS`) takes ``--warmup`` untimed steps, then ``--steps`` timed ones, on the same model
+in one process: ``shared`` is the code (each prompt once in the log-prob passes), ``per_row`` the log-prob
+passes as before prefix sharing, ``compiled`` the rollout on a static cache with a torch.compile'd step
+(``grpo.compiled_decode``; its warm-up step includes the compilation).
 
 Without CUDA (and without ``--device cpu``) it prints that it is skipped and exits 0.
 
@@ -53,7 +59,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
-from transformers import Qwen2VLForConditionalGeneration  # noqa: E402
+from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration  # noqa: E402
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil  # noqa: E402
 
 from visual_rft.data.types import ClassTarget, Sample  # noqa: E402
@@ -90,12 +96,17 @@ NEVER = -1
 def build(args, device: torch.device):
     """(policy, processor): Qwen2-VL-2B's config (or the tiny 1m one with --reduced), random init, fp32."""
     tokenizer = train_tokenizer(seed=0)
-    config = tiny_config("qwen2_vl", SIZES["1m"], tokenizer)
-    if not args.reduced:
-        for key, value in QWEN2_VL_2B_TEXT.items():
-            setattr(config.text_config, key, value)
-        for key, value in QWEN2_VL_2B_VISION.items():
-            setattr(config.vision_config, key, value)
+    config = tiny_config("qwen2_vl", SIZES["1m"], tokenizer)  # its special-token ids are our tokenizer's
+    if not args.reduced:  # a fresh config (set afterwards, num_hidden_layers would not resize layer_types)
+        ids = {k: getattr(config, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id")}
+        ids["vision_end_token_id"] = config.vision_end_token_id
+        text = {k: getattr(config.text_config, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+        config = Qwen2VLConfig(
+            text_config={**text, **QWEN2_VL_2B_TEXT},
+            vision_config=QWEN2_VL_2B_VISION,
+            tie_word_embeddings=True,
+            **ids,
+        )
     image_processor = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=args.max_pixels)
     processor = QwenVLImageProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
@@ -160,29 +171,46 @@ def make_inputs(processor, args):
     return inputs
 
 
-def one_step(policy, reference, optimizer, precision, inputs, args, pad_id: int, sync) -> dict:
-    """One GRPO step; seconds of each part (between synchronisations) and the rollout."""
-    G, T = args.group_size, args.completion_length
+VARIANTS = {
+    "shared": {"share_prefix": True, "compile_step": False},
+    "per_row": {"share_prefix": False, "compile_step": False},
+    "compiled": {"share_prefix": True, "compile_step": True},
+}
+"""What --variants can name: log-probs with each prompt once (the code) or per row (before), and the
+rollout's simple loop or the static cache with a compiled step (grpo.compiled_decode)."""
+
+
+def one_step(
+    policy, reference, optimizer, precision, inputs, args, variant: dict, sync
+) -> tuple[dict, object]:
+    """One GRPO step: seconds of each part (between synchronisations), and the rollout."""
+    G, T, share = args.group_size, args.completion_length, variant["share_prefix"]
     params = [p for p in policy.parameters() if p.requires_grad]
     t0 = sync()
     with eval_mode(policy), precision.autocast():
         rollout = sample_group(
-            policy, inputs, group_size=G, max_new_tokens=T, eos_token_ids=[NEVER], pad_token_id=pad_id
+            policy,
+            inputs,
+            group_size=G,
+            max_new_tokens=T,
+            eos_token_ids=[NEVER],
+            pad_token_id=0,  # never used: no row ends
+            compile_step=variant["compile_step"],
         )
     t1 = sync()
     with torch.no_grad(), precision.autocast():
-        ref = completion_logprobs(reference, rollout, share_prefix=args.share_prefix)  # [R, T]
+        ref = completion_logprobs(reference, rollout, share_prefix=share)  # [R, T]
     t2 = sync()
     rewards = torch.rand(rollout.completion_ids.shape[0])  # [R]
     adv = group_advantages(rewards, G).to(ref.device)  # [R]
     optimizer.zero_grad(set_to_none=True)
     with precision.autocast():
-        logp = completion_logprobs(policy, rollout, share_prefix=args.share_prefix)  # [R, T]
+        logp = completion_logprobs(policy, rollout, share_prefix=share)  # [R, T]
     loss = policy_loss(logp, logp.detach(), ref, adv, rollout.completion_mask, beta=0.04)
     precision.backward(loss)
     precision.step(optimizer, params, 1.0, bool(torch.isfinite(loss)))
     t3 = sync()
-    return {"rollout": t1 - t0, "reference": t2 - t1, "update": t3 - t2, "rollout_obj": rollout}
+    return {"rollout": t1 - t0, "reference": t2 - t1, "update": t3 - t2}, rollout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=401_408)
     parser.add_argument("--image-size", type=int, nargs=2, default=[896, 448], metavar=("W", "H"))
     parser.add_argument("--precision", default="bf16-mixed")
-    parser.add_argument("--per-row", dest="share_prefix", action="store_false", help="log-probs per row")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each variant first")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="0: from PEAK_TFLOPS by name")
     parser.add_argument("--out", type=Path, default=Path("bench/results/gpu_step.json"))
@@ -221,60 +249,64 @@ def main(argv: list[str] | None = None) -> int:
     precision = Precision(args.precision, device)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
     inputs = make_inputs(processor, args).to(device)
-    pad_id = processor.tokenizer.pad_token_id
-    steps = []
-    for i in range(args.warmup + args.steps):
+    name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
+    variants = {}
+    for key in args.variants:
+        steps = []
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
-        step = one_step(policy, reference, optimizer, precision, inputs, args, pad_id, sync)
-        rollout = step.pop("rollout_obj")
-        if i >= args.warmup:
-            steps.append(step)
-    n_params = sum(p.numel() for p in policy.parameters())
-    result = summarise(steps, policy.config, rollout, args, device, n_params)
-    result["command"] = "python bench/gpu_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        for i in range(args.warmup + args.steps):
+            times, rollout = one_step(
+                policy, reference, optimizer, precision, inputs, args, VARIANTS[key], sync
+            )
+            if i >= args.warmup:
+                steps.append(times)
+        variants[key] = summarise(steps, policy.config, rollout, args, peak)
+        variants[key]["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9 if cuda else None
+        print(key, json.dumps({k: variants[key][k] for k in ("mean_s", "mfu")}), flush=True)
+    result = {
+        "benchmark": "gpu_step",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python bench/gpu_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine("transformers"),
+        "device": name,
+        "peak_tflops": peak or None,
+        "workload": {
+            "model": "Qwen2-VL (tiny 1m dims)" if args.reduced else "Qwen2-VL-2B config, random init",
+            "parameters": sum(p.numel() for p in policy.parameters()),
+            "precision": args.precision,
+            "group_size": args.group_size,
+            "completion_tokens": args.completion_length,
+            "prompt_tokens": rollout.prompt_mask.sum(dim=1).tolist(),
+            "image_patches": rollout.image_grid_thw.prod(dim=-1).tolist(),
+            "warmup_steps": args.warmup,
+            "timed_steps": args.steps,
+        },
+        "variants": variants,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("device", "mean_s", "tokens_per_s", "mfu")}, indent=2))
     return 0
 
 
-def summarise(steps: list[dict], config, rollout, args, device: torch.device, n_params: int) -> dict:
-    """Mean seconds per part, tokens/s and MFU of each part and of the whole step."""
+def summarise(steps: list[dict], config, rollout, args, peak: float) -> dict:
+    """Mean seconds per part, tokens/s, FLOPs and MFU of each part and of the whole step (the same counted
+    work in every variant: the prompt once per pass)."""
     G, T = args.group_size, args.completion_length
     mean = {k: sum(s[k] for s in steps) / len(steps) for k in ("rollout", "reference", "update")}
     mean["step"] = sum(mean.values())
     prompt_lens = rollout.prompt_mask.sum(dim=1).tolist()
-    patches = rollout.image_grid_thw.prod(dim=-1).tolist()
-    flops = pass_flops(config, prompt_lens, patches, G, T)
+    flops = pass_flops(config, prompt_lens, rollout.image_grid_thw.prod(dim=-1).tolist(), G, T)
     flops["step"] = sum(flops.values())
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
-    processed = sum(prompt_lens) + G * len(prompt_lens) * T  # tokens each log-prob pass runs (prefix once)
+    processed = sum(prompt_lens) + G * len(prompt_lens) * T  # tokens of a log-prob pass, prefix once
     tokens = {"rollout": G * len(prompt_lens) * T, "reference": processed, "update": processed}
     return {
-        "benchmark": "gpu_step",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine("transformers"),
-        "device": name,
-        "workload": {
-            "model": "Qwen2-VL (tiny 1m dims)" if args.reduced else "Qwen2-VL-2B config, random init",
-            "parameters": n_params,
-            "precision": args.precision,
-            "group_size": G,
-            "prompts": len(prompt_lens),
-            "completion_tokens": T,
-            "prompt_tokens": prompt_lens,
-            "image_patches": patches,
-            "share_prefix": args.share_prefix,
-        },
         "steps_s": steps,
         "mean_s": mean,
         "tokens_per_s": {k: tokens[k] / mean[k] for k in tokens},
         "flops": flops,
-        "peak_tflops": peak or None,
         "mfu": {k: flops[k] / (mean[k] * peak * 1e12) for k in flops} if peak else None,
-        "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
     }
 
 

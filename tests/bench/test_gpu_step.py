@@ -22,16 +22,20 @@ def bench(load_bench):
 
 def test_gpu_step_runs_on_the_cpu_at_a_reduced_size(bench, tmp_path):
     out = tmp_path / "gpu_step.json"
-    assert bench.main(["--device", "cpu", *TINY, "--peak-tflops", "1", "--out", str(out)]) == 0
+    argv = ["--device", "cpu", *TINY, "--variants", "shared", "per_row", "--peak-tflops", "1"]
+    assert bench.main([*argv, "--out", str(out)]) == 0
     r = json.loads(out.read_text())
-    parts = ("rollout", "reference", "update")
-    assert all(r["mean_s"][k] > 0 for k in parts)
-    assert r["mean_s"]["step"] == pytest.approx(sum(r["mean_s"][k] for k in parts))
     assert r["workload"]["completion_tokens"] == 5 and r["workload"]["image_patches"] == [32]  # 112x56 / 14^2
-    assert r["tokens_per_s"]["rollout"] == pytest.approx(2 * 5 / r["mean_s"]["rollout"])
-    assert r["flops"]["update"] == pytest.approx(3 * r["flops"]["reference"])
-    for k in (*parts, "step"):  # MFU = FLOPs / (seconds x peak), here a 1 TFLOP/s peak
-        assert r["mfu"][k] == pytest.approx(r["flops"][k] / (r["mean_s"][k] * 1e12))
+    assert set(r["variants"]) == {"shared", "per_row"}
+    parts = ("rollout", "reference", "update")
+    for v in r["variants"].values():
+        assert all(v["mean_s"][k] > 0 for k in parts)
+        assert v["mean_s"]["step"] == pytest.approx(sum(v["mean_s"][k] for k in parts))
+        assert v["tokens_per_s"]["rollout"] == pytest.approx(2 * 5 / v["mean_s"]["rollout"])
+        assert v["flops"]["update"] == pytest.approx(3 * v["flops"]["reference"])
+        for k in (*parts, "step"):  # MFU = FLOPs / (seconds x peak), here a 1 TFLOP/s peak
+            assert v["mfu"][k] == pytest.approx(v["flops"][k] / (v["mean_s"][k] * 1e12))
+    assert r["variants"]["shared"]["flops"] == r["variants"]["per_row"]["flops"]  # the same counted work
 
 
 def test_gpu_step_without_cuda_is_skipped(bench, tmp_path, capsys):
@@ -72,3 +76,13 @@ def test_pass_flops_equal_torch_flop_counter_on_the_weight_matmuls(bench, tmp_pa
         model.config, r.prompt_mask.sum(1).tolist(), r.image_grid_thw.prod(-1).tolist(), G, T
     )
     assert all(with_attention[k] > formula[k] for k in formula)
+
+
+def test_the_config_is_qwen2_vl_2b(bench):
+    """Built on the meta device (no memory): Qwen2-VL-2B-Instruct's 2,208,985,600 parameters (the
+    count its release has), 28 decoder layers, 32 vision blocks, the head tied to the embedding."""
+    args = argparse.Namespace(reduced=False, max_pixels=401_408)
+    model, _ = bench.build(args, torch.device("meta"))
+    assert sum(p.numel() for p in model.parameters()) == 2_208_985_600
+    assert len(model.model.language_model.layers) == 28 and len(model.model.visual.blocks) == 32
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
