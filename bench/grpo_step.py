@@ -21,8 +21,9 @@ Ours: `visual_rft.rl.trainer.GRPOTrainer.step` (images and prompt prefilled once
 expanded to G rows; the log-prob passes run each prompt once too and only the completion tokens per row),
 and the same trainer with ``model.share_prefix=false`` (the log-prob passes run every row's prompt again:
 the code before prefix sharing), so one run measures the change: the whole step, and inside it the
-reference pass (``reference_logprobs``) and the update (``update``: the policy's forward and backward,
-clipping and AdamW) of both. TRL: `GRPOTrainer.train()` with
+reference pass (``reference_logprobs``), the policy's forward and backward (``policy_forward_backward``:
+the update's ``logprobs`` call and ``backward``) and the whole update (``update``: those, clipping and
+AdamW) of both. TRL: `GRPOTrainer.train()` with
 ``max_steps = warmup + steps``; a step is the time between consecutive ``on_step_end`` callbacks (data
 loading, generation, rewards, reference pass, loss, backward and the optimizer step: the whole step).
 Every (G, image size) pair runs each trainer ``--repeats`` times, the three taking turns, and the best
@@ -169,6 +170,8 @@ def run_ours(model_dir: Path, samples, args, out_dir: Path, group_size: int, sha
     clock = PartClock()
     clock.wrap(trainer, "reference_logprobs")
     clock.wrap(trainer, "update")
+    clock.wrap(trainer, "logprobs")  # the reference's pass and the policy's
+    clock.wrap(trainer.precision, "backward")
     trainer.model.train()
     times, vision, parts, lengths = [], [], [], []
     for step in range(args.warmup + args.steps):
@@ -176,6 +179,8 @@ def run_ours(model_dir: Path, samples, args, out_dir: Path, group_size: int, sha
         metrics = trainer.step(step).metrics
         dt = time.perf_counter() - t0
         calls, inside = counter.take(), clock.take()
+        policy_forward = inside.pop("logprobs") - inside.get("reference_logprobs", 0.0)
+        inside["policy_forward_backward"] = policy_forward + inside.pop("backward")
         if step >= args.warmup:
             times.append(dt)
             vision.append(calls)
@@ -265,18 +270,19 @@ def summarise(runs: list[dict], images: int) -> dict:
     return out
 
 
+GAINS = ("reference_logprobs", "policy_forward_backward", "update")
+"""The parts of our step whose time with and without prefix sharing the rows compare."""
+
+
 def measure(model_dir: Path, tmp: Path, px: int, group_size: int, args, trl_setup) -> dict:
     """One row: ours (prefix shared), ours per row (the code before) and TRL, taking turns, best repeat."""
     samples = make_samples(tmp, px, args.prompts)
     runs = {"ours": [], "ours_per_row": [], "trl": []}
     for rep in range(args.repeats):  # the trainers take turns, so a burst of load hits all alike
         name = f"{group_size}_{px}_{rep}"
-        torch.manual_seed(rep)
-        runs["ours"].append(run_ours(model_dir, samples, args, tmp / f"ours_{name}", group_size, True))
-        torch.manual_seed(rep)
-        runs["ours_per_row"].append(
-            run_ours(model_dir, samples, args, tmp / f"row_{name}", group_size, False)
-        )
+        for key, share in (("ours", True), ("ours_per_row", False)):
+            torch.manual_seed(rep)
+            runs[key].append(run_ours(model_dir, samples, args, tmp / f"{key}_{name}", group_size, share))
         runs["trl"].append(run_trl(model_dir, samples, args, tmp / f"trl_{name}", trl_setup, group_size))
     row = {
         "group_size": group_size,
@@ -288,7 +294,7 @@ def measure(model_dir: Path, tmp: Path, px: int, group_size: int, args, trl_setu
     row["speedup_per_row"] = before["steps_per_s"] / trl["steps_per_s"]
     row["sharing_gain"] = {  # per-row time / shared time, for the whole step and the log-prob passes
         "step": before["mean_step_s"] / ours["mean_step_s"],
-        **{k: before["mean_parts_s"][k] / ours["mean_parts_s"][k] for k in ("reference_logprobs", "update")},
+        **{k: before["mean_parts_s"][k] / ours["mean_parts_s"][k] for k in GAINS},
     }
     lengths = [ours["completion_length"], before["completion_length"], trl["completion_length"]]
     row["same_completion_length"] = all(n == [args.completion_length] for n in lengths)
@@ -368,7 +374,7 @@ def table(rows: list[dict]) -> str:
     """The markdown rows of BENCHMARKS.md: steps/s of the three, and what sharing the prefix gained."""
     lines = [
         "| G | image | ours steps/s | ours per row steps/s | TRL steps/s | ours / TRL | per row / TRL "
-        "| sharing: step, reference, update | vision calls/step x images/call (ours; TRL) |",
+        "| sharing: step, reference, policy fwd+bwd, update | vision calls/step x images/call (ours; TRL) |",
         "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
@@ -382,7 +388,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['group_size']} | {r['image_px']} px | {o['steps_per_s']:.3f} | {b['steps_per_s']:.3f} "
             f"| {t['steps_per_s']:.3f} | {r['speedup']:.2f}x | {r['speedup_per_row']:.2f}x "
-            f"| {gain['step']:.2f}x, {gain['reference_logprobs']:.2f}x, {gain['update']:.2f}x "
+            f"| {', '.join(f'{gain[k]:.2f}x' for k in ('step', *GAINS))} "
             f"| {per_call[0]}; {per_call[1]} |"
         )
     return "\n".join(lines)

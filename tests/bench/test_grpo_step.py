@@ -24,7 +24,8 @@ def test_grpo_step_bench_runs_all_three_trainers_at_two_group_sizes(load_bench, 
         assert (row["trl"]["vision_calls_per_step"], row["trl"]["images_encoded_per_step"]) == (3, 3 * G)
         parts = row["ours"]["mean_parts_s"]
         assert 0 < parts["reference_logprobs"] + parts["update"] <= parts["time/update"]
-        assert set(row["sharing_gain"]) == {"step", "reference_logprobs", "update"}
+        assert 0 < parts["policy_forward_backward"] < parts["update"]
+        assert set(row["sharing_gain"]) == {"step", "reference_logprobs", "policy_forward_backward", "update"}
         assert all(v > 0 for v in row["sharing_gain"].values())
     table = capsys.readouterr().out
     assert "| 3 | 56 px |" in table and "ours per row steps/s" in table
