@@ -179,14 +179,27 @@ def test_shared_prefix_on_micro_batches_of_whole_groups(tiny_qwen3_dir, mixed_si
     assert_close(torch.cat(parts) * r.completion_mask, whole * r.completion_mask, atol=1e-5, rtol=1e-5)
 
 
-def test_shared_prefix_under_activation_checkpointing_takes_the_per_row_path(
-    tiny_model_dir, mixed_size_samples, policy_inputs
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_shared_prefix_under_activation_checkpointing(
+    tiny_family_dir, mixed_size_samples, tmp_path, policy_inputs, lora
 ):
-    """Transformers runs checkpointed layers without a cache while training: the same numbers, per row."""
-    model, inputs, r = _sampled(policy_inputs(tiny_model_dir, mixed_size_samples), group_size=2)
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    """Checkpointed layers keep the prompt's cache (transformers drops a cache there unless told): still the
+    prompt once, and the per-row values and gradients, through the backward's recomputation."""
+    samples = _two_image_samples(mixed_size_samples, tmp_path)
+    model, inputs, r = _sampled(policy_inputs(tiny_family_dir, samples), group_size=3)
+    if lora:
+        model = _lora_model(model)
+    core = model.get_base_model() if lora else model
+    core.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.train()
+    seen = []
+    hook = core.model.language_model.register_forward_pre_hook(
+        lambda m, args, kw: seen.append(tuple(kw["inputs_embeds"].shape[:2])), with_kwargs=True
+    )
     shared, g_shared = _values_and_grads(model, r, share_prefix=True)
+    hook.remove()
+    assert seen == [tuple(r.prompt_ids.shape), (r.completion_ids.shape[0], r.completion_ids.shape[1] - 1)]
+    core.activation_checkpointing_disable()
     per_row, g_per_row = _values_and_grads(model, r, share_prefix=False)
-    assert_close(shared, per_row, atol=0, rtol=0)
-    _assert_grads_close(g_shared, g_per_row, tol=1e-7)
+    assert_close(shared * r.completion_mask, per_row * r.completion_mask, atol=1e-5, rtol=1e-5)
+    _assert_grads_close(g_shared, g_per_row)

@@ -26,10 +26,12 @@ the language-model head to `chunk_size` completion tokens at a time, in the forw
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from peft import PeftModel
+from transformers.cache_utils import Cache, DynamicLayer
 
 from visual_rft.models.logprobs import DEFAULT_CHUNK_SIZE, head_logprobs, token_logprobs
 
@@ -181,16 +183,62 @@ def completion_positions(next_position: torch.Tensor, group_size: int, length: i
 
 
 def prefill_groups(model, ids, mask, positions, images: ImageFeatures, group_size: int):
-    """Each prompt through the decoder ONCE, its key/value cache then expanded to its G rows.
+    """Each prompt through the decoder ONCE, its keys and values then expanded to its G rows.
 
-    Returns ([B, H] the hidden state of each prompt's last token, the cache of B*G rows). The expansion is
-    `repeat_interleave`, differentiable: under autograd the shared prefix's gradient is the sum over its G
-    completions, accumulated in one backward through the prompt. The rollout and the log-prob passes share
-    this (Qwen3-VL's deepstack features go in here: only prompt tokens carry images).
+    Returns ([B, H] the hidden state of each prompt's last token, per decoder layer the ([B*G, h, L, d]
+    keys, values)). The expansion is `repeat_interleave`, differentiable: under autograd the shared
+    prefix's gradient is the sum over its G completions, accumulated in one backward through the prompt.
+    The rollout (which grows a `DynamicCache` from them) and the log-prob passes (`PrefixLayer`) share this;
+    Qwen3-VL's deepstack features go in here: only prompt tokens carry images. The keys and values are
+    taken by `CaptureLayer`s, so this also runs under activation checkpointing (`checkpoint_with_cache`).
     """
-    out = decode(model, embed_with_images(model, ids, images), mask, positions, use_cache=True)
-    out.cache.batch_repeat_interleave(group_size)  # [B*G, L] keys and values
-    return out.last_hidden_state[:, -1], out.cache  # [B, H]
+    capture = Cache(layers=[CaptureLayer() for _ in core_model(model).model.language_model.layers])
+    with checkpoint_with_cache(model):
+        out = decode(model, embed_with_images(model, ids, images), mask, positions, cache=capture)
+    kv = [
+        (c.keys.repeat_interleave(group_size, 0), c.values.repeat_interleave(group_size, 0))
+        for c in capture.layers
+    ]
+    return out.last_hidden_state[:, -1], kv  # [B, H], L x ([B*G, h, L, d], [B*G, h, L, d])
+
+
+class CaptureLayer(DynamicLayer):
+    """A cache layer that keeps the first keys/values it is given and hands every call its own back: the
+    prompt's pass stores them, a checkpoint's recomputation of it stores nothing and sees the same."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states  # [B, h, L, d]
+        return key_states, value_states
+
+
+class PrefixLayer(DynamicLayer):
+    """A fixed prefix: each call attends to prefix + its own keys/values, and nothing is stored, so a
+    checkpoint's recomputation sees what the forward saw."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.lazy_initialization(keys, values)
+        self.keys, self.values = keys, values  # [R, h, L, d]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        keys = torch.cat([self.keys, key_states], dim=-2)  # [R, h, L+t, d]
+        return keys, torch.cat([self.values, value_states], dim=-2)
+
+
+@contextmanager
+def checkpoint_with_cache(model):
+    """Let checkpointed decoder layers keep the cache (transformers drops it unless a layer says it only
+    reads it; `CaptureLayer` and `PrefixLayer` make a recomputation see what the forward saw)."""
+    layers = core_model(model).model.language_model.layers
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache  # back to the class's False
 
 
 def completion_logprobs(
@@ -210,14 +258,14 @@ def completion_logprobs(
     chunk of `head_logprobs`; 0 materialises the full [R, T, V] logits (the old way, kept for benchmarks).
     `share_prefix`: each prompt runs once and only the completion tokens run per row (`shared_prefix_states`);
     False: every row runs its prompt again (`per_row_states`, for the benchmark and the equality tests).
-    Both compute the same values and gradients; the per-row path is also taken where sharing gains nothing
-    (G = 1) or cannot run (activation checkpointing while training: transformers drops the cache there).
+    Both compute the same values and gradients (with activation checkpointing too); the per-row path is
+    also taken where sharing gains nothing (G = 1).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for log-probabilities, got {temperature}")
     if images is None:
         images = encode_images(model, rollout.pixel_values, rollout.image_grid_thw)
-    if share_prefix and rollout.group_size > 1 and not _checkpointing(model):
+    if share_prefix and rollout.group_size > 1:
         hidden = shared_prefix_states(model, rollout, images)  # [R, T, H]
     else:
         hidden = per_row_states(model, rollout, images)  # [R, T, H]
@@ -228,20 +276,14 @@ def completion_logprobs(
     return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)
 
 
-def _checkpointing(model) -> bool:
-    """Whether this forward is checkpointed (transformers then runs without a cache)."""
-    core = core_model(model)
-    return core.training and torch.is_grad_enabled() and core.is_activation_checkpointing
-
-
 def shared_prefix_states(model, rollout: Rollout, images: ImageFeatures) -> torch.Tensor:
     """[R, T, H] the states that predict each completion token: the prompt once per group
     (`prefill_groups`), then completion tokens 0..T-2 of every row on its group's cache."""
     G = rollout.group_size
     T = rollout.completion_ids.shape[1]
-    last, cache = prefill_groups(
+    last, kv = prefill_groups(
         model, rollout.prompt_ids, rollout.prompt_mask, rollout.prompt_positions, images, G
-    )  # [B, H], cache [B*G, L]
+    )  # [B, H], L x [B*G, h, L, d]
     first = last.repeat_interleave(G, dim=0)[:, None]  # [R, 1, H] predicts completion token 0
     if T <= 1:
         return first[:, :T]  # [R, T, H]
@@ -251,7 +293,11 @@ def shared_prefix_states(model, rollout: Rollout, images: ImageFeatures) -> torc
     )  # [R, L+T-1]
     positions = completion_positions(rollout.next_position, G, T - 1)  # [3, R, T-1]
     embeds = core_model(model).get_input_embeddings()(ids)  # [R, T-1, H] text only: no image placeholders
-    rest = decode(model, DecoderInputs(embeds), mask, positions, cache=cache).last_hidden_state  # [R, T-1, H]
+    prefix = Cache(layers=[PrefixLayer(k, v) for k, v in kv])
+    with checkpoint_with_cache(model):
+        rest = decode(
+            model, DecoderInputs(embeds), mask, positions, cache=prefix
+        ).last_hidden_state  # [R, T-1, H]
     return torch.cat([first, rest], dim=1)  # [R, T, H]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import weakref
 
 import torch
-from transformers import StaticCache
+from transformers import DynamicCache, StaticCache
 
 from visual_rft.models.forward import (
     Rollout,
@@ -74,7 +74,8 @@ def sample_group(
     images = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"])
 
     # prefill once per prompt, the cache expanded to G rows (the log-prob passes share the same function)
-    last, cache = prefill_groups(model, ids, mask, positions, images, G)  # [B, H], cache [B*G, L]
+    last, kv = prefill_groups(model, ids, mask, positions, images, G)  # [B, H], L x [B*G, h, L, d]
+    cache = DynamicCache(kv, config=core_model(model).config)  # [B*G, L], grown by the decoding
     logits = core_model(model).get_output_embeddings()(last).repeat_interleave(G, dim=0)  # [B*G, V]
     attn = mask.repeat_interleave(G, dim=0)  # [B*G, L]
     next_pos = positions.amax(dim=(0, 2)) + 1  # [B]
