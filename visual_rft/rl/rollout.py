@@ -75,14 +75,14 @@ def sample_group(
 
     # prefill once per prompt, the cache expanded to G rows (the log-prob passes share the same function)
     last, kv = prefill_groups(model, ids, mask, positions, images, G)  # [B, H], L x [B*G, h, L, d]
-    cache = DynamicCache(kv, config=core_model(model).config)  # [B*G, L], grown by the decoding
     logits = core_model(model).get_output_embeddings()(last).repeat_interleave(G, dim=0)  # [B*G, V]
     attn = mask.repeat_interleave(G, dim=0)  # [B*G, L]
     next_pos = positions.amax(dim=(0, 2)) + 1  # [B]
     if static_cache or compile_step:
-        step = static_decoder(model, cache, attn, max_new_tokens, compile_step)
+        step = static_decoder(model, kv, attn, max_new_tokens, compile_step)
     else:
-        step = simple_decoder(model, cache, attn)
+        step = simple_decoder(model, DynamicCache(kv, config=core_model(model).config), attn)
+    del kv  # the decoder's cache holds its own copy
 
     eos = torch.tensor(eos_token_ids, device=ids.device)  # [E]
     done = torch.zeros(B * G, dtype=torch.bool, device=ids.device)  # [B*G]
@@ -111,7 +111,7 @@ def sample_group(
 
 
 def simple_decoder(model, cache, attn: torch.Tensor):
-    """step(tok [R], pos [3, R, 1]) -> [R, V] next-token logits, on the growing (dynamic) cache."""
+    """step(tok [R], pos [3, R, 1]) -> [R, V] next-token logits, on the growing `cache` (a DynamicCache)."""
     state = {"attn": attn}  # [R, L + steps so far]
 
     def step(tok: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -128,14 +128,15 @@ def simple_decoder(model, cache, attn: torch.Tensor):
     return step
 
 
-def static_decoder(model, cache, attn: torch.Tensor, max_new_tokens: int, compile_step: bool):
-    """The same step on a `StaticCache` of L + max_new_tokens positions (the prefill's keys and values
-    copied in), with one [R, L + max_new_tokens] mask for every step: the slots not written yet lie in
-    each query's future, so the causal mask hides them. Fixed shapes let `torch.compile` capture it once."""
+def static_decoder(model, kv, attn: torch.Tensor, max_new_tokens: int, compile_step: bool):
+    """The same step on a `StaticCache` of L + max_new_tokens positions or more (rounded up to
+    `STATIC_BUCKET`; the prefill's keys and values `kv` copied in), with one [R, length] mask for every
+    step: the slots not written yet lie in each query's future, so the causal mask hides them. Fixed
+    shapes let `torch.compile` capture the step once."""
     length = -(-(attn.shape[1] + max_new_tokens) // STATIC_BUCKET) * STATIC_BUCKET  # rounded up
     static = StaticCache(config=core_model(model).config, max_cache_len=length)
-    for layer, filled in zip(static.layers, cache.layers):
-        layer.update(filled.keys, filled.values)  # the first L positions
+    for layer, (keys, values) in zip(static.layers, kv):
+        layer.update(keys, values)  # the first L positions
     full = torch.cat([attn, attn.new_ones(attn.shape[0], length - attn.shape[1])], dim=1)  # [R, length]
     forward = compiled(model) if compile_step else model
 
