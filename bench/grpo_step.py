@@ -52,7 +52,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from visual_rft import rewards  # noqa: E402
 from visual_rft.config import GRPOConfig as OurGRPOConfig  # noqa: E402
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, TrainConfig  # noqa: E402
 from visual_rft.data.types import ClassTarget, Sample  # noqa: E402
@@ -192,56 +191,26 @@ def run_ours(model_dir: Path, samples, args, out_dir: Path, group_size: int, sha
 
 
 def run_trl(model_dir: Path, samples, args, out_dir: Path, trl_setup, group_size: int) -> dict:
-    from transformers import PrinterCallback, TrainerCallback
-    from trl import GRPOTrainer
-
-    processor = load_processor(model_dir)
-    model = load_model(model_dir, dtype="fp32", device="cpu")
-    funcs, weights = rewards.trl_rewards(rewards.task_defaults("classification"))
-    config = trl_setup.grpo_config(
+    model, processor = load_model(model_dir, dtype="fp32", device="cpu"), load_processor(model_dir)
+    trainer = trl_setup.classification_trainer(
+        model,
+        processor,
+        samples,
         out_dir,
+        "resized_pixels",
         prompts=args.prompts,
         group_size=group_size,
-        max_completion_length=args.completion_length,
+        completion_length=args.completion_length,
         beta=args.beta,
-        loss_type="dapo",
-        learning_rate=1e-6,
-        max_grad_norm=1.0,
-        max_steps=args.warmup + args.steps,
-        reward_weights=weights,
-        generation_kwargs={"min_new_tokens": args.completion_length},
-        logging_steps=1,
-    )
-    dataset = trl_setup.trl_dataset(samples, processor, "resized_pixels")
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=funcs, args=config, train_dataset=dataset, processing_class=processor
+        steps=args.warmup + args.steps,
     )
     counter = VisionCounter()
     counter.wrap(trainer.model)
     if trainer.ref_model is not None:
         counter.wrap(trainer.ref_model)
-    marks, vision = [], []
-
-    class Clock(TrainerCallback):
-        def on_train_begin(self, *a, **kw):
-            marks.append(time.perf_counter())
-
-        def on_step_end(self, *a, **kw):
-            marks.append(time.perf_counter())
-            vision.append(counter.take())
-
-    trainer.add_callback(Clock())
-    trainer.remove_callback(PrinterCallback)  # the per-step log dicts stay in log_history
-    trainer.train()
-    steps = [b - a for a, b in zip(marks, marks[1:])]
-    lengths = [
-        e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e
-    ]
-    return {
-        "step_s": steps[args.warmup :],
-        "vision": vision[args.warmup :],
-        "completion_length": lengths[args.warmup :],
-    }
+    vision = []
+    timed = trl_setup.timed_train(trainer, args.warmup, each_step=lambda: vision.append(counter.take()))
+    return {**timed, "vision": vision[args.warmup :]}
 
 
 def summarise(runs: list[dict], images: int) -> dict:
