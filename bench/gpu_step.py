@@ -4,14 +4,17 @@ Usage::
 
     python bench/gpu_step.py [--group-size 8] [--completion-length 256] [--max-pixels 401408]
                              [--image-size 896 448] [--prompts 1] [--precision bf16-mixed]
-                             [--variants shared per_row compiled] [--warmup 1] [--steps 2]
+                             [--variants shared per_row compiled trl] [--warmup 1] [--steps 2]
                              [--out bench/results/gpu_step.json]
     python bench/gpu_step.py --device cpu --reduced ...     # the same code at a tiny size (the test)
 
 Each variant (`VARIANTS`) takes ``--warmup`` untimed steps, then ``--steps`` timed ones, on the same model
 in one process: ``shared`` is the code (each prompt once in the log-prob passes), ``per_row`` the log-prob
 passes as before prefix sharing, ``compiled`` the rollout on a static cache with a torch.compile'd step
-(``grpo.compiled_decode``; its warm-up step includes the compilation).
+(``grpo.compiled_decode``; its warm-up step includes the compilation); ``trl`` TRL's GRPOTrainer on the
+same step (`time_trl`: whole steps; it runs last, after our optimizer state is freed, and saves a copy of
+the policy beside --out, since TRL loads its reference from the policy's folder). The JSON is rewritten
+after each variant.
 
 Without CUDA (and without ``--device cpu``) it prints that it is skipped and exits 0.
 
@@ -155,8 +158,8 @@ def pass_flops(
     return {"rollout": rollout, "reference": logprob, "update": 3 * logprob}
 
 
-def make_inputs(processor, args):
-    """Processor inputs of `--prompts` classification prompts, each one image of --image-size pixels."""
+def make_samples(args) -> list[Sample]:
+    """`--prompts` classification samples, each one image of --image-size pixels."""
     tmp = Path(args.out).parent / "gpu_step_images"
     tmp.mkdir(parents=True, exist_ok=True)
     samples = []
@@ -167,8 +170,7 @@ def make_inputs(processor, args):
         path = tmp / f"{i}.png"
         im.save(path)
         samples.append(Sample(f"s{i}", [str(path)], "classification", "What colour?", ClassTarget("red")))
-    inputs, _ = encode_prompts(samples, processor, "norm1000")
-    return inputs
+    return samples
 
 
 VARIANTS = {
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=401_408)
     parser.add_argument("--image-size", type=int, nargs=2, default=[896, 448], metavar=("W", "H"))
     parser.add_argument("--precision", default="bf16-mixed")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=[*VARIANTS, "trl"], choices=[*VARIANTS, "trl"])
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each variant first")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="0: from PEAK_TFLOPS by name")
@@ -248,28 +250,16 @@ def main(argv: list[str] | None = None) -> int:
         reference = reference.to(torch.bfloat16)  # model.dtype=auto on a GPU
     precision = Precision(args.precision, device)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-6)
-    inputs = make_inputs(processor, args).to(device)
+    samples = make_samples(args)
+    inputs = encode_prompts(samples, processor, "norm1000")[0].to(device)
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
     variants = {}
-    for key in args.variants:
-        steps = []
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        for i in range(args.warmup + args.steps):
-            times, rollout = one_step(
-                policy, reference, optimizer, precision, inputs, args, VARIANTS[key], sync
-            )
-            if i >= args.warmup:
-                steps.append(times)
-        variants[key] = summarise(steps, policy.config, rollout, args, peak)
-        variants[key]["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9 if cuda else None
-        print(key, json.dumps({k: variants[key][k] for k in ("mean_s", "mfu")}), flush=True)
     result = {
         "benchmark": "gpu_step",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/gpu_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine("transformers"),
+        "machine": machine("transformers", "trl"),
         "device": name,
         "peak_tflops": peak or None,
         "workload": {
@@ -278,16 +268,75 @@ def main(argv: list[str] | None = None) -> int:
             "precision": args.precision,
             "group_size": args.group_size,
             "completion_tokens": args.completion_length,
-            "prompt_tokens": rollout.prompt_mask.sum(dim=1).tolist(),
-            "image_patches": rollout.image_grid_thw.prod(dim=-1).tolist(),
+            "prompt_tokens": inputs["attention_mask"].sum(dim=1).tolist(),
+            "image_patches": inputs["image_grid_thw"].prod(dim=-1).tolist(),
             "warmup_steps": args.warmup,
             "timed_steps": args.steps,
         },
         "variants": variants,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for key in args.variants:  # the JSON is rewritten after each, so a later failure keeps the earlier ones
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        if key == "trl":
+            optimizer.state.clear()  # room for TRL's own copy, optimizer and reference
+            policy.zero_grad(set_to_none=True)
+            variants[key] = time_trl(policy, processor, samples, args, sync, peak)
+        else:
+            steps = []
+            for i in range(args.warmup + args.steps):
+                times, rollout = one_step(
+                    policy, reference, optimizer, precision, inputs, args, VARIANTS[key], sync
+                )
+                if i >= args.warmup:
+                    steps.append(times)
+            variants[key] = summarise(steps, policy.config, rollout, args, peak)
+        variants[key]["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9 if cuda else None
+        print(key, json.dumps({k: variants[key][k] for k in ("mean_s", "mfu")}), flush=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def time_trl(policy, processor, samples, args, sync, peak: float) -> dict:
+    """TRL's GRPOTrainer on the same step (its own copy of the policy, the reference it loads itself from
+    that copy saved to a folder beside --out,
+    bf16 autocast with fp32 weights as its `bf16=True` does, DAPO loss, beta 0.04, min_new_tokens = max):
+    whole steps only (TRL's step does not split), with the step's MFU on our FLOPs count."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import trl_setup
+
+    G, T, cuda = args.group_size, args.completion_length, policy.device.type == "cuda"
+    model, folder = copy.deepcopy(policy), Path(args.out).parent / "gpu_step_model"
+    model.save_pretrained(folder)  # TRL builds its reference from the policy's folder
+    model.config._name_or_path = str(folder)
+    trainer = trl_setup.classification_trainer(
+        model,
+        processor,
+        samples,
+        Path(args.out).parent / "gpu_step_trl",
+        "norm1000",
+        prompts=len(samples),
+        group_size=G,
+        completion_length=T,
+        beta=0.04,
+        steps=args.warmup + args.steps,
+        use_cpu=not cuda,
+        bf16=args.precision == "bf16-mixed",
+    )
+    timed = trl_setup.timed_train(trainer, args.warmup, each_step=sync)
+    mean = sum(timed["step_s"]) / len(timed["step_s"])
+    inputs = encode_prompts(samples, processor, "norm1000")[0]
+    lens = inputs["attention_mask"].sum(dim=1).tolist()
+    flops = sum(
+        pass_flops(policy.config, lens, inputs["image_grid_thw"].prod(dim=-1).tolist(), G, T).values()
+    )
+    out = {
+        "steps_s": timed["step_s"],
+        "mean_s": {"step": mean},
+        "completion_length": timed["completion_length"],
+    }
+    return {**out, "flops": {"step": flops}, "mfu": {"step": flops / (mean * peak * 1e12)} if peak else None}
 
 
 def summarise(steps: list[dict], config, rollout, args, peak: float) -> dict:

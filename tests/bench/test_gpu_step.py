@@ -9,6 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from visual_rft.models.forward import completion_logprobs
+from visual_rft.models.inputs import encode_prompts
 from visual_rft.rl.rollout import sample_group
 
 TINY = ["--reduced", "--max-pixels", "6272", "--image-size", "112", "56", "--group-size", "2"]
@@ -53,7 +54,7 @@ def test_pass_flops_equal_torch_flop_counter_on_the_weight_matmuls(bench, tmp_pa
         reduced=True, max_pixels=6272, prompts=1, image_size=[112, 56], out=tmp_path / "o"
     )
     model, processor = bench.build(args, torch.device("cpu"))
-    inputs = bench.make_inputs(processor, args)
+    inputs = encode_prompts(bench.make_samples(args), processor, "norm1000")[0]
     G, T = 2, 5
     counted = {}
     with FlopCounterMode(display=False) as fc:
@@ -86,3 +87,14 @@ def test_the_config_is_qwen2_vl_2b(bench):
     assert sum(p.numel() for p in model.parameters()) == 2_208_985_600
     assert len(model.model.language_model.layers) == 28 and len(model.model.visual.blocks) == 32
     assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+
+
+@pytest.mark.slow
+def test_gpu_step_times_trl_on_the_same_step(bench, tmp_path):
+    """TRL's GRPOTrainer at the reduced size: whole steps, each completion exactly --completion-length."""
+    out = tmp_path / "gpu_step.json"
+    argv = ["--device", "cpu", *TINY, "--variants", "trl", "--peak-tflops", "1"]
+    assert bench.main([*argv, "--out", str(out)]) == 0
+    trl = json.loads(out.read_text())["variants"]["trl"]
+    assert trl["completion_length"] == [5] and len(trl["steps_s"]) == 1
+    assert trl["mfu"]["step"] == pytest.approx(trl["flops"]["step"] / (trl["mean_s"]["step"] * 1e12))
