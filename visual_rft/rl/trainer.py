@@ -122,6 +122,7 @@ class GRPOTrainer(Trainer):
                 top_p=g.top_p,
                 eos_token_ids=self.eos_ids,
                 pad_token_id=self.pad_id,
+                compile_step=g.compiled_decode and self.device.type == "cuda",
             )
         return rollout, frames
 
@@ -154,6 +155,7 @@ class GRPOTrainer(Trainer):
                 rollout,
                 temperature=self.cfg.grpo.temperature,
                 chunk_size=self.cfg.model.logprob_chunk_size,
+                share_prefix=self.cfg.model.share_prefix,
             )
 
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
