@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/grpo_step.py [--size 5m] [--image-sizes 112 224 448] [--group-size 8] [--prompts 2]
+    python bench/grpo_step.py [--size 5m] [--image-sizes 112 224 448] [--group-sizes 8 16] [--prompts 2]
                               [--completion-length 64] [--beta 0.04] [--warmup 1] [--steps 3]
                               [--repeats 2] [--threads 2] [--out bench/results/grpo_step.json]
 
@@ -18,11 +18,16 @@ is exactly ``--completion-length`` tokens in both trainers: TRL generates with `
 ``max_new_tokens`` (its ``generation_kwargs``), and ours is given an end-of-turn id that never occurs.
 
 Ours: `visual_rft.rl.trainer.GRPOTrainer.step` (images and prompt prefilled once per group, the KV cache
-expanded to G rows, log-probs with the image encoded once per prompt). TRL: `GRPOTrainer.train()` with
+expanded to G rows; the log-prob passes run each prompt once too and only the completion tokens per row),
+and the same trainer with ``model.share_prefix=false`` (the log-prob passes run every row's prompt again:
+the code before prefix sharing), so one run measures the change: the whole step, and inside it the
+reference pass (``reference_logprobs``), the policy's forward and backward (``policy_forward_backward``:
+the update's ``logprobs`` call and ``backward``) and the whole update (``update``: those, clipping and
+AdamW) of both. TRL: `GRPOTrainer.train()` with
 ``max_steps = warmup + steps``; a step is the time between consecutive ``on_step_end`` callbacks (data
 loading, generation, rewards, reference pass, loss, backward and the optimizer step: the whole step).
-Each trainer runs ``--repeats`` times, the two taking turns, and the best repeat (lowest mean step time)
-is kept: on a shared machine other jobs' load only ever slows a run down.
+Every (G, image size) pair runs each trainer ``--repeats`` times, the three taking turns, and the best
+repeat (lowest mean step time) is kept: on a shared machine other jobs' load only ever slows a run down.
 
 Both trainers' vision towers (policy and reference) are wrapped to count calls and the images (rows of
 ``grid_thw``) they encode per step: ours encodes each image once per pass, TRL G times (it copies the
@@ -47,7 +52,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from visual_rft import rewards  # noqa: E402
 from visual_rft.config import GRPOConfig as OurGRPOConfig  # noqa: E402
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, TrainConfig  # noqa: E402
 from visual_rft.data.types import ClassTarget, Sample  # noqa: E402
@@ -118,12 +122,34 @@ class VisionCounter:
         return out
 
 
-def run_ours(model_dir: Path, samples, args, out_dir: Path) -> dict:
+class PartClock:
+    """Seconds spent in wrapped methods of a trainer, per name, since the last `take`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, obj, name: str) -> None:
+        method = getattr(obj, name)
+
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            out = method(*a, **kw)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            return out
+
+        setattr(obj, name, timed)
+
+    def take(self) -> dict[str, float]:
+        out, self.seconds = self.seconds, {}
+        return out
+
+
+def run_ours(model_dir: Path, samples, args, out_dir: Path, group_size: int, share_prefix: bool) -> dict:
     cfg = TrainConfig(
-        model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu"),
+        model=ModelConfig(path=str(model_dir), dtype="fp32", device="cpu", share_prefix=share_prefix),
         optim=OptimConfig(lr=1e-6, max_grad_norm=1.0),
         grpo=OurGRPOConfig(
-            group_size=args.group_size,
+            group_size=group_size,
             prompts_per_step=args.prompts,
             temperature=1.0,
             max_completion_length=args.completion_length,
@@ -140,72 +166,51 @@ def run_ours(model_dir: Path, samples, args, out_dir: Path) -> dict:
     counter.wrap(trainer.model)
     if trainer.reference is not None:
         counter.wrap(trainer.reference)
+    clock = PartClock()
+    clock.wrap(trainer, "reference_logprobs")
+    clock.wrap(trainer, "update")
+    clock.wrap(trainer, "logprobs")  # the reference's pass and the policy's
+    clock.wrap(trainer.precision, "backward")
     trainer.model.train()
     times, vision, parts, lengths = [], [], [], []
     for step in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         metrics = trainer.step(step).metrics
         dt = time.perf_counter() - t0
-        calls = counter.take()
+        calls, inside = counter.take(), clock.take()
+        policy_forward = inside.pop("logprobs") - inside.get("reference_logprobs", 0.0)
+        inside["policy_forward_backward"] = policy_forward + inside.pop("backward")
         if step >= args.warmup:
             times.append(dt)
             vision.append(calls)
-            parts.append({k: metrics[k] for k in ("time/rollout", "time/reward", "time/update")})
+            parts.append(
+                {**{k: metrics[k] for k in ("time/rollout", "time/reward", "time/update")}, **inside}
+            )
             lengths.append(metrics["completion/length"])
     return {"step_s": times, "vision": vision, "parts": parts, "completion_length": lengths}
 
 
-def run_trl(model_dir: Path, samples, args, out_dir: Path, trl_setup) -> dict:
-    from transformers import PrinterCallback, TrainerCallback
-    from trl import GRPOTrainer
-
-    processor = load_processor(model_dir)
-    model = load_model(model_dir, dtype="fp32", device="cpu")
-    funcs, weights = rewards.trl_rewards(rewards.task_defaults("classification"))
-    config = trl_setup.grpo_config(
+def run_trl(model_dir: Path, samples, args, out_dir: Path, trl_setup, group_size: int) -> dict:
+    model, processor = load_model(model_dir, dtype="fp32", device="cpu"), load_processor(model_dir)
+    trainer = trl_setup.classification_trainer(
+        model,
+        processor,
+        samples,
         out_dir,
+        "resized_pixels",
         prompts=args.prompts,
-        group_size=args.group_size,
-        max_completion_length=args.completion_length,
+        group_size=group_size,
+        completion_length=args.completion_length,
         beta=args.beta,
-        loss_type="dapo",
-        learning_rate=1e-6,
-        max_grad_norm=1.0,
-        max_steps=args.warmup + args.steps,
-        reward_weights=weights,
-        generation_kwargs={"min_new_tokens": args.completion_length},
-        logging_steps=1,
-    )
-    dataset = trl_setup.trl_dataset(samples, processor, "resized_pixels")
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=funcs, args=config, train_dataset=dataset, processing_class=processor
+        steps=args.warmup + args.steps,
     )
     counter = VisionCounter()
     counter.wrap(trainer.model)
     if trainer.ref_model is not None:
         counter.wrap(trainer.ref_model)
-    marks, vision = [], []
-
-    class Clock(TrainerCallback):
-        def on_train_begin(self, *a, **kw):
-            marks.append(time.perf_counter())
-
-        def on_step_end(self, *a, **kw):
-            marks.append(time.perf_counter())
-            vision.append(counter.take())
-
-    trainer.add_callback(Clock())
-    trainer.remove_callback(PrinterCallback)  # the per-step log dicts stay in log_history
-    trainer.train()
-    steps = [b - a for a, b in zip(marks, marks[1:])]
-    lengths = [
-        e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e
-    ]
-    return {
-        "step_s": steps[args.warmup :],
-        "vision": vision[args.warmup :],
-        "completion_length": lengths[args.warmup :],
-    }
+    vision = []
+    timed = trl_setup.timed_train(trainer, args.warmup, each_step=lambda: vision.append(counter.take()))
+    return {**timed, "vision": vision[args.warmup :]}
 
 
 def summarise(runs: list[dict], images: int) -> dict:
@@ -234,13 +239,44 @@ def summarise(runs: list[dict], images: int) -> dict:
     return out
 
 
+GAINS = ("reference_logprobs", "policy_forward_backward", "update")
+"""The parts of our step whose time with and without prefix sharing the rows compare."""
+
+
+def measure(model_dir: Path, tmp: Path, px: int, group_size: int, args, trl_setup) -> dict:
+    """One row: ours (prefix shared), ours per row (the code before) and TRL, taking turns, best repeat."""
+    samples = make_samples(tmp, px, args.prompts)
+    runs = {"ours": [], "ours_per_row": [], "trl": []}
+    for rep in range(args.repeats):  # the trainers take turns, so a burst of load hits all alike
+        name = f"{group_size}_{px}_{rep}"
+        for key, share in (("ours", True), ("ours_per_row", False)):
+            torch.manual_seed(rep)
+            runs[key].append(run_ours(model_dir, samples, args, tmp / f"{key}_{name}", group_size, share))
+        runs["trl"].append(run_trl(model_dir, samples, args, tmp / f"trl_{name}", trl_setup, group_size))
+    row = {
+        "group_size": group_size,
+        "image_px": px,
+        **{k: summarise(v, args.prompts) for k, v in runs.items()},
+    }
+    ours, before, trl = row["ours"], row["ours_per_row"], row["trl"]
+    row["speedup"] = ours["steps_per_s"] / trl["steps_per_s"]
+    row["speedup_per_row"] = before["steps_per_s"] / trl["steps_per_s"]
+    row["sharing_gain"] = {  # per-row time / shared time, for the whole step and the log-prob passes
+        "step": before["mean_step_s"] / ours["mean_step_s"],
+        **{k: before["mean_parts_s"][k] / ours["mean_parts_s"][k] for k in GAINS},
+    }
+    lengths = [ours["completion_length"], before["completion_length"], trl["completion_length"]]
+    row["same_completion_length"] = all(n == [args.completion_length] for n in lengths)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", default="5m", help="tiny model size (1m, 5m, 20m)")
     parser.add_argument("--image-sizes", type=int, nargs="+", default=[112, 224, 448])
-    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--group-sizes", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--prompts", type=int, default=2, help="prompts per step")
     parser.add_argument("--completion-length", type=int, default=64)
     parser.add_argument("--beta", type=float, default=0.04)
@@ -258,32 +294,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = write_tiny(tmp / f"qwen2_5_vl-{args.size}", "qwen2_5_vl", args.size, seed=0)
-        for px in args.image_sizes:
-            samples = make_samples(tmp, px, args.prompts)
-            ours_runs, trl_runs = [], []
-            for rep in range(args.repeats):  # the two trainers take turns, so a burst of load hits both alike
-                torch.manual_seed(rep)
-                ours_runs.append(run_ours(model_dir, samples, args, tmp / f"ours_{px}_{rep}"))
-                trl_runs.append(run_trl(model_dir, samples, args, tmp / f"trl_{px}_{rep}", trl_setup))
-            ours, trl = summarise(ours_runs, args.prompts), summarise(trl_runs, args.prompts)
-            same = [args.completion_length] == ours["completion_length"] == trl["completion_length"]
-            rows.append(
-                {
-                    "image_px": px,
-                    "ours": ours,
-                    "trl": trl,
-                    "speedup": ours["steps_per_s"] / trl["steps_per_s"],
-                    "same_completion_length": same,
-                }
-            )
-            if hasattr(os, "getloadavg"):
-                load.append(os.getloadavg()[0])
-            print(
-                f"{px} px: ours {ours['mean_step_s']:.2f} s/step, TRL {trl['mean_step_s']:.2f} s/step, "
-                f"x{rows[-1]['speedup']:.2f}",
-                file=sys.stderr,
-                flush=True,
-            )
+        for group_size in args.group_sizes:
+            for px in args.image_sizes:
+                rows.append(measure(model_dir, tmp, px, group_size, args, trl_setup))
+                if hasattr(os, "getloadavg"):
+                    load.append(os.getloadavg()[0])
+                r = rows[-1]
+                print(
+                    f"G={group_size} {px} px: ours {r['ours']['mean_step_s']:.2f} s/step, per row "
+                    f"{r['ours_per_row']['mean_step_s']:.2f}, TRL {r['trl']['mean_step_s']:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     result = {
         "benchmark": "grpo_step",
@@ -295,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": f"tiny qwen2_5_vl {args.size}",
             "dtype": "fp32",
             "device": "cpu",
-            "group_size": args.group_size,
+            "group_sizes": args.group_sizes,
             "prompts_per_step": args.prompts,
             "completion_tokens": args.completion_length,
             "beta": args.beta,
@@ -311,24 +333,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
     if load:
         print(f"machine load (1 min) {min(load):.2f}-{max(load):.2f}, torch threads {args.threads}")
-    print("| image | ours steps/s | TRL steps/s | ours / TRL | vision calls/step x images/call (ours; TRL) |")
-    print("|---|---|---|---|---|")
+    print(table(rows))
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    """The markdown rows of BENCHMARKS.md: steps/s of the three, and what sharing the prefix gained."""
+    lines = [
+        "| G | image | ours steps/s | ours per row steps/s | TRL steps/s | ours / TRL | per row / TRL "
+        "| sharing: step, reference, policy fwd+bwd, update | vision calls/step x images/call (ours; TRL) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for r in rows:
-        o, t = r["ours"], r["trl"]
+        o, b, t, gain = r["ours"], r["ours_per_row"], r["trl"], r["sharing_gain"]
         per_call = [
             f"{x['vision_calls_per_step']} x {x['images_encoded_per_step'] // x['vision_calls_per_step']}"
             if isinstance(x["vision_calls_per_step"], int) and isinstance(x["images_encoded_per_step"], int)
             else f"{x['vision_calls_per_step']} calls, {x['images_encoded_per_step']} images"
             for x in (o, t)
         ]
-        print(
-            f"| {r['image_px']} px | {o['steps_per_s']:.3f} | {t['steps_per_s']:.3f} | {r['speedup']:.2f}x "
+        lines.append(
+            f"| {r['group_size']} | {r['image_px']} px | {o['steps_per_s']:.3f} | {b['steps_per_s']:.3f} "
+            f"| {t['steps_per_s']:.3f} | {r['speedup']:.2f}x | {r['speedup_per_row']:.2f}x "
+            f"| {', '.join(f'{gain[k]:.2f}x' for k in ('step', *GAINS))} "
             f"| {per_call[0]}; {per_call[1]} |"
         )
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

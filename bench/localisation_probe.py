@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument("--gradient", action="store_true")
     ap.add_argument("--hint", action="store_true", help="grounding: the box is in the question, as text")
     ap.add_argument("--freeze-vision", action="store_true", help="train the LM only (tower, merger frozen)")
+    ap.add_argument("--init", default="", help="start from this model folder (e.g. a stage-1 tower)")
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=100)
     args = ap.parse_args()
@@ -105,21 +106,25 @@ def main() -> None:
     out = args.out / args.name
     world = build_world(out / "world", args.task, args.n_train, args.n_test, args.gradient, args.hint)
     prefix = TASKS[args.task]
-    model, processor = build_tiny(args.family, "5m", seed=0)
-    text = model.config.text_config
-    rope = dict(text.rope_parameters)
-    if args.rope_theta:
-        rope["rope_theta"] = args.rope_theta
-    if args.mrope:
-        rope["mrope_section"] = [int(x) for x in args.mrope.split(",")]
-    text.rope_parameters = rope
-    torch.manual_seed(0)
-    model = type(model)(model.config)  # re-initialised with the changed RoPE
-    model.save_pretrained(out / "init")
-    processor.save_pretrained(out / "init")
+    if args.init and (args.rope_theta or args.mrope):
+        raise SystemExit("--init takes the model as it is: drop --rope-theta / --mrope")
+    init = Path(args.init) if args.init else out / "init"
+    if not args.init:
+        model, processor = build_tiny(args.family, "5m", seed=0)
+        text = model.config.text_config
+        rope = dict(text.rope_parameters)
+        if args.rope_theta:
+            rope["rope_theta"] = args.rope_theta
+        if args.mrope:
+            rope["mrope_section"] = [int(x) for x in args.mrope.split(",")]
+        text.rope_parameters = rope
+        torch.manual_seed(0)
+        model = type(model)(model.config)  # re-initialised with the changed RoPE
+        model.save_pretrained(init)
+        processor.save_pretrained(init)
 
     sft = SFTTrainConfig(
-        model=ModelConfig(path=f"{out}/init", freeze_vision=args.freeze_vision),
+        model=ModelConfig(path=str(init), freeze_vision=args.freeze_vision),
         optim=OptimConfig(lr=args.lr, warmup_steps=30, schedule="cosine"),
         sft=SFTConfig(batch_size=16, think=THINK),
         run=RunConfig(
@@ -139,7 +144,9 @@ def main() -> None:
     losses = [json.loads(line)["loss"] for line in (out / "sft" / "metrics.jsonl").read_text().splitlines()]
     row = {
         "name": args.name,
-        "rope": rope,
+        "init": args.init,
+        "rope_theta": args.rope_theta,
+        "mrope": args.mrope,
         "task": args.task,
         "family": args.family,
         "lr": args.lr,

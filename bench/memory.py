@@ -61,9 +61,9 @@ from visual_rft.rl.advantages import group_advantages  # noqa: E402
 from visual_rft.rl.loss import policy_loss  # noqa: E402
 from visual_rft.rl.rollout import sample_group  # noqa: E402
 
-QWEN2_VL_2B_TEXT = {"hidden_size": 1536, "intermediate_size": 8960, "num_attention_heads": 12}
-QWEN2_VL_2B_TEXT.update(num_key_value_heads=2, vocab_size=151_936, num_hidden_layers=28)
-"""The text model of Qwen2-VL-2B-Instruct (its config.json); the layer count is reduced below."""
+sys.path.insert(0, str(Path(__file__).parent))
+from gpu_step import QWEN2_VL_2B_TEXT  # noqa: E402  the 2B text config, written once; layers reduced below
+
 NEVER = -1
 """An end-of-turn id no token has: every completion is exactly --completion-length tokens."""
 

@@ -9,17 +9,23 @@ for fixed completions TRL's own `rollout_func` hook. Nothing in TRL is patched h
 - `grpo_config(out_dir, ...)`: a `GRPOConfig` for one process on the CPU in fp32, one optimizer step per
   generation batch (`steps_per_generation = gradient_accumulation_steps = 1`), no gradient checkpointing.
 - `fixed_rollout(completions)`: a `rollout_func` that returns the given completion ids instead of sampling.
+- `classification_trainer(model, processor, samples, ...)`: TRL's GRPOTrainer on classification samples with
+  our rewards, every completion exactly ``completion_length`` tokens (``min_new_tokens``), and
+  `timed_train(trainer, warmup)`: the seconds between consecutive steps' ends (the whole step) after
+  ``warmup`` steps. `bench/grpo_step.py` and `bench/gpu_step.py` time TRL with them.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in trl 1.16
 
 from datasets import Dataset  # noqa: E402
 
+from visual_rft import rewards  # noqa: E402
 from visual_rft.data.answer import answer_body  # noqa: E402
 from visual_rft.data.coords import target_to_model  # noqa: E402
 from visual_rft.data.prompts import messages  # noqa: E402
@@ -108,3 +114,68 @@ def fixed_rollout(completions: list[list[int]]):
         }
 
     return rollout_func
+
+
+def classification_trainer(
+    model,
+    processor,
+    samples,
+    out_dir,
+    convention: str,
+    *,
+    prompts,
+    group_size,
+    completion_length,
+    beta,
+    steps,
+    **extra,
+):
+    """TRL's GRPOTrainer (DAPO loss, lr 1e-6, clip 1.0, `steps` steps) on classification `samples` with our
+    cls + format rewards through TRL's adapter; `extra`: GRPOConfig options (use_cpu=False, bf16=True...)."""
+    from trl import GRPOTrainer
+
+    funcs, weights = rewards.trl_rewards(rewards.task_defaults("classification"))
+    config = grpo_config(
+        out_dir,
+        prompts=prompts,
+        group_size=group_size,
+        max_completion_length=completion_length,
+        beta=beta,
+        loss_type="dapo",
+        learning_rate=1e-6,
+        max_grad_norm=1.0,
+        max_steps=steps,
+        reward_weights=weights,
+        generation_kwargs={"min_new_tokens": completion_length},
+        **extra,
+    )
+    dataset = trl_dataset(samples, processor, convention)
+    return GRPOTrainer(
+        model=model, reward_funcs=funcs, args=config, train_dataset=dataset, processing_class=processor
+    )
+
+
+def timed_train(trainer, warmup: int, each_step=None) -> dict:
+    """Train; {"step_s": seconds between consecutive step ends after `warmup` steps, "completion_length":
+    TRL's logged mean completion length of those steps}. `each_step()` is called at every step's end."""
+    from transformers import PrinterCallback, TrainerCallback
+
+    marks = []
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *a, **kw):
+            marks.append(time.perf_counter())
+
+        def on_step_end(self, *a, **kw):
+            if each_step is not None:
+                each_step()  # before the mark: a CUDA synchronisation goes here
+            marks.append(time.perf_counter())
+
+    trainer.add_callback(Clock())
+    trainer.remove_callback(PrinterCallback)  # the per-step log dicts stay in log_history
+    trainer.train()
+    steps = [b - a for a, b in zip(marks, marks[1:])]
+    logged = [
+        e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e
+    ]
+    return {"step_s": steps[warmup:], "completion_length": logged[warmup:]}

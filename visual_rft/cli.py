@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from visual_rft.data.builders.cli import register as register_build
 from visual_rft.eval.cli import old_flag_hint
 from visual_rft.eval.cli import register as register_eval
 
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--limit", type=int, default=0, help="import only the first N rows")
     imp.set_defaults(func=_cmd_data_import)
+    register_build(data)
 
     for name, func, what in (
         ("train", _cmd_train, "GRPO reinforcement fine-tuning"),

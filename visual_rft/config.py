@@ -54,6 +54,10 @@ class ModelConfig:
     """Completion tokens whose vocabulary logits are computed at once when log-probabilities are taken
     (each chunk checkpointed: 512 x 151,936 fp32 logits are 0.3 GB); 0: the full [rows, tokens, vocab]
     logits at once (about 10 GB in fp32 for 16 x 1,024 tokens of a Qwen model)."""
+    share_prefix: bool = True
+    """Log-probabilities of a group's G completions run the prompt once and only the completion tokens per
+    row, on the prompt's key/value cache (same values and gradients); false: the prompt again for every
+    row, kept for bench/grpo_step.py's before/after and the equality tests."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """LoRA settings."""
 
@@ -118,6 +122,10 @@ class GRPOConfig:
     """Drop groups whose rewards are all equal (they carry no advantage)."""
     micro_batch_size: int = 0
     """Completions per forward/backward chunk (0: all at once); a multiple of group_size."""
+    compiled_decode: bool = False
+    """CUDA only: the rollout decodes on a static key/value cache with a torch.compile'd step (CUDA graphs
+    take the per-token Python overhead out of small batches; the first steps compile). Same tokens as the
+    simple loop, which runs on every other device."""
     rewards: dict[str, float] = field(default_factory=dict)
     """Reward name (or package.module:function) -> weight; empty: the task's defaults (weight 1 each)."""
 

@@ -35,3 +35,14 @@ def test_hint_writes_the_answer_box_into_the_question(load_bench):
     hinted = probe.with_hint(row)
     assert hinted["problem"] == "Find the red star in the image. It is at 143 66 167 101."
     assert hinted["target"] == row["target"] and row["problem"] == "Find the red star in the image."
+
+
+def test_position_probe_labels_every_token_with_its_own_cell(load_bench, tiny_model_dir):
+    probe = load_bench("position_probe")
+    x, col, row, on, image = probe.token_cells(str(tiny_model_dir), n_images=3, seed=0)
+    assert len(x) == len(col) == len(row) == len(on) == len(image) and set(image.tolist()) == {0, 1, 2}
+    first = image == 0
+    cols = col[first].max() + 1
+    assert (col[first] == np.arange(first.sum()) % cols).all()  # raster order, column fastest
+    assert (row[first] == np.arange(first.sum()) // cols).all()
+    assert on.any() and not on.all()

@@ -368,3 +368,12 @@ def test_detection_speed_5000_queries():
     print(f"detection_metrics over {len(queries)} queries: {seconds:.2f} s")
     assert m["n_queries"] == 5000 and m["mAP"] is not None
     assert seconds < 4.0  # about 0.5 s on a laptop-class core; generous for loaded CI machines
+
+
+def test_lvis_not_exhaustive_query_ignores_unmatched_boxes():
+    """A higher-scored box off the object is a false positive (precision 1/2 at recall 1: AP 0.5 at every IoU
+    threshold), unless LVIS marked the (image, category) not exhaustive, where it is ignored (AP 1)."""
+    gt, miss = (10, 10, 50, 50), (100, 100, 140, 140)
+    for flag, expected in ((False, 0.5), (True, 1.0)):
+        m = detection_metrics([DetectionQuery("img", "die", [gt], [miss, gt], [0.95, 0.9], flag)])
+        assert (m["mAP"], m["AP50"]) == (pytest.approx(expected), pytest.approx(expected))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -59,3 +60,11 @@ def test_conflicting_split_is_an_error(samples):
     bad = [det[0], Sample("z", det[1].images, "detection", "q", det[0].target, meta={"split": "novel"})]
     with pytest.raises(ValueError, match="both 'base' and 'novel'"):
         plan_queries(bad, "all")
+
+
+def test_a_federated_file_gets_no_added_queries(samples):
+    det = [s for s in _det(samples) if s.id != "det-1-blue_circle"]
+    assert len(plan_queries(det, "all")) > len(det)  # 'all' adds image 1's missing 'blue circle'
+    # LVIS: that (image, category) is not verified, so it cannot be asked
+    federated = [dataclasses.replace(s, meta={**s.meta, "federated": True}) for s in det]
+    assert plan_queries(federated, "all") == [(s, True) for s in federated]

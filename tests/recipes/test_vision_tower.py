@@ -23,8 +23,11 @@ from visual_rft.recipes.vision_tower import (
     train_vision,
 )
 from visual_rft.world import SHAPES
+from visual_rft.world.dense import cell_targets
 
-SMALL = VisionStageConfig(steps=2, batch_size=3, log_every=1, save_every=1, progress=False, warmup_steps=1)
+SMALL = VisionStageConfig(
+    steps=2, batch_size=3, log_every=1, save_every=1, progress=False, warmup_steps=1, position_weight=1.0
+)
 
 
 def test_targets_line_up_with_the_towers_tokens(tiny_model_dir):
@@ -39,8 +42,25 @@ def test_targets_line_up_with_the_towers_tokens(tiny_model_dir):
     assert CORNER_CLASS[0] == 0 and all(CORNER_CLASS[k] > 0 for k in SHAPES.values() if k)
     loss, metrics = dense_loss(DenseHeads(tokens.shape[-1]), tokens, t, SMALL)
     assert torch.isfinite(loss) and 0 <= metrics["acc/kind"] <= 1
+    assert {"acc/col", "acc/row", "abs_box_l1_px"} <= set(metrics)
+    _, plain = dense_loss(DenseHeads(tokens.shape[-1]), tokens, t, replace(SMALL, position_weight=0.0))
+    assert not {"acc/col", "acc/row", "abs_box_l1_px"} & set(plain)
     loss.backward()  # the gradient reaches the tower
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.model.visual.parameters())
+
+
+def test_position_targets_are_each_tokens_cell_and_its_objects_box_in_image_cells():
+    scenes = draw_batch(SMALL, 0)
+    t = batch_targets(scenes)
+    _, scene = scenes[0]
+    cols, n = scene.width // 28, (scene.width // 28) * (scene.height // 28)
+    assert t["col"][:n].tolist() == [i % cols for i in range(n)]  # raster order: column runs fastest
+    assert t["row"][:n].tolist() == [i // cols for i in range(n)]
+    owner = cell_targets(scene).flat()["obj"]
+    for i in np.flatnonzero(owner >= 0):
+        x1, y1, x2, y2 = scene.objects[owner[i]].box
+        assert np.allclose(t["abs_box"][i].numpy() * 28, [x1, y1, x2, y2], atol=1e-4)
+    assert max(t["col"].max(), t["row"].max()) < TOKEN_HEADS["col"] == TOKEN_HEADS["row"]
 
 
 def test_pooled_tokens_average_each_objects_own_tokens():

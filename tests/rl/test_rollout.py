@@ -1,5 +1,6 @@
 """Group sampling (every model family): greedy groups equal generate, the vision tower runs once per image, masks end at EOS."""
 
+import pytest
 import torch
 
 from visual_rft.models.forward import completion_logprobs
@@ -72,6 +73,34 @@ def test_decoding_uses_the_current_cache_argument(tiny_model_dir, toy_samples, p
         warnings.simplefilter("always")
         sample_group(model, inputs, group_size=2, max_new_tokens=4, eos_token_ids=eos, pad_token_id=pad)
     assert not [w for w in caught if "past_key_values" in str(w.message)]
+
+
+def _seeded(model, inputs, eos, pad, **kw):
+    torch.manual_seed(0)
+    return sample_group(
+        model, inputs, group_size=3, max_new_tokens=9, eos_token_ids=eos, pad_token_id=pad, **kw
+    )
+
+
+def test_static_cache_samples_the_same_tokens(tiny_family_dir, mixed_size_samples, policy_inputs):
+    """A preallocated cache and one fixed-size mask for all steps: the tokens the growing cache samples."""
+    model, _, inputs, _, pad = policy_inputs(tiny_family_dir, mixed_size_samples)
+    enders = list(range(0, 400, 7))  # rows end at different steps
+    simple = _seeded(model, inputs, enders, pad)
+    static = _seeded(model, inputs, enders, pad, static_cache=True)
+    assert len(set(simple.completion_mask.sum(1).tolist())) > 1
+    assert torch.equal(static.completion_ids, simple.completion_ids)
+    assert torch.equal(static.completion_mask, simple.completion_mask)
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_samples_the_same_tokens(tiny_model_dir, mixed_size_samples, policy_inputs):
+    """torch.compile'd step on the static cache (inductor on the CPU: about a minute to compile here)."""
+    model, _, inputs, eos, pad = policy_inputs(tiny_model_dir, mixed_size_samples)
+    simple = _seeded(model, inputs, [-1], pad)
+    assert torch.equal(
+        _seeded(model, inputs, [-1], pad, compile_step=True).completion_ids, simple.completion_ids
+    )
 
 
 def test_a_group_drawn_from_its_own_generator_does_not_depend_on_its_batch(

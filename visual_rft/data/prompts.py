@@ -15,6 +15,21 @@ THINK_ANSWER = "Output the thinking process in <think> </think> and final answer
 DETECTION_PROBLEM = "Detect all objects belonging to the category '{category}' in the image."
 """The question of a detection query (the paper's wording), for builders, importers and added queries."""
 
+CLASSIFICATION_PROBLEMS = {
+    # verified: classification/Qwen2_VL_classification_infere.py of the official repository
+    # (Liuziyu77/Visual-RFT) asks this of the aircraft
+    "aircraft": "This is an image containing an aircraft. Please identify the model of the aircraft based on the image.",
+    # not verified against the released data (the repository ships only the aircraft prompt): the
+    # flowers one is the form tests/data/test_convert_hf.py writes; pets and cars follow the same form
+    "flowers": "This is an image containing a flower. Please identify the species of the flower.",
+    "pets": "This is an image containing a pet. Please identify the species of the pet.",
+    "cars": "This is an image containing a car. Please identify the model of the car.",
+}
+"""The question of a fine-grained classification sample, by dataset (`vrft data build classification`)."""
+GROUNDING_PROBLEM = "Output the bounding box in the image corresponding to the instruction: {instruction}."
+"""The question of a reasoning-grounding sample (the official lisa_evaluation/Qwen2_VL_lisa_infere.py's
+wording, without its format part, which `build_prompt` adds)."""
+
 
 def coordinate_phrase(frame: CoordFrame) -> str:
     """How the model must write coordinates, in its own convention."""

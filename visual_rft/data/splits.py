@@ -12,7 +12,8 @@ What counts as one shot, by task (`shot_key`):
 Nesting: the samples are sorted by id and shuffled once with the seed; the k-shot set is the first k
 of each class in that order. So the 1-shot set is inside the 2-shot set, the 2-shot inside the 4-shot,
 and so on, and the result depends only on the set of samples and the seed, not on their input order.
-A class with fewer than k samples is an error that names it.
+A class with fewer than k samples is an error that names it, or, with `skip_short=True` (the dataset
+builders, which report it), is left out of that k's set.
 """
 
 from __future__ import annotations
@@ -47,12 +48,23 @@ def _ordered(samples: list[Sample], seed: int) -> list[Sample]:
     return [by_id[i] for i in perm]
 
 
-def _first_per_class(samples: list[Sample], k: int, what: str) -> list[Sample]:
+def short_classes(samples: list[Sample], k: int) -> dict[str, int]:
+    """{class: how many shots it has} for the classes with fewer than k (negative queries not counted)."""
+    counts: dict[str, int] = defaultdict(int)
+    for s in samples:
+        if not is_negative(s):
+            counts[shot_key(s)] += 1
+    return {c: n for c, n in sorted(counts.items()) if n < k}
+
+
+def _first_per_class(samples: list[Sample], k: int, what: str, skip_short: bool = False) -> list[Sample]:
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[shot_key(s)].append(s)
     short = {c: len(g) for c, g in sorted(groups.items()) if len(g) < k}
-    if short:
+    if skip_short:
+        groups = {c: g for c, g in groups.items() if c not in short}
+    elif short:
         raise ValueError(
             f"{k}-shot split needs {k} {what} per class; too few for: "
             + ", ".join(f"{c!r} ({n})" for c, n in short.items())
@@ -61,23 +73,31 @@ def _first_per_class(samples: list[Sample], k: int, what: str) -> list[Sample]:
     return [s for s in samples if id(s) in chosen]
 
 
-def k_shot(samples: list[Sample], k: int, *, seed: int = 0, negatives: int = 0) -> list[Sample]:
+def k_shot(
+    samples: list[Sample], k: int, *, seed: int = 0, negatives: int = 0, skip_short: bool = False
+) -> list[Sample]:
     """The k-shot subset: k samples per class (plus `negatives` 'No Objects' queries per detection
-    category, not counted as shots), in a seeded order. Raises ValueError if a class has fewer than k."""
+    category, not counted as shots), in a seeded order. Raises ValueError if a class has fewer than k
+    (with `skip_short`: that class is left out; see `short_classes`)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     order = _ordered(list(samples), seed)
-    out = _first_per_class([s for s in order if not is_negative(s)], k, "samples")
+    out = _first_per_class([s for s in order if not is_negative(s)], k, "samples", skip_short)
     if negatives > 0:
         out += _first_per_class([s for s in order if is_negative(s)], negatives, "negative queries")
     return out
 
 
 def nested_splits(
-    samples: list[Sample], ks=(1, 2, 4, 8, 16), *, seed: int = 0, negatives: int = 0
+    samples: list[Sample],
+    ks=(1, 2, 4, 8, 16),
+    *,
+    seed: int = 0,
+    negatives: int = 0,
+    skip_short: bool = False,
 ) -> dict[int, list[Sample]]:
-    """{k: k_shot(samples, k)} for each k; each set contains every smaller one."""
-    return {k: k_shot(samples, k, seed=seed, negatives=negatives) for k in sorted(ks)}
+    """{k: k_shot(samples, k)} for each k; each set contains every smaller one (of the classes it keeps)."""
+    return {k: k_shot(samples, k, seed=seed, negatives=negatives, skip_short=skip_short) for k in sorted(ks)}
 
 
 def write_nested(

@@ -3,6 +3,7 @@
     vrft eval base=models/tiny sft=runs/sft/final rft=runs/rft/final --data test.jsonl --out runs/eval
     vrft eval models/tiny --data test.jsonl --out runs/eval batch_size=16 max_new_tokens=128
     vrft eval --rescore runs/eval
+    vrft eval rft=runs/lisa/checkpoint-500/model --data data/lisa/val.jsonl --out runs/lisa_eval --sam models/sam-vit-h
 
 Models are PATH or NAME=PATH (NAME: the table's column; default the folder's name). Options are
 `key=value` overrides of `EvalOptions` (visual_rft/eval/runner.py), as every other command takes them,
@@ -66,7 +67,7 @@ def _cmd_eval(args) -> int:
     if args.rescore is not None:
         if models or overrides or args.data is not None or args.config is not None:
             raise ValueError("--rescore takes a run folder only: no model folders, no options, no --data")
-        rescore(args.rescore, args.out)
+        rescore(args.rescore, args.out, sam=args.sam)
         out = args.out or args.rescore
     else:
         if not models:
@@ -74,7 +75,7 @@ def _cmd_eval(args) -> int:
         if args.data is None or args.out is None:
             raise ValueError("evaluating models needs --data TEST.jsonl and --out DIR")
         options = load_config(EvalOptions, args.config, overrides)
-        evaluate_models(models, args.data, args.out, options)
+        evaluate_models(models, args.data, args.out, options, sam=args.sam)
         out = args.out
     sys.stdout.write((Path(out) / METRICS_MD).read_text(encoding="utf-8"))
     print(f"wrote {Path(out) / METRICS_JSON} and {Path(out) / METRICS_MD}")
@@ -101,6 +102,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file of EvalOptions (key=value overrides apply on top)")
     p.add_argument(
         "--rescore", type=Path, metavar="RUN_DIR", help="score the saved completions of a run again, no model"
+    )
+    p.add_argument(
+        "--sam",
+        type=Path,
+        metavar="SAM_DIR",
+        help="a local transformers SamModel folder: grounding's mask gIoU / cIoU from masks predicted from the boxes",
     )
     p.set_defaults(func=_cmd_eval)
     return p

@@ -72,7 +72,9 @@ class DetectionQuery(NamedTuple):
 
     `gt_boxes`: every ground-truth box of `category` in the image (empty when it is absent);
     `pred_boxes`: the model's boxes for this query; `pred_scores`: their confidences, the AP ranking
-    score (None: every box scores 1.0). A plain 5-tuple in this order works too.
+    score (None: every box scores 1.0); `not_exhaustive`: LVIS's not-exhaustively-labelled (image,
+    category): a box that matches no ground truth is ignored, not a false positive (LVIS's federated
+    rule). A plain 5- or 6-tuple in this order works too.
     """
 
     image_id: Hashable
@@ -80,6 +82,7 @@ class DetectionQuery(NamedTuple):
     gt_boxes: Sequence[Any]
     pred_boxes: Sequence[Any] = ()
     pred_scores: Sequence[float] | None = None
+    not_exhaustive: bool = False
 
 
 _AP_KEYS = ("mAP", "AP50", "AP75")
@@ -181,12 +184,15 @@ def _run_cocoeval(
     gt_anns: list[dict] = []
     dt_anns: list[dict] = []
     pairs: set[tuple[int, int]] = set()
+    not_exhaustive: set[tuple[int, int]] = set()
     for q in queries:
         img = image_index.setdefault(q.image_id, len(image_index) + 1)
         cat = cat_ids[q.category]
         if (img, cat) in pairs:
             raise ValueError(f"two queries for image {q.image_id!r} and category {q.category!r}")
         pairs.add((img, cat))
+        if q.not_exhaustive:
+            not_exhaustive.add((img, cat))
         scores = [1.0] * len(q.pred_boxes) if q.pred_scores is None else list(q.pred_scores)
         if len(scores) != len(q.pred_boxes):
             raise ValueError(
@@ -217,7 +223,10 @@ def _run_cocoeval(
         n_img = len(p.imgIds)
         evaluated: list[dict | None] = [None] * (len(p.catIds) * n_img)  # COCOeval's layout: [K, A=1, I]
         for img, cat in pairs:
-            evaluated[(cat - 1) * n_img + (img - 1)] = ev.evaluateImg(img, cat, p.areaRng[0], max_dets)
+            result = ev.evaluateImg(img, cat, p.areaRng[0], max_dets)
+            if result is not None and (img, cat) in not_exhaustive:  # LVIS: unmatched boxes are ignored
+                result["dtIgnore"] = np.logical_or(result["dtIgnore"], result["dtMatches"] == 0)  # [T, D]
+            evaluated[(cat - 1) * n_img + (img - 1)] = result
         ev.evalImgs = evaluated
         ev._paramsEval = copy.deepcopy(p)
         ev.accumulate()

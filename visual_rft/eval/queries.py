@@ -10,6 +10,10 @@
   vocabulary). An image is looked up by its path as written in the sample, its file name, its file name
   without extension, or ``meta["image_id"]``; an image the map does not list asks nothing.
 
+A file of federated labels (LVIS: its samples carry ``meta["federated"]``, as `vrft data build lvis-*` writes
+them) holds every (image, category) that can be scored; nothing is added to it, since a category LVIS did not
+verify for an image cannot be scored there.
+
 Added queries copy the image's first sample (size, meta split of the category when known) and get the
 problem of `detection_problem`: the first sample's problem with its quoted category name replaced, or
 the standard template. A query of the file that is not asked keeps its ground truth, with no predictions:
@@ -118,8 +122,9 @@ def plan_queries(samples: Sequence[Sample], categories: str = "file") -> list[tu
         present = [c for c, s in given.items() if s.target.boxes]
         names = None if existence is None else _existence_lookup(existence, group[0])
         wanted[key] = set(queries_for_image(present, vocabulary, mode, names))
+        federated = any(s.meta.get("federated") for s in group)
         for category in vocabulary:
-            if category in wanted[key] and category not in given:
+            if category in wanted[key] and category not in given and not federated:
                 added.append(_added_query(group[0], category, splits.get(category)))
     plan = [(s, s.task != "detection" or category_of(s) in wanted[image_key(s)]) for s in samples]
     return plan + [(s, True) for s in added]

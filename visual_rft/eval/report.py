@@ -28,7 +28,7 @@ HEADLINE = {
         "unparseable",
         "n_queries",
     ],
-    "grounding": ["giou", "ciou", "acc@0.5", "missing", "n"],
+    "grounding": ["giou", "ciou", "mask_giou", "mask_ciou", "acc@0.5", "missing", "n"],
 }
 """The metrics shown in the markdown table, per task (the JSON holds everything)."""
 
@@ -64,7 +64,8 @@ def write_report(
     notes = (
         "Fractions x100. Classification: `accuracy` is the strict rule (exact match after normalisation, "
         "the training reward), `lenient_accuracy` the paper's substring rule. Detection: COCO AP at IoU "
-        "0.50:0.95 (`mAP`), 0.50, 0.75. Grounding: `giou` = mean IoU (LISA), `ciou` = cumulative IoU.\n"
+        "0.50:0.95 (`mAP`), 0.50, 0.75. Grounding: `giou` = mean IoU (LISA), `ciou` = cumulative IoU; "
+        "`mask_giou` / `mask_ciou` the same on SAM's masks of the boxes (`--sam`).\n"
     )
     head = f"# {title}\n\n" if title else ""
     (out / METRICS_MD).write_text(head + table + "\n" + notes, encoding="utf-8")

@@ -36,6 +36,7 @@ from visual_rft.eval.completions import COMPLETIONS, Completion, read_completion
 from visual_rft.eval.generate import DecodeOptions, generate
 from visual_rft.eval.queries import category_splits, plan_queries
 from visual_rft.eval.report import METRICS_JSON, write_report
+from visual_rft.eval.sam import SamMasks
 from visual_rft.eval.scoring import score
 from visual_rft.eval.table import to_json
 from visual_rft.models.loading import (
@@ -102,11 +103,13 @@ def evaluate_model(
     name: str | None = None,
     model=None,
     processor=None,
+    masks=None,
 ) -> dict[str, Any]:
     """Generate, save completions and metrics of one model in `out_dir`; returns the metrics.
 
     `model` / `processor`: already loaded objects to use instead of loading `model_dir` (e.g. a policy
-    during training; it is used as it is: put it in eval mode first).
+    during training; it is used as it is: put it in eval mode first). `masks`: a box -> mask predictor
+    (`SamMasks`) for grounding's mask metrics.
     """
     options = options or EvalOptions()
     name = name or Path(model_dir).name
@@ -150,7 +153,7 @@ def evaluate_model(
             records.append(Completion(sample, None, None, False, 0))
     out = Path(out_dir)
     write_completions(out / COMPLETIONS, records)
-    metrics = score(records)
+    metrics = score(records, masks)
     tokens = sum(g.n_tokens for g in gens)
     run = ModelRun(
         name=name,
@@ -178,10 +181,12 @@ def evaluate_models(
     data: str | os.PathLike,
     out_dir: str | os.PathLike,
     options: EvalOptions | None = None,
+    sam: str | os.PathLike | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate several model folders on one test file, side by side; returns {name: metrics}.
 
     `models`: {name: folder}, or command-line specs (``path`` or ``name=path``, see `model_names`).
+    `sam`: a local SamModel folder: grounding's mask gIoU / cIoU from masks SAM predicts from the boxes.
     Writes OUT/<name>/ for each model, then OUT/run.json, OUT/metrics.json and OUT/metrics.md.
     """
     options = options or EvalOptions()
@@ -190,6 +195,7 @@ def evaluate_models(
     if not models:
         raise ValueError("no model folders to evaluate")
     missing = [f"{name}={path}" for name, path in models.items() if not is_model_folder(path)]
+    missing += [f"--sam {sam}"] if sam is not None and not is_model_folder(sam) else []
     if missing:  # before any model loads
         raise FileNotFoundError(
             f"not a model folder (no config.json or adapter_config.json): {', '.join(missing)}"
@@ -201,9 +207,10 @@ def evaluate_models(
     out.mkdir(parents=True, exist_ok=True)
     run = {"data": str(data), "models": {n: str(p) for n, p in models.items()}, "options": asdict(options)}
     (out / RUN).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    masks = None if sam is None else SamMasks(str(sam), options.device)
     results = {}
     for name, path in models.items():
-        results[name] = evaluate_model(path, samples, out / name, options, name=name)
+        results[name] = evaluate_model(path, samples, out / name, options, name=name, masks=masks)
     write_report(results, out, title=f"Evaluation on {Path(data).name}")
     return results
 
@@ -226,19 +233,21 @@ def run_folders(run_dir: str | os.PathLike) -> dict[str, Path]:
 
 
 def rescore(
-    run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
+    run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, sam: str | os.PathLike | None = None
 ) -> dict[str, dict[str, Any]]:
     """Score the saved completions of a run again (no model, no generation); returns {name: metrics}.
 
     Rewrites each model's metrics.json next to its completions, and the run's metrics.json and metrics.md
     in `out_dir` (default: the run folder). `run_dir` may also be one model's folder (holding
     completions.jsonl): its metrics.json then stays that model's metrics alone, beside a one-column table.
+    `sam`: as in `evaluate_models` (the mask metrics need no VLM either).
     """
     run = Path(run_dir)
     folders = run_folders(run)
+    masks = None if sam is None else SamMasks(str(sam))
     results = {}
     for name, folder in folders.items():
-        results[name] = score(read_completions(folder / COMPLETIONS))
+        results[name] = score(read_completions(folder / COMPLETIONS), masks)
         to_json(results[name], folder / METRICS_JSON)
     single = (run / COMPLETIONS).is_file()
     out = Path(out_dir) if out_dir is not None else run

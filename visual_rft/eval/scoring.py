@@ -10,10 +10,13 @@ Scoring, by task (a file may mix tasks: each task is then scored on its own samp
   to original pixels with `visual_rft.data.coords.from_model` and the frame the prompt was written in. Samples
   with the same first image path are the same image. When samples carry ``meta["split"]`` in
   {"base", "novel"}, AP is also reported over base, novel and all categories (open vocabulary).
-  ``unparseable``: the share of asked queries whose answer could not be read.
+  ``unparseable``: the share of asked queries whose answer could not be read. LVIS's federated rule: a query
+  with ``meta["not_exhaustive"]`` (written by `vrft data build lvis-*`) counts no unmatched box against AP.
 - grounding: `metrics.grounding_metrics` on the one box of each answer, in original pixels: ``giou``
   (LISA's gIoU: the mean per-sample IoU), ``ciou`` (total intersection / total union), ``acc@0.5``,
-  ``missing`` (no box could be read).
+  ``missing`` (no box could be read); with a box -> mask predictor (`visual_rft.eval.masks.SamMasks`, the
+  `--sam` of `vrft eval`), ``mask_giou`` / ``mask_ciou`` on the samples whose meta.mask names their
+  ground-truth mask, as the paper reports them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from visual_rft.data.answer import class_answer, detection_answer, grounding_answer
 from visual_rft.data.coords import answer_to_pixels
 from visual_rft.eval.completions import Completion
+from visual_rft.eval.masks import mask_metrics, read_mask
 from visual_rft.eval.metrics import (
     DetectionQuery,
     classification_metrics,
@@ -62,7 +66,8 @@ def detection_queries(
                 boxes.append(answer_to_pixels(p.box, r.frame).xyxy)
                 scores.append(p.confidence)
         gt = [b.xyxy for b in s.target.boxes]
-        queries.append(DetectionQuery(key, category_of(s), gt, boxes, scores))
+        not_exhaustive = bool(s.meta.get("not_exhaustive", False))
+        queries.append(DetectionQuery(key, category_of(s), gt, boxes, scores, not_exhaustive))
     return queries, sizes
 
 
@@ -82,13 +87,19 @@ def detection_scores(records: Sequence[Completion]) -> dict[str, Any]:
     return out
 
 
-def grounding_scores(records: Sequence[Completion]) -> dict[str, Any]:
-    """gIoU (mean IoU), cIoU, share with IoU > 0.5, share without a box; boxes in original pixels."""
+def grounding_scores(records: Sequence[Completion], masks=None) -> dict[str, Any]:
+    """gIoU (mean IoU), cIoU, share with IoU > 0.5, share without a box; boxes in original pixels. With
+    `masks` (box -> mask, e.g. `SamMasks`): mask gIoU / cIoU of the samples that carry meta.mask."""
     preds = []
     for r in records:
         box = grounding_answer(r.completion) if r.frame is not None else None
         preds.append(None if box is None else answer_to_pixels(box, r.frame).xyxy)
-    return grounding_metrics(preds, [r.sample.target.box.xyxy for r in records])
+    out = grounding_metrics(preds, [r.sample.target.box.xyxy for r in records])
+    with_mask = [(r, box) for r, box in zip(records, preds) if r.sample.meta.get("mask")]
+    if masks is not None and with_mask:
+        predicted = [masks(r.sample.image, box) for r, box in with_mask]
+        out.update(mask_metrics(predicted, [read_mask(r.sample.meta["mask"]) for r, _ in with_mask]))
+    return out
 
 
 SCORERS = {
@@ -98,15 +109,18 @@ SCORERS = {
 }
 
 
-def score(records: Sequence[Completion]) -> dict[str, Any]:
-    """The metrics of one model's completions.
+def score(records: Sequence[Completion], masks=None) -> dict[str, Any]:
+    """The metrics of one model's completions (`masks`: a box -> mask predictor for grounding's mask metrics).
 
     One task: ``{"task": task, **metrics}``. Several: ``{"task": "mixed", "<task>": {metrics}, ...}``.
     """
     by_task: dict[str, list[Completion]] = {}
     for r in records:
         by_task.setdefault(r.sample.task, []).append(r)
-    results = {task: SCORERS[task](rs) for task, rs in by_task.items()}
+    results = {
+        task: grounding_scores(rs, masks) if task == "grounding" else SCORERS[task](rs)
+        for task, rs in by_task.items()
+    }
     if len(results) == 1:
         ((task, metrics),) = results.items()
         return {"task": task, **metrics}

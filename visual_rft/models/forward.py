@@ -8,6 +8,13 @@ runs once per image (`encode_images`) and its output is shared by the G rows of 
 three axes, exactly as transformers' own generation places it. `completion_logprobs` is the one forward
 of GRPO's reference / old-policy / policy passes and of SFT's loss.
 
+The prompt is shared too: `prefill_groups` runs each prompt through the decoder once and expands its
+key/value cache to the G rows of its group, for the rollout (which then samples on it) and for
+`completion_logprobs` (which then runs only the completion tokens of each row on it, with gradients when
+the pass needs them: the expansion is differentiable, so the prompt's gradient is accumulated once).
+With images most of each sequence is prompt (hundreds of image tokens against tens of completion tokens),
+so the log-prob passes cost about (L + G*T) tokens per group instead of G*(L + T).
+
 Qwen3-VL's tower also returns "deepstack" features (the outputs of early vision blocks, merged like the
 last): `ImageFeatures` carries them beside the image tokens, and `decode` adds them at the image positions
 after the first decoder layers (`visual_pos_masks` / `deepstack_visual_embeds`, as `Qwen3VLModel.forward`
@@ -19,10 +26,12 @@ the language-model head to `chunk_size` completion tokens at a time, in the forw
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from peft import PeftModel
+from transformers.cache_utils import Cache, DynamicLayer
 
 from visual_rft.models.logprobs import DEFAULT_CHUNK_SIZE, head_logprobs, token_logprobs
 
@@ -31,13 +40,17 @@ __all__ = [
     "ImageFeatures",
     "Rollout",
     "completion_logprobs",
+    "completion_positions",
     "core_model",
     "count_images",
     "decode",
     "embed_with_images",
     "encode_images",
     "head_logprobs",
+    "per_row_states",
+    "prefill_groups",
     "prompt_positions",
+    "shared_prefix_states",
     "token_logprobs",
 ]
 
@@ -161,6 +174,73 @@ def decode(model, inputs: DecoderInputs, attention_mask: torch.Tensor, position_
     )
 
 
+def completion_positions(next_position: torch.Tensor, group_size: int, length: int, start: int = 0):
+    """[3, B*G, length] positions of completion tokens start..start+length-1 of each row: the prompt's
+    `next_position` ([B]) + t on all three axes, as transformers' generation places them."""
+    steps = torch.arange(start, start + length, device=next_position.device)  # [length]
+    pos = next_position.repeat_interleave(group_size)[:, None] + steps  # [B*G, length]
+    return pos.unsqueeze(0).expand(3, -1, -1)  # [3, B*G, length]
+
+
+def prefill_groups(model, ids, mask, positions, images: ImageFeatures, group_size: int):
+    """Each prompt through the decoder ONCE, its keys and values then expanded to its G rows.
+
+    Returns ([B, H] the hidden state of each prompt's last token, per decoder layer the ([B*G, h, L, d]
+    keys, values)). The expansion is `repeat_interleave`, differentiable: under autograd the shared
+    prefix's gradient is the sum over its G completions, accumulated in one backward through the prompt.
+    The rollout (which grows a `DynamicCache` from them) and the log-prob passes (`PrefixLayer`) share this;
+    Qwen3-VL's deepstack features go in here: only prompt tokens carry images. The keys and values are
+    taken by `CaptureLayer`s, so this also runs under activation checkpointing (`checkpoint_with_cache`).
+    """
+    capture = Cache(layers=[CaptureLayer() for _ in core_model(model).model.language_model.layers])
+    with checkpoint_with_cache(model):
+        out = decode(model, embed_with_images(model, ids, images), mask, positions, cache=capture)
+    kv = [
+        (c.keys.repeat_interleave(group_size, 0), c.values.repeat_interleave(group_size, 0))
+        for c in capture.layers
+    ]
+    return out.last_hidden_state[:, -1], kv  # [B, H], L x ([B*G, h, L, d], [B*G, h, L, d])
+
+
+class CaptureLayer(DynamicLayer):
+    """A cache layer that keeps the first keys/values it is given and hands every call its own back: the
+    prompt's pass stores them, a checkpoint's recomputation of it stores nothing and sees the same."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states  # [B, h, L, d]
+        return key_states, value_states
+
+
+class PrefixLayer(DynamicLayer):
+    """A fixed prefix: each call attends to prefix + its own keys/values, and nothing is stored, so a
+    checkpoint's recomputation sees what the forward saw."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.lazy_initialization(keys, values)
+        self.keys, self.values = keys, values  # [R, h, L, d]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        keys = torch.cat([self.keys, key_states], dim=-2)  # [R, h, L+t, d]
+        return keys, torch.cat([self.values, value_states], dim=-2)
+
+
+@contextmanager
+def checkpoint_with_cache(model):
+    """Let checkpointed decoder layers keep the cache (transformers drops it unless a layer says it only
+    reads it; `CaptureLayer` and `PrefixLayer` make a recomputation see what the forward saw)."""
+    layers = core_model(model).model.language_model.layers
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache  # back to the class's False
+
+
 def completion_logprobs(
     model,
     rollout: Rollout,
@@ -168,6 +248,7 @@ def completion_logprobs(
     *,
     temperature: float = 1.0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    share_prefix: bool = True,
 ) -> torch.Tensor:
     """[B*G, T] log-probabilities of the sampled completion tokens under `model` (with grad if enabled).
 
@@ -175,29 +256,68 @@ def completion_logprobs(
     `temperature`: the logits are divided by it first, as the rollout sampled (TRL does the same), so the
     ratio and KL of the loss compare the distributions the tokens were drawn from. `chunk_size`: tokens per
     chunk of `head_logprobs`; 0 materialises the full [R, T, V] logits (the old way, kept for benchmarks).
+    `share_prefix`: each prompt runs once and only the completion tokens run per row (`shared_prefix_states`);
+    False: every row runs its prompt again (`per_row_states`, for the benchmark and the equality tests).
+    Both compute the same values and gradients (with activation checkpointing too); the per-row path is
+    also taken where sharing gains nothing (G = 1).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for log-probabilities, got {temperature}")
-    G = rollout.group_size
-    T = rollout.completion_ids.shape[1]
     if images is None:
         images = encode_images(model, rollout.pixel_values, rollout.image_grid_thw)
+    if share_prefix and rollout.group_size > 1:
+        hidden = shared_prefix_states(model, rollout, images)  # [R, T, H]
+    else:
+        hidden = per_row_states(model, rollout, images)  # [R, T, H]
+    head = core_model(model).get_output_embeddings()
+    if chunk_size <= 0:  # the full logits tensor at once
+        logits = head(hidden)  # [R, T, V]
+        return token_logprobs(logits, rollout.completion_ids, temperature)  # [R, T]
+    return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)
+
+
+def shared_prefix_states(model, rollout: Rollout, images: ImageFeatures) -> torch.Tensor:
+    """[R, T, H] the states that predict each completion token: the prompt once per group
+    (`prefill_groups`), then completion tokens 0..T-2 of every row on its group's cache."""
+    G = rollout.group_size
+    T = rollout.completion_ids.shape[1]
+    last, kv = prefill_groups(
+        model, rollout.prompt_ids, rollout.prompt_mask, rollout.prompt_positions, images, G
+    )  # [B, H], L x [B*G, h, L, d]
+    first = last.repeat_interleave(G, dim=0)[:, None]  # [R, 1, H] predicts completion token 0
+    if T <= 1:
+        return first[:, :T]  # [R, T, H]
+    ids = rollout.completion_ids[:, :-1]  # [R, T-1] the last token predicts nothing
+    mask = torch.cat(
+        [rollout.prompt_mask.repeat_interleave(G, dim=0), rollout.completion_mask[:, :-1]], dim=1
+    )  # [R, L+T-1]
+    positions = completion_positions(rollout.next_position, G, T - 1)  # [3, R, T-1]
+    embeds = core_model(model).get_input_embeddings()(ids)  # [R, T-1, H] text only: no image placeholders
+    prefix = Cache(layers=[PrefixLayer(k, v) for k, v in kv])
+    with checkpoint_with_cache(model):
+        rest = decode(
+            model, DecoderInputs(embeds), mask, positions, cache=prefix
+        ).last_hidden_state  # [R, T-1, H]
+    return torch.cat([first, rest], dim=1)  # [R, T, H]
+
+
+def per_row_states(model, rollout: Rollout, images: ImageFeatures) -> torch.Tensor:
+    """[R, T, H] the same states with every row's prompt run again: prompt + completion, row by row."""
+    G = rollout.group_size
+    T = rollout.completion_ids.shape[1]
     ids = torch.cat(
         [rollout.prompt_ids.repeat_interleave(G, dim=0), rollout.completion_ids], dim=1
     )  # [R, L+T]
     mask = torch.cat(
         [rollout.prompt_mask.repeat_interleave(G, dim=0), rollout.completion_mask], dim=1
     )  # [R, L+T]
-    steps = torch.arange(T, device=ids.device)  # [T]
-    comp_pos = rollout.next_position.repeat_interleave(G)[:, None] + steps  # [R, T]
     positions = torch.cat(
-        [rollout.prompt_positions.repeat_interleave(G, dim=1), comp_pos.unsqueeze(0).expand(3, -1, -1)], dim=2
+        [
+            rollout.prompt_positions.repeat_interleave(G, dim=1),
+            completion_positions(rollout.next_position, G, T),
+        ],
+        dim=2,
     )  # [3, R, L+T]
     inputs = embed_with_images(model, ids, images, repeat=G, prompt_len=rollout.prompt_ids.shape[1])
     hidden = decode(model, inputs, mask, positions).last_hidden_state  # [R, L+T, H]
-    hidden = hidden[:, -T - 1 : -1]  # [R, T, H] states that predict completion tokens
-    head = core_model(model).get_output_embeddings()
-    if chunk_size <= 0:  # the full logits tensor at once
-        logits = head(hidden)  # [R, T, V]
-        return token_logprobs(logits, rollout.completion_ids, temperature)  # [R, T]
-    return head_logprobs(hidden, head, rollout.completion_ids, temperature=temperature, chunk_size=chunk_size)
+    return hidden[:, -T - 1 : -1]  # [R, T, H] states that predict completion tokens

@@ -34,6 +34,8 @@ from visual_rft.world import CLASSIFICATION_BASE, COLOURS, DETECTION_BASE, SHADE
 from visual_rft.world.dense import CELL, NORMAL_BINS, SHAPE_CLASSES, cell_targets
 from visual_rft.world.tasks import classification_scene, detection_scene
 
+MAX_CELLS = WorldConfig().image_size[1] // CELL
+"""Most cells along an image side (the `col` and `row` heads' classes)."""
 CORNER_COUNTS = sorted({k for k in SHAPES.values() if k})
 """The corner counts of the world's polygons; the corner head's classes are 'none', then these."""
 CORNER_CLASS = np.full(max(CORNER_COUNTS) + 1, -1)
@@ -47,8 +49,13 @@ TOKEN_HEADS = {
     "digit": 10,
     "corner": len(CORNER_COUNTS) + 1,
     "normal": NORMAL_BINS + 1,
+    "col": MAX_CELLS,
+    "row": MAX_CELLS,
 }
-"""Per-token classification heads and their number of classes."""
+"""Per-token classification heads and their number of classes. `col` and `row` are the token's own cell in
+the image: RoPE in the tower (and in the language model) carries only relative positions, and a value
+vector none at all, so without them no token knows where in the image it is, and no answer can say where
+an object is (a probe of the random tower reads a token's column at chance: RESULTS.md section 8)."""
 
 
 @dataclass
@@ -65,6 +72,9 @@ class VisionStageConfig:
     """Share of multi-object detection scenes in a batch (the rest: one big base-class object)."""
     box_weight: float = 1.0
     """Weight of the box-edge regression loss."""
+    position_weight: float = 0.0
+    """Weight of the absolute-position losses: each token's own cell (`col`, `row`) and its object's box edges
+    in image cells (0: neither, and the tower learns relative offsets only, as the shipped base's did)."""
     pooled_weight: float = 1.0
     """Weight of the per-object pooled shape and digit losses."""
     corner_weight: float = 10.0
@@ -88,14 +98,15 @@ class DenseHeads(nn.Module):
     def __init__(self, hidden: int):
         super().__init__()
         self.token = nn.Linear(
-            hidden, sum(TOKEN_HEADS.values()) + 4
-        )  # classes of every head, then 4 box edges
+            hidden, sum(TOKEN_HEADS.values()) + 8
+        )  # classes of every head, then 4 box edges relative to the cell, then 4 in image cells
         self.pooled = nn.Linear(hidden, len(SHAPE_CLASSES) + 10)  # shape, digit value
 
     def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.token(tokens)  # [n, C + 4]
-        logits = dict(zip(TOKEN_HEADS, out[:, :-4].split(list(TOKEN_HEADS.values()), dim=-1)))
-        logits["box"] = out[:, -4:]  # [n, 4]
+        logits = dict(zip(TOKEN_HEADS, out[:, :-8].split(list(TOKEN_HEADS.values()), dim=-1)))
+        logits["box"] = out[:, -8:-4]  # [n, 4]
+        logits["abs_box"] = out[:, -4:]  # [n, 4]
         return logits
 
 
@@ -117,6 +128,10 @@ def batch_targets(scenes: list) -> dict[str, torch.Tensor]:
     rows, offset = [], 0
     for _, scene in scenes:
         t = cell_targets(scene).flat()
+        row, col = np.mgrid[0 : scene.height // CELL, 0 : scene.width // CELL]  # [r, c] each token's cell
+        t["row"], t["col"] = row.reshape(-1), col.reshape(-1)
+        centre = np.stack([col, row, col, row], -1).reshape(-1, 4) + 0.5  # [n, 4] in cells
+        t["abs_box"] = (t["box"] + centre).astype(np.float32)  # [n, 4] the object's edges in image cells
         t["obj"] = np.where(t["obj"] >= 0, t["obj"] + offset, -1)
         t["corner"] = CORNER_CLASS[t["corner"]]
         t["pooled_shape"] = np.array([SHAPE_CLASSES.index(o.shape) for o in scene.objects], np.int64)
@@ -139,13 +154,16 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
     logits = heads(tokens)
     loss, metrics = tokens.new_zeros(()), {}
     for name in TOKEN_HEADS:
+        if name in ("col", "row") and not cfg.position_weight:
+            continue
         target = t[name]  # [n], -1 where it does not apply
         if (target >= 0).any():
             weight = None
             if name == "corner":
                 weight = torch.full((TOKEN_HEADS[name],), cfg.corner_weight)
                 weight[0] = 1.0
-            loss = loss + F.cross_entropy(logits[name], target, weight=weight, ignore_index=-1)
+            scale = cfg.position_weight if name in ("col", "row") else 1.0
+            loss = loss + scale * F.cross_entropy(logits[name], target, weight=weight, ignore_index=-1)
             metrics[f"acc/{name}"] = _accuracy(logits[name], target)
     if (t["corner"] > 0).any():  # the corner class on the cells that hold one
         metrics["acc/corner_found"] = _accuracy(
@@ -157,6 +175,12 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
         loss = loss + cfg.box_weight * box
         error = (logits["box"][on_object] - t["box"][on_object]).detach().abs().mean()
         metrics["box_l1_px"] = float(error) * CELL
+        if cfg.position_weight:
+            loss = loss + cfg.position_weight * F.smooth_l1_loss(
+                logits["abs_box"][on_object], t["abs_box"][on_object]
+            )
+            error = (logits["abs_box"][on_object] - t["abs_box"][on_object]).detach().abs().mean()
+            metrics["abs_box_l1_px"] = float(error) * CELL
     objects, seen = pooled(tokens, t["obj"], len(t["pooled_shape"]))  # [O, H], [O]
     out = heads.pooled(objects[seen])  # [O', 16]
     shape, digit = t["pooled_shape"][seen], t["pooled_digit"][seen]  # [O']

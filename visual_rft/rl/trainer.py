@@ -113,7 +113,7 @@ class GRPOTrainer(Trainer):
         return self.cfg.grpo.mu
 
     def pass_options(self) -> dict:
-        return {"temperature": self.cfg.grpo.temperature}
+        return {"temperature": self.cfg.grpo.temperature, "share_prefix": self.cfg.model.share_prefix}
 
     # ------------------------------------------------------------------ the algorithm's steps
 
@@ -138,6 +138,7 @@ class GRPOTrainer(Trainer):
                 top_p=g.top_p,
                 eos_token_ids=self.eos_ids,
                 pad_token_id=self.pad_id,
+                compile_step=g.compiled_decode and self.device.type == "cuda",
                 generators=self.noise(step, len(batch)),
             )
         return rollout, frames
@@ -171,6 +172,7 @@ class GRPOTrainer(Trainer):
                 rollout,
                 temperature=self.cfg.grpo.temperature,
                 chunk_size=self.cfg.model.logprob_chunk_size,
+                share_prefix=self.cfg.model.share_prefix,
             )
 
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
