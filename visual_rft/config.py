@@ -54,6 +54,10 @@ class ModelConfig:
     """Completion tokens whose vocabulary logits are computed at once when log-probabilities are taken
     (each chunk checkpointed: 512 x 151,936 fp32 logits are 0.3 GB); 0: the full [rows, tokens, vocab]
     logits at once (about 10 GB in fp32 for 16 x 1,024 tokens of a Qwen model)."""
+    max_pixels: int = 0
+    """Largest image area in pixels: larger images are resized down to it (keeping their aspect, sides
+    multiples of the patch x merge size) before the tower sees them; 0: the model folder's own setting
+    (its preprocessor_config.json). The paper trains Qwen2-VL at 401408 (= 896 x 448)."""
     share_prefix: bool = True
     """Log-probabilities of a group's G completions run the prompt once and only the completion tokens per
     row, on the prompt's key/value cache (same values and gradients); false: the prompt again for every
@@ -233,6 +237,9 @@ class EvalOptions:
     """Show a progress bar with ETA."""
     limit: int | None = None
     """Evaluate only the first `limit` samples of the file (quick checks)."""
+    max_pixels: int = 0
+    """Largest image area in pixels (as model.max_pixels); 0: each model folder's own setting (a checkpoint
+    saves the one it was trained with)."""
 
 
 class ConfigError(ValueError):

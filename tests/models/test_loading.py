@@ -62,6 +62,22 @@ def test_resized_size_matches_the_processor(tiny_model_dir):
     assert coord_frame("norm1000", processor, 640, 480).resized is None
 
 
+def test_max_pixels_caps_the_image_area_the_tower_sees(tiny_model_dir):
+    from PIL import Image
+
+    image = Image.new("RGB", (640, 480))
+    own = load_processor(tiny_model_dir)
+    capped = load_processor(tiny_model_dir, max_pixels=224 * 168)
+    patch = capped.image_processor.patch_size
+    grid = capped.image_processor(image, return_tensors="pt")["image_grid_thw"][0]  # [t, h, w] in patches
+    w, h = int(grid[2]) * patch, int(grid[1]) * patch
+    assert w * h <= 224 * 168 < own.image_processor.size["longest_edge"]  # the folder's own limit is larger
+    assert resized_size(capped, 640, 480) == (w, h)  # coordinates follow the same resize
+    assert resized_size(own, 640, 480) != (w, h)
+    with pytest.raises(ValueError, match="below the processor's min_pixels"):
+        load_processor(tiny_model_dir, max_pixels=100)
+
+
 def test_an_adapter_folder_names_its_base_and_loads_merged(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 

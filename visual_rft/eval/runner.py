@@ -118,7 +118,7 @@ def evaluate_model(
     if model is None:
         model = load_model(model_dir, dtype=options.dtype, device=options.device)
     if processor is None:
-        processor = load_processor(model_dir)
+        processor = load_processor(model_dir, options.max_pixels)
     family = model_family(model.config)
     convention = coord_convention(family)
     decode = DecodeOptions(

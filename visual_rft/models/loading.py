@@ -140,14 +140,23 @@ def coord_frame(convention: str, processor, width: int, height: int) -> CoordFra
     return CoordFrame(convention, (width, height), resized)
 
 
-def load_processor(path: str | os.PathLike):
+def load_processor(path: str | os.PathLike, max_pixels: int = 0):
     """The processor of a local folder (tokenizer padded on the left, for generation); an adapter folder's
-    own processor files when it has them (a checkpoint does), else its base model's."""
+    own processor files when it has them (a checkpoint does), else its base model's. `max_pixels` > 0:
+    the largest image area the image processor resizes to, instead of the folder's own."""
     register_auto_classes()
     path = Path(path)
     own = is_adapter(path) and (path / "tokenizer_config.json").is_file()
     processor = AutoProcessor.from_pretrained(path if own else _check_folder(path))
     processor.tokenizer.padding_side = "left"
+    if max_pixels:
+        ip = processor.image_processor
+        smallest = getattr(ip, "min_pixels", None) or ip.size["shortest_edge"]
+        if max_pixels < smallest:
+            raise ValueError(f"max_pixels={max_pixels} is below the processor's min_pixels={smallest}")
+        if getattr(ip, "max_pixels", None):  # processors that keep the old attribute beside `size`
+            ip.max_pixels = max_pixels
+        ip.size["longest_edge"] = max_pixels  # a dict or a SizeDict: both take item assignment
     return processor
 
 

@@ -140,7 +140,7 @@ class Trainer:
         self.run_dir = Path(run.output_dir)
         ckpt = latest_checkpoint(self.run_dir) if resume else None
         check_resume_world(ckpt, self.world)
-        self.processor = load_processor(m.path)
+        self.processor = load_processor(m.path, m.max_pixels)
         self.convention = coord_convention(model_family(m.path))
         lora = m.lora.enabled
         model = load_model(
