@@ -246,7 +246,7 @@ def test_logprobs_are_taken_at_the_sampling_temperature(tiny_model_dir, toy_samp
     trainer = GRPOTrainer(_cfg(tiny_model_dir, tmp_path, *SMALL, "grpo.temperature=0.5"), samples=toy_samples)
     r = _rollout(trainer, toy_samples)
     with torch.no_grad():
-        ours = trainer.logprobs(trainer.model, r)  # [4, T]
+        ours = trainer.logprobs(r)  # [4, T]
         full = completion_logprobs(trainer.model, r, chunk_size=0)  # [4, T] at T = 1
         sharp = completion_logprobs(trainer.model, r, temperature=0.5, chunk_size=0)
     m = r.completion_mask.bool()
@@ -267,9 +267,9 @@ def test_no_dropout_in_any_pass_even_with_lora_dropout(tiny_model_dir, toy_sampl
                 p.normal_(0, 0.5)
     assert trainer.model.training
     r = _rollout(trainer, toy_samples)
-    train_mode = [trainer.logprobs(trainer.model, r).detach() for _ in range(2)]
+    train_mode = [trainer.logprobs(r).detach() for _ in range(2)]
     with eval_mode(trainer.model), torch.no_grad():
-        rollout_mode = trainer.logprobs(trainer.model, r)
+        rollout_mode = trainer.logprobs(r)
     assert torch.equal(train_mode[0], train_mode[1]) and torch.equal(train_mode[0], rollout_mode)
     trainer.step(0)
     first = trainer.updates[0]

@@ -30,7 +30,7 @@ from visual_rft import rewards as rewards_lib
 from visual_rft.config import TrainConfig
 from visual_rft.data.coords import target_to_model
 from visual_rft.data.types import Sample
-from visual_rft.models.forward import Rollout, completion_logprobs
+from visual_rft.models.forward import Rollout
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import load_model
 from visual_rft.models.lora import disable_dropout, eval_mode, is_lora, reference_context
@@ -162,27 +162,22 @@ class GRPOTrainer(Trainer):
                     col[i] = vals[j]
         return torch.tensor(total, dtype=torch.float32), per_reward
 
-    def logprobs(self, model, rollout: Rollout) -> torch.Tensor:
-        """[R, T] completion log-probabilities, as every pass (reference, old, policy) takes them: at the
+    def logprobs(self, rollout: Rollout, pass_=None) -> torch.Tensor:
+        """[R, T] completion log-probabilities, as every pass (reference, old, policy) takes them: through
+        a `PolicyPass` (the policy's by default: DDP's or FSDP2's wrapper when there is one), at the
         rollout's sampling temperature (logits / T, as TRL does; top-p only shapes the sampling), in the
         run's compute precision (`run.precision`: bf16 under autocast, as the rollout sampled)."""
         with self.precision.autocast():
-            return completion_logprobs(
-                model,
-                rollout,
-                temperature=self.cfg.grpo.temperature,
-                chunk_size=self.cfg.model.logprob_chunk_size,
-                share_prefix=self.cfg.model.share_prefix,
-            )
+            return (pass_ or self.policy_pass)(rollout)
 
     def reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
         if self.cfg.grpo.beta == 0:
             return None  # no reference pass at all
-        with torch.no_grad(), self.precision.autocast():
+        with torch.no_grad():
             if self.reference_pass is not None:
-                return self.reference_pass(rollout)
+                return self.logprobs(rollout, self.reference_pass)
             with reference_context(self.model):  # LoRA: the base model is the reference
-                return self.policy_pass(rollout)
+                return self.logprobs(rollout)
 
     def update(self, rollout: Rollout, advantages, old_logp, ref_logp, weight: float = 1.0) -> dict:
         """One optimizer step over the rollout, in micro-batches of whole groups. Skips non-finite steps.
@@ -201,8 +196,8 @@ class GRPOTrainer(Trainer):
             rows = slice(start * G, (start + len(groups)) * G)
             part = select_groups(rollout, groups)
             last = start + per_chunk >= n_groups
-            with gradient_sync(self.policy_pass, last), self.precision.autocast():
-                logp = self.policy_pass(part)  # [R, T]
+            with gradient_sync(self.policy_pass, last):
+                logp = self.logprobs(part)  # [R, T]
             old = old_logp[rows] if old_logp is not None else logp.detach()  # [R, T]
             ref = ref_logp[rows] if ref_logp is not None else None
             mask = part.completion_mask  # [R, T]
@@ -288,8 +283,8 @@ class GRPOTrainer(Trainer):
             ref_logp = self.reference_logprobs(part)
             old_logp = None
             if g.mu > 1:
-                with torch.no_grad(), self.precision.autocast():
-                    old_logp = self.policy_pass(part)
+                with torch.no_grad():
+                    old_logp = self.logprobs(part)
             updates = []
             for _ in range(g.mu):
                 updates.append(self.update(part, adv, old_logp, ref_logp, weight))
