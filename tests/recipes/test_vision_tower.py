@@ -11,6 +11,7 @@ from visual_rft.models.loading import load_model, load_processor
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.vision_tower import (
     CORNER_CLASS,
+    POSITION_HEADS,
     TOKEN_HEADS,
     DenseHeads,
     VisionStageConfig,
@@ -40,10 +41,11 @@ def test_targets_line_up_with_the_towers_tokens(tiny_model_dir):
     assert len(t["pooled_shape"]) == sum(len(s.objects) for _, s in scenes)
     assert set(t["corner"].tolist()) <= set(range(TOKEN_HEADS["corner"]))
     assert CORNER_CLASS[0] == 0 and all(CORNER_CLASS[k] > 0 for k in SHAPES.values() if k)
-    loss, metrics = dense_loss(DenseHeads(tokens.shape[-1]), tokens, t, SMALL)
+    loss, metrics = dense_loss(DenseHeads(tokens.shape[-1], position=True), tokens, t, SMALL)
     assert torch.isfinite(loss) and 0 <= metrics["acc/kind"] <= 1
     assert {"acc/col", "acc/row", "abs_box_l1_px"} <= set(metrics)
     _, plain = dense_loss(DenseHeads(tokens.shape[-1]), tokens, t, replace(SMALL, position_weight=0.0))
+    assert DenseHeads(8).token.out_features == sum(TOKEN_HEADS.values()) + 4  # off: the heads as before
     assert not {"acc/col", "acc/row", "abs_box_l1_px"} & set(plain)
     loss.backward()  # the gradient reaches the tower
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.model.visual.parameters())
@@ -60,7 +62,7 @@ def test_position_targets_are_each_tokens_cell_and_its_objects_box_in_image_cell
     for i in np.flatnonzero(owner >= 0):
         x1, y1, x2, y2 = scene.objects[owner[i]].box
         assert np.allclose(t["abs_box"][i].numpy() * 28, [x1, y1, x2, y2], atol=1e-4)
-    assert max(t["col"].max(), t["row"].max()) < TOKEN_HEADS["col"] == TOKEN_HEADS["row"]
+    assert max(t["col"].max(), t["row"].max()) < POSITION_HEADS["col"] == POSITION_HEADS["row"]
 
 
 def test_pooled_tokens_average_each_objects_own_tokens():

@@ -49,11 +49,11 @@ TOKEN_HEADS = {
     "digit": 10,
     "corner": len(CORNER_COUNTS) + 1,
     "normal": NORMAL_BINS + 1,
-    "col": MAX_CELLS,
-    "row": MAX_CELLS,
 }
-"""Per-token classification heads and their number of classes. `col` and `row` are the token's own cell in
-the image: RoPE in the tower (and in the language model) carries only relative positions, and a value
+"""Per-token classification heads and their number of classes."""
+POSITION_HEADS = {"col": MAX_CELLS, "row": MAX_CELLS}
+"""With `position_weight` > 0, also: the token's own cell in the image (plus its object's box edges in
+image cells, a regression). RoPE in the tower (and in the language model) carries only relative positions, and a value
 vector none at all, so without them no token knows where in the image it is, and no answer can say where
 an object is (a probe of the random tower reads a token's column at chance: RESULTS.md section 8)."""
 
@@ -95,18 +95,22 @@ class VisionStageConfig:
 class DenseHeads(nn.Module):
     """Linear read-outs of the tower's tokens: per token, and per object (its tokens averaged)."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, position: bool = False):
         super().__init__()
-        self.token = nn.Linear(
-            hidden, sum(TOKEN_HEADS.values()) + 8
-        )  # classes of every head, then 4 box edges relative to the cell, then 4 in image cells
+        self.names = {**TOKEN_HEADS, **(POSITION_HEADS if position else {})}
+        """The classification heads and their classes (the position heads only when asked for)."""
+        self.boxes = 8 if position else 4
+        """Box outputs: 4 edges relative to the cell, then (position) 4 in image cells."""
+        self.token = nn.Linear(hidden, sum(self.names.values()) + self.boxes)
         self.pooled = nn.Linear(hidden, len(SHAPE_CLASSES) + 10)  # shape, digit value
 
     def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.token(tokens)  # [n, C + 4]
-        logits = dict(zip(TOKEN_HEADS, out[:, :-8].split(list(TOKEN_HEADS.values()), dim=-1)))
-        logits["box"] = out[:, -8:-4]  # [n, 4]
-        logits["abs_box"] = out[:, -4:]  # [n, 4]
+        classes, boxes = out[:, : -self.boxes], out[:, -self.boxes :]  # [n, C], [n, 4 or 8]
+        logits = dict(zip(self.names, classes.split(list(self.names.values()), dim=-1)))
+        logits["box"] = boxes[:, :4]  # [n, 4]
+        if self.boxes == 8:
+            logits["abs_box"] = boxes[:, 4:]  # [n, 4]
         return logits
 
 
@@ -153,16 +157,14 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
     """(loss, metrics) of one batch: tokens [n, H], targets from `batch_targets`."""
     logits = heads(tokens)
     loss, metrics = tokens.new_zeros(()), {}
-    for name in TOKEN_HEADS:
-        if name in ("col", "row") and not cfg.position_weight:
-            continue
+    for name in heads.names:
         target = t[name]  # [n], -1 where it does not apply
         if (target >= 0).any():
             weight = None
             if name == "corner":
-                weight = torch.full((TOKEN_HEADS[name],), cfg.corner_weight)
+                weight = torch.full((heads.names[name],), cfg.corner_weight)
                 weight[0] = 1.0
-            scale = cfg.position_weight if name in ("col", "row") else 1.0
+            scale = cfg.position_weight if name in POSITION_HEADS else 1.0
             loss = loss + scale * F.cross_entropy(logits[name], target, weight=weight, ignore_index=-1)
             metrics[f"acc/{name}"] = _accuracy(logits[name], target)
     if (t["corner"] > 0).any():  # the corner class on the cells that hold one
@@ -175,7 +177,7 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
         loss = loss + cfg.box_weight * box
         error = (logits["box"][on_object] - t["box"][on_object]).detach().abs().mean()
         metrics["box_l1_px"] = float(error) * CELL
-        if cfg.position_weight:
+        if "abs_box" in logits:
             loss = loss + cfg.position_weight * F.smooth_l1_loss(
                 logits["abs_box"][on_object], t["abs_box"][on_object]
             )
@@ -221,7 +223,7 @@ def train_vision(
     model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
     tower = model.model.visual
     torch.manual_seed(cfg.seed)  # the heads' initial weights: a run is a function of its config
-    heads = DenseHeads(model.config.text_config.hidden_size)
+    heads = DenseHeads(model.config.text_config.hidden_size, position=cfg.position_weight > 0)
     params = [*tower.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr)
     warm, total = max(1, cfg.warmup_steps), max(1, cfg.steps)
