@@ -1,0 +1,183 @@
+"""Is shape slow to learn because of the tower? The 5m tower and a small CNN side by side, on one label.
+
+Each model learns one attribute of the classification scene's one big object (its shape: 5 classes; or
+its colour: 5 classes) from fresh base-class scenes, 32 a step, AdamW with a 25-step warm-up. The tower
+reads the object through the mean of its merged tokens (as stage 1's pooled head does) into a linear
+head; the CNN (four 3x3/5x5 stride-2 convolutions with batch norm, global max pool, linear) sees the
+image zero-padded to 224 x 224. Accuracy is measured on each step's batch before the step updates the
+weights, so every number is on images the model has not trained on.
+
+    python bench/shape_learnability.py --out runs/shape_learnability --steps 150
+    python bench/shape_learnability.py --out runs/shape_learnability_600 --steps 600 --targets shape
+    python bench/shape_learnability.py --out runs/mimetic --steps 150 --models tower_mimetic --targets shape
+    python bench/shape_learnability.py --out runs/maxpool --steps 150 --models tower_max --targets shape
+
+--models: tower (the tiny Qwen2.5-VL tower as `write_tiny` initialises it, object tokens averaged),
+tower_max (the same, their maximum per feature, as the CNN pools), tower_mimetic (averaged, with mimetic
+attention initialisation: `mimetic_init`), cnn.
+
+Writes OUT/MODEL-TARGET.json (accuracy of each 25-step window) and prints one line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from visual_rft.models.loading import load_model, load_processor
+from visual_rft.models.tiny import write_tiny
+from visual_rft.recipes.vision_tower import pooled, tower_tokens
+from visual_rft.world import CLASSIFICATION_BASE, COLOURS, WorldConfig
+from visual_rft.world.dense import SHAPE_CLASSES, cell_targets
+from visual_rft.world.tasks import classification_scene
+
+TARGETS = {"shape": lambda o: SHAPE_CLASSES.index(o.shape), "colour": lambda o: list(COLOURS).index(o.colour)}
+WINDOW = 25
+
+
+def draw(step: int, batch: int) -> list:
+    """One step's scenes, a function of the step: every run sees the same images."""
+    rng = np.random.Generator(np.random.PCG64([0, 1, step]))
+    labels = [CLASSIFICATION_BASE[rng.integers(len(CLASSIFICATION_BASE))] for _ in range(batch)]
+    return [classification_scene(rng, WorldConfig(), label) for label in labels]  # [(image, scene)]
+
+
+class TowerReader(nn.Module):
+    """The tiny Qwen2.5-VL's vision tower (merger included), its object tokens averaged, a linear head."""
+
+    def __init__(self, folder: Path, classes: int, mimetic: bool = False, pool: str = "mean"):
+        super().__init__()
+        self.pool = pool
+        self.model, self.processor = load_model(folder, device="cpu"), load_processor(folder)
+        self.tower = self.model.model.visual
+        if mimetic:
+            mimetic_init(self.tower)
+        self.head = nn.Linear(self.model.config.text_config.hidden_size, classes)
+
+    def parameters_to_train(self):
+        return [*self.tower.parameters(), *self.head.parameters()]
+
+    def forward(self, scenes) -> torch.Tensor:
+        tokens = tower_tokens(self.model, self.processor, [image for image, _ in scenes])  # [n, H]
+        obj = torch.from_numpy(np.concatenate([_main_object(scene) + i for i, (_, scene) in enumerate(scenes)]))
+        if self.pool == "max":  # each image's largest value of each feature over its main object's tokens
+            own = obj[:, None] == torch.arange(len(scenes))[None]  # [n, B]
+            feats = torch.where(own[:, :, None], tokens[:, None], -torch.inf).amax(0)  # [B, H]
+        else:
+            feats, _ = pooled(tokens, obj, len(scenes))  # [B, H] the mean (one main object per scene)
+        return self.head(feats)  # [B, classes]
+
+
+def _main_object(scene) -> np.ndarray:
+    """[cells] 0 on the main object's cells, a large negative elsewhere (so + i stays negative)."""
+    obj = cell_targets(scene).flat()["obj"]
+    return np.where(obj == 0, 0, -(10**6))
+
+
+@torch.no_grad()
+def mimetic_init(tower, qk=(0.7, 0.7), vo=(0.4, 0.4)) -> None:
+    """Mimetic initialisation (Trockman and Kolter, ICML 2023): each head's W_q^T W_k ~ a Z + b I (a token
+    attends to tokens like itself, so with RoPE to its neighbours first) and the heads' W_v^T W_o together
+    ~ a Z - b I; Z ~ N(0, 1/d). The attention layers then start out like convolutions, not uniform means."""
+    for block in tower.blocks:
+        attn = block.attn
+        d, heads = attn.proj.weight.shape[0], attn.num_heads
+        k = d // heads
+        w = attn.qkv.weight  # [3d, d]: q, k, v rows
+        for h in range(heads):
+            u, s, vt = torch.linalg.svd(qk[0] * torch.randn(d, d) / d**0.5 + qk[1] * torch.eye(d))
+            w[h * k : (h + 1) * k] = (u[:, :k] * s[:k].sqrt()).T  # W_qh [k, d]
+            w[d + h * k : d + (h + 1) * k] = (vt[:k].T * s[:k].sqrt()).T  # W_kh [k, d]
+        u, s, vt = torch.linalg.svd(vo[0] * torch.randn(d, d) / d**0.5 - vo[1] * torch.eye(d))
+        w[2 * d :] = (u * s.sqrt()).T  # W_v [d, d]: head h takes singular directions h*k..(h+1)*k
+        attn.proj.weight.copy_(vt.T * s.sqrt())  # W_o [d, d], so that W_v^T W_o^T = U S V^T
+        attn.qkv.bias.zero_()
+        attn.proj.bias.zero_()
+
+
+class SmallCNN(nn.Module):
+    """A small convolutional network: the inductive bias a ViT lacks, at a similar cost per image."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        layers, channels = [], [3, 32, 64, 64, 64]
+        for i, (a, b) in enumerate(zip(channels, channels[1:])):
+            k = 5 if i == 0 else 3
+            layers += [nn.Conv2d(a, b, k, 2, k // 2), nn.BatchNorm2d(b), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+
+    def parameters_to_train(self):
+        return list(self.parameters())
+
+    def forward(self, scenes) -> torch.Tensor:
+        side = WorldConfig().image_size[1]
+        x = torch.zeros(len(scenes), 3, side, side)  # [B, 3, 224, 224]
+        for i, (image, _) in enumerate(scenes):
+            a = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)  # [3, h, w]
+            x[i, :, : a.shape[1], : a.shape[2]] = a - 0.5
+        return self.net(x)  # [B, classes]
+
+
+def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path) -> dict:
+    torch.manual_seed(0)
+    if kind.startswith("tower"):
+        folder = write_tiny(out / "init", "qwen2_5_vl", "5m", seed=0)
+        model = TowerReader(folder, 5, mimetic=kind == "tower_mimetic", pool="max" if kind == "tower_max" else "mean")
+    else:
+        model = SmallCNN(5)
+    params = model.parameters_to_train()
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    warm = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / WINDOW))
+    correct, windows, t0 = [], [], time.perf_counter()
+    for step in range(steps):
+        scenes = draw(step, batch)
+        y = torch.tensor([TARGETS[target](scene.objects[0]) for _, scene in scenes])  # [B]
+        logits = model(scenes)  # [B, 5]
+        loss = F.cross_entropy(logits, y)
+        correct.append(float((logits.argmax(-1) == y).float().mean()))  # before this step's update
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        warm.step()
+        if (step + 1) % WINDOW == 0:
+            windows.append(round(100 * float(np.mean(correct[-WINDOW:])), 1))
+    result = {
+        "model": kind,
+        "target": target,
+        "steps": steps,
+        "lr": lr,
+        "batch": batch,
+        "seconds": round(time.perf_counter() - t0),
+        "accuracy_per_25_steps": windows,
+    }
+    (out / f"{kind}-{target}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/shape_learnability"))
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--models", default="tower,cnn")
+    ap.add_argument("--targets", default="shape,colour")
+    ap.add_argument("--tower-lr", type=float, default=3e-4)
+    ap.add_argument("--cnn-lr", type=float, default=1e-3)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for kind in args.models.split(","):
+        for target in args.targets.split(","):
+            lr = args.cnn_lr if kind == "cnn" else args.tower_lr
+            print(json.dumps(run(kind, target, args.steps, lr, args.batch, args.out)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
