@@ -11,6 +11,7 @@ weights, so every number is on images the model has not trained on.
     python bench/shape_learnability.py --out runs/shape_learnability_600 --steps 600 --targets shape
     python bench/shape_learnability.py --out runs/mimetic --steps 150 --models tower_mimetic --targets shape
     python bench/shape_learnability.py --out runs/maxpool --steps 150 --models tower_max --targets shape
+    python bench/shape_learnability.py --out runs/window56 --steps 150 --models tower --targets shape --window 56
 
 --models: tower (the tiny Qwen2.5-VL tower as `write_tiny` initialises it, object tokens averaged),
 tower_max (the same, their maximum per feature, as the CNN pools), tower_mimetic (averaged, with mimetic
@@ -52,11 +53,13 @@ def draw(step: int, batch: int) -> list:
 class TowerReader(nn.Module):
     """The tiny Qwen2.5-VL's vision tower (merger included), its object tokens averaged, a linear head."""
 
-    def __init__(self, folder: Path, classes: int, mimetic: bool = False, pool: str = "mean"):
+    def __init__(self, folder: Path, classes: int, mimetic: bool = False, pool: str = "mean", window: int = 0):
         super().__init__()
         self.pool = pool
         self.model, self.processor = load_model(folder, device="cpu"), load_processor(folder)
         self.tower = self.model.model.visual
+        if window:  # the windowed blocks' attention window in pixels (the tiny model's: 112)
+            self.tower.window_size = window
         if mimetic:
             mimetic_init(self.tower)
         self.head = nn.Linear(self.model.config.text_config.hidden_size, classes)
@@ -125,11 +128,12 @@ class SmallCNN(nn.Module):
         return self.net(x)  # [B, classes]
 
 
-def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path) -> dict:
+def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path, window: int = 0) -> dict:
     torch.manual_seed(0)
     if kind.startswith("tower"):
         folder = write_tiny(out / "init", "qwen2_5_vl", "5m", seed=0)
-        model = TowerReader(folder, 5, mimetic=kind == "tower_mimetic", pool="max" if kind == "tower_max" else "mean")
+        pool = "max" if kind == "tower_max" else "mean"
+        model = TowerReader(folder, 5, mimetic=kind == "tower_mimetic", pool=pool, window=window)
     else:
         model = SmallCNN(5)
     params = model.parameters_to_train()
@@ -155,6 +159,7 @@ def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path) ->
         "steps": steps,
         "lr": lr,
         "batch": batch,
+        "window": window,
         "seconds": round(time.perf_counter() - t0),
         "accuracy_per_25_steps": windows,
     }
@@ -171,12 +176,13 @@ def main() -> None:
     ap.add_argument("--targets", default="shape,colour")
     ap.add_argument("--tower-lr", type=float, default=3e-4)
     ap.add_argument("--cnn-lr", type=float, default=1e-3)
+    ap.add_argument("--window", type=int, default=0, help="the tower's attention window in px (0: 112)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for kind in args.models.split(","):
         for target in args.targets.split(","):
             lr = args.cnn_lr if kind == "cnn" else args.tower_lr
-            print(json.dumps(run(kind, target, args.steps, lr, args.batch, args.out)), flush=True)
+            print(json.dumps(run(kind, target, args.steps, lr, args.batch, args.out, args.window)), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 
@@ -21,6 +22,7 @@ def test_the_tower_reader_averages_the_main_objects_tokens_only(load_bench, tmp_
     torch.testing.assert_close(out, torch.stack([first[:5], second[:5]]), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_cnn_learns_colour_in_a_few_steps(load_bench, tmp_path):
     """Colour is one linear read-out of the pixels: 40 steps of 16 reach it (shape does not: RESULTS.md)."""
     bench = load_bench("shape_learnability")
@@ -62,3 +64,18 @@ def test_the_max_reader_takes_each_features_maximum_over_the_main_object(load_be
     first = tokens[: len(cells[0])][torch.from_numpy(cells[0] == 0)].amax(0)  # [H]
     second = tokens[len(cells[0]) :][torch.from_numpy(cells[1] == 0)].amax(0)  # [H]
     torch.testing.assert_close(out, torch.stack([first[:5], second[:5]]), atol=1e-5, rtol=1e-4)
+
+
+def test_a_smaller_window_changes_what_the_windowed_blocks_see(load_bench, tmp_path):
+    """At 56 px, a 112-px image is 4 attention windows instead of 1, so its tokens change; the full-attention
+    block and the weights are the same."""
+    bench = load_bench("shape_learnability")
+    folder = bench.write_tiny(tmp_path / "m", "qwen2_5_vl", "1m", seed=0)
+    scenes = [s for s in bench.draw(2, 8) if s[1].width >= 112 and s[1].height >= 112][:1]
+    outs = []
+    for window in (0, 56):
+        reader = bench.TowerReader(folder, 5, window=window)
+        with torch.no_grad():
+            outs.append(bench.tower_tokens(reader.model, reader.processor, [scenes[0][0]]))
+    assert outs[0].shape == outs[1].shape
+    assert (outs[0] - outs[1]).abs().max() > 1e-3
