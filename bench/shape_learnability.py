@@ -69,7 +69,7 @@ class TowerReader(nn.Module):
 
     def forward(self, scenes) -> torch.Tensor:
         tokens = tower_tokens(self.model, self.processor, [image for image, _ in scenes])  # [n, H]
-        obj = torch.from_numpy(np.concatenate([_main_object(scene) + i for i, (_, scene) in enumerate(scenes)]))
+        obj = torch.from_numpy(np.concatenate([main_object(scene, i) for i, (_, scene) in enumerate(scenes)]))
         if self.pool == "max":  # each image's largest value of each feature over its main object's tokens
             own = obj[:, None] == torch.arange(len(scenes))[None]  # [n, B]
             feats = torch.where(own[:, :, None], tokens[:, None], -torch.inf).amax(0)  # [B, H]
@@ -78,10 +78,9 @@ class TowerReader(nn.Module):
         return self.head(feats)  # [B, classes]
 
 
-def _main_object(scene) -> np.ndarray:
-    """[cells] 0 on the main object's cells, a large negative elsewhere (so + i stays negative)."""
-    obj = cell_targets(scene).flat()["obj"]
-    return np.where(obj == 0, 0, -(10**6))
+def main_object(scene, index: int) -> np.ndarray:
+    """[cells] `index` (the scene's place in the batch) on the main object's cells, -1 elsewhere."""
+    return np.where(cell_targets(scene).flat()["obj"] == 0, index, -1)
 
 
 @torch.no_grad()
