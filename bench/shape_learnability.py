@@ -7,11 +7,17 @@ head; the CNN (four 3x3/5x5 stride-2 convolutions with batch norm, global max po
 image zero-padded to 224 x 224. Accuracy is measured on each step's batch before the step updates the
 weights, so every number is on images the model has not trained on.
 
-    python bench/shape_learnability.py --out runs/shape_learnability --steps 150
-    python bench/shape_learnability.py --out runs/shape_learnability_600 --steps 600 --targets shape
-    python bench/shape_learnability.py --out runs/mimetic --steps 150 --models tower_mimetic --targets shape
-    python bench/shape_learnability.py --out runs/maxpool --steps 150 --models tower_max --targets shape
-    python bench/shape_learnability.py --out runs/window56 --steps 150 --models tower --targets shape --window 56
+    python bench/shape_learnability.py --out runs/shape_learnability --steps 150 --flat
+    python bench/shape_learnability.py --out runs/shape_learnability_600 --steps 600 --targets shape --flat
+    python bench/shape_learnability.py --out runs/mimetic --steps 150 --models tower_mimetic --targets shape --flat
+    python bench/shape_learnability.py --out runs/maxpool --steps 150 --models tower_max --targets shape --flat
+    python bench/shape_learnability.py --out runs/window56 --steps 150 --models tower --targets shape --window 56 --flat
+    python bench/shape_learnability.py --out runs/patch7 --steps 75 --models tower --targets shape --patch 7 --flat
+    python bench/shape_learnability.py --out runs/shape_fills --steps 100 --models tower --targets shape
+
+--patch 7 rebuilds the tower with 7-px patches merged 4 x 4 (`with_patch`: still one token per 28-px cell).
+--flat draws the shapes in flat colour, as the world did when RESULTS.md section 9 was measured; without
+it each shape has its fill pattern (the world's default since section 10).
 
 --models: tower (the tiny Qwen2.5-VL tower as `write_tiny` initialises it, object tokens averaged),
 tower_max (the same, their maximum per feature, as the CNN pools), tower_mimetic (averaged, with mimetic
@@ -31,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
 from visual_rft.models.loading import load_model, load_processor
 from visual_rft.models.tiny import write_tiny
@@ -43,17 +50,22 @@ TARGETS = {"shape": lambda o: SHAPE_CLASSES.index(o.shape), "colour": lambda o: 
 WINDOW = 25
 
 
-def draw(step: int, batch: int) -> list:
-    """One step's scenes, a function of the step: every run sees the same images."""
+def draw(step: int, batch: int, fills: bool = True) -> list:
+    """One step's scenes, a function of the step: every run sees the same images (`fills`: each shape in
+    its fill pattern, the world's default; False: flat colour, the world of RESULTS.md section 9)."""
     rng = np.random.Generator(np.random.PCG64([0, 1, step]))
     labels = [CLASSIFICATION_BASE[rng.integers(len(CLASSIFICATION_BASE))] for _ in range(batch)]
-    return [classification_scene(rng, WorldConfig(), label) for label in labels]  # [(image, scene)]
+    return [
+        classification_scene(rng, WorldConfig(fills=fills), label) for label in labels
+    ]  # [(image, scene)]
 
 
 class TowerReader(nn.Module):
     """The tiny Qwen2.5-VL's vision tower (merger included), its object tokens averaged, a linear head."""
 
-    def __init__(self, folder: Path, classes: int, mimetic: bool = False, pool: str = "mean", window: int = 0):
+    def __init__(
+        self, folder: Path, classes: int, mimetic: bool = False, pool: str = "mean", window: int = 0
+    ):
         super().__init__()
         self.pool = pool
         self.model, self.processor = load_model(folder, device="cpu"), load_processor(folder)
@@ -127,10 +139,34 @@ class SmallCNN(nn.Module):
         return self.net(x)  # [B, classes]
 
 
-def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path, window: int = 0) -> dict:
+def with_patch(folder: Path, patch: int) -> Path:
+    """The tiny model in `folder` rebuilt (random, seed 0) with `patch`-px patches merged 28 // patch a side,
+    so the language model still gets one token per 28-px cell (7: 16 patches a token instead of 4)."""
+    config = AutoConfig.from_pretrained(folder)
+    config.vision_config.patch_size, config.vision_config.spatial_merge_size = patch, 28 // patch
+    torch.manual_seed(0)
+    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(folder)
+    processor = json.loads((folder / "processor_config.json").read_text())
+    processor["image_processor"].update(patch_size=patch, merge_size=28 // patch)
+    (folder / "processor_config.json").write_text(json.dumps(processor, indent=1))
+    return folder
+
+
+def run(
+    kind: str,
+    target: str,
+    steps: int,
+    lr: float,
+    batch: int,
+    out: Path,
+    window: int = 0,
+    fills: bool = True,
+    patch: int = 14,
+) -> dict:
     torch.manual_seed(0)
     if kind.startswith("tower"):
         folder = write_tiny(out / "init", "qwen2_5_vl", "5m", seed=0)
+        folder = with_patch(folder, patch) if patch != 14 else folder
         pool = "max" if kind == "tower_max" else "mean"
         model = TowerReader(folder, 5, mimetic=kind == "tower_mimetic", pool=pool, window=window)
     else:
@@ -140,7 +176,7 @@ def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path, wi
     warm = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / WINDOW))
     correct, windows, t0 = [], [], time.perf_counter()
     for step in range(steps):
-        scenes = draw(step, batch)
+        scenes = draw(step, batch, fills)
         y = torch.tensor([TARGETS[target](scene.objects[0]) for _, scene in scenes])  # [B]
         logits = model(scenes)  # [B, 5]
         loss = F.cross_entropy(logits, y)
@@ -159,6 +195,8 @@ def run(kind: str, target: str, steps: int, lr: float, batch: int, out: Path, wi
         "lr": lr,
         "batch": batch,
         "window": window,
+        "fills": fills,
+        "patch": patch,
         "seconds": round(time.perf_counter() - t0),
         "accuracy_per_25_steps": windows,
     }
@@ -176,12 +214,17 @@ def main() -> None:
     ap.add_argument("--tower-lr", type=float, default=3e-4)
     ap.add_argument("--cnn-lr", type=float, default=1e-3)
     ap.add_argument("--window", type=int, default=0, help="the tower's attention window in px (0: 112)")
+    ap.add_argument("--flat", action="store_true", help="shapes in flat colour (no fill patterns)")
+    ap.add_argument("--patch", type=int, default=14, choices=(7, 14), help="the tower's patch size in px")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for kind in args.models.split(","):
         for target in args.targets.split(","):
             lr = args.cnn_lr if kind == "cnn" else args.tower_lr
-            print(json.dumps(run(kind, target, args.steps, lr, args.batch, args.out, args.window)), flush=True)
+            result = run(
+                kind, target, args.steps, lr, args.batch, args.out, args.window, not args.flat, args.patch
+            )
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

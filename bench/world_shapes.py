@@ -33,6 +33,9 @@ def use_shapes(replacements: list[str]) -> None:
     shapes = {rename.get(k, k): CORNERS.get(rename.get(k, k), v) for k, v in vocab.SHAPES.items()}
     vocab.SHAPES.clear()
     vocab.SHAPES.update(shapes)
+    fills = {rename.get(k, k): v for k, v in vocab.FILLS.items()}  # a new shape keeps its old one's fill
+    vocab.FILLS.clear()
+    vocab.FILLS.update(fills)
     for name in ("CLASSIFICATION_BASE", "DETECTION_ALL", "DETECTION_NOVEL", "DETECTION_BASE"):
         items = getattr(vocab, name)
         items[:] = [" ".join(rename.get(w, w) for w in label.split()) for label in items]

@@ -74,3 +74,28 @@ def test_a_smaller_window_changes_what_the_windowed_blocks_see(load_bench, tmp_p
             outs.append(bench.tower_tokens(reader.model, reader.processor, [image]))
     assert outs[0].shape == outs[1].shape
     assert (outs[0] - outs[1]).abs().max() > 1e-3
+
+
+def test_a_7_px_patch_tower_still_gives_one_token_per_28_px_cell(load_bench, tmp_path):
+    """--patch 7: 16 patches merged into each token, so the language model's tokens are those of patch 14."""
+    bench = load_bench("shape_learnability")
+    image = bench.draw(3, 1)[0][0]
+    counts = {}
+    for patch in (14, 7):
+        folder = bench.write_tiny(tmp_path / f"p{patch}", "qwen2_5_vl", "1m", seed=0)
+        folder = bench.with_patch(folder, patch) if patch == 7 else folder
+        reader = bench.TowerReader(folder, 5)
+        assert reader.model.config.vision_config.patch_size == patch
+        with torch.no_grad():
+            counts[patch] = bench.tower_tokens(reader.model, reader.processor, [image]).shape
+    assert counts[7] == counts[14] == ((image.width // 28) * (image.height // 28), 96)
+
+
+def test_fills_change_the_images_and_flat_draws_the_old_world(load_bench):
+    bench = load_bench("shape_learnability")
+    filled, flat = bench.draw(4, 4), bench.draw(4, 4, fills=False)
+    assert [s.objects for _, s in filled] == [s.objects for _, s in flat]  # the same scenes
+    shapes = [s.objects[0].shape for _, s in filled]
+    assert set(shapes) - {"circle"}  # at least one patterned shape among them
+    for (a, _), (b, _), shape in zip(filled, flat, shapes):
+        assert (a.tobytes() == b.tobytes()) == (shape == "circle")  # a circle is solid: drawn the same

@@ -81,3 +81,29 @@ def test_every_polygon_has_its_corners_on_its_outline_and_star_and_cross_are_con
             (x0, y0), (x1, y1) = corners[0], corners[2]
             mx, my = (x0 + x1) / 2, (y0 + y1) / 2
             assert np.hypot(*(pixels - (mx, my)).T).min() > 1.5, shape
+
+
+def test_each_shape_is_drawn_in_its_own_fill_pattern_and_fills_false_is_flat():
+    rng = np.random.Generator(np.random.PCG64(3))
+    cfg = W.WorldConfig(noise=0.0, clutter=0)
+    for shape in W.SHAPES:
+        obj = W.make_object(rng, cfg, shape, "blue", size=48)
+        scene = W.layout_scene(rng, cfg, [obj], size=(112, 112))
+        obj = scene.objects[0]
+        x1, y1, x2, y2 = obj.box
+        pixels = np.asarray(W.draw(scene))[y1:y2, x1:x2][W.mask_of(obj)]  # [area, 3]
+        second = tuple(int(v * 0.7) for v in obj.rgb)
+        tones = {tuple(p) for p in pixels}
+        assert tones == ({obj.rgb} if W.FILLS[shape] == "solid" else {obj.rgb, second}), shape
+        flat = np.asarray(W.draw(replace(scene, fills=False)))[y1:y2, x1:x2][W.mask_of(obj)]
+        assert {tuple(p) for p in flat} == {obj.rgb}
+    # the patterns by hand on a 6 x 6 box at (0, 0): which pixels take the second tone
+    rows = [[0] * 6, [0] * 6, [0] * 6, [1] * 6, [1] * 6, [1] * 6]
+    assert W.fill_pattern("rows", (0, 0, 6, 6)).astype(int).tolist() == rows
+    assert W.fill_pattern("columns", (0, 0, 6, 6)).T.astype(int).tolist() == rows
+    checks = W.fill_pattern("checks", (0, 0, 6, 6))
+    assert checks[0, 3] and checks[3, 0] and not checks[0, 0] and not checks[3, 3]
+    assert W.fill_pattern("dots", (0, 0, 6, 6)).sum() == 4  # one 2 x 2 dot
+    assert not W.fill_pattern("solid", (0, 0, 6, 6)).any()
+    # the pattern is fixed to the image, not the object: a box at (1, 0) sees the rows shifted by one
+    assert W.fill_pattern("columns", (1, 0, 7, 6))[0].astype(int).tolist() == [0, 0, 1, 1, 1, 0]

@@ -1,7 +1,8 @@
 """The synthetic world: an experiment's data. Seeded scenes of coloured shapes and handwritten digits, with exact ground truth.
 
 Scenes are 112 to 224 px (sides are multiples of 28, so a Qwen2.5-VL processor with patch 14 and
-merge 2 does not resize them). Objects are filled polygons and circles in five colours, and digits from
+merge 2 does not resize them). Objects are polygons and circles in five colours, each shape
+filled with its own pattern (vocab.FILLS: stripes, dots, checks, or flat for circles), and digits from
 scikit-learn's bundled 8x8 set, upscaled (bilinear), slightly rotated, thresholded and coloured.
 Optional clutter (specks of a few pixels, kept away from objects) and Gaussian pixel noise (off by default).
 
@@ -50,6 +51,7 @@ from visual_rft.world.scene import (
     Scene,
     WorldConfig,
     draw,
+    fill_pattern,
     layout_scene,
     make_object,
     mask_of,
@@ -74,6 +76,7 @@ from visual_rft.world.vocab import (
     DETECTION_BASE,
     DETECTION_FEWSHOT,
     DETECTION_NOVEL,
+    FILLS,
     GROUNDING_BASE_KINDS,
     GROUNDING_KINDS,
     GROUNDING_PROBLEM,
@@ -96,6 +99,7 @@ __all__ = [
     "GROUNDING_PROBLEM",
     "GROUNDING_REASONING_KINDS",
     "QUERIES",
+    "FILLS",
     "SHADES",
     "SHAPES",
     "ObjectSpec",
@@ -107,6 +111,7 @@ __all__ = [
     "detection_queries",
     "detection_scene",
     "draw",
+    "fill_pattern",
     "grounding_example",
     "grounding_scene",
     "layout_scene",

@@ -17,6 +17,12 @@ corners make them locally readable; regular pentagons and hexagons, the first wo
 only along the outline, and a tiny tower trained for 1,500 steps told them apart no better than 50%:
 RESULTS.md section 7)."""
 
+FILLS = {"circle": "solid", "triangle": "rows", "square": "columns", "star": "dots", "cross": "checks"}
+"""The fill pattern each shape is drawn with (`WorldConfig.fills`): stripes of 3 px along rows or columns,
+2-px dots every 6 px, 3-px checks, or flat colour. A pattern repeats within every 14-px patch, so the shape
+can be read from any patch of the object; through the outline alone the 5m tower learns shape no better
+than 49% in 600 steps, where a small CNN reaches 99.8% (RESULTS.md section 9)."""
+
 SHADES = ("dark", "mid", "light")
 """Shades of a colour: mixed half-way with black, pure, mixed half-way with white."""
 
