@@ -9,8 +9,8 @@ order. For each cell this reads, from the scene's masks:
 - `box`: that object's box edges relative to the cell's centre, in cells: (x1 - cx, y1 - cy, x2 - cx,
   y2 - cy) / 28, so a token learns where its object ends to a few pixels;
 - `corner`: the number of corners of a polygon with a corner inside the cell (3, 4, 10 or 12), 0 for
-  none: the one local trace of the shape (inside a big object every cell is flat colour; a corner's
-  angle is local);
+  none: a local trace of the shape on the outline (inside the object, the shape's fill pattern is the
+  other: `WorldConfig.fills`; in the flat world every inner cell is one colour);
 - `normal`: the outward direction of the outline crossing the cell, in 8 bins of 45 degrees (1-8; 0: no
   outline): the local evidence of the shape: a triangle's outline points three ways, a square's four, a
   circle's every way;
