@@ -23,7 +23,7 @@ from visual_rft.recipes.vision_tower import (
     tower_tokens,
     train_vision,
 )
-from visual_rft.world import SHAPES
+from visual_rft.world import SHAPES, WorldConfig
 from visual_rft.world.dense import cell_targets
 
 SMALL = VisionStageConfig(
@@ -103,13 +103,24 @@ def test_an_interrupted_stage_resumes_where_an_uninterrupted_one_ends(tiny_model
 @pytest.mark.slow
 def test_a_miniature_stage_one_teaches_the_tower_shape(tmp_path):
     """150 steps of 16 single-object scenes (about a minute): the held-out linear probe's shape accuracy rises
-    well above the random tower's (measured: 34 -> 49%, 5 shapes); colour stays readable."""
+    well above the random tower's (measured: 34 -> 49%, 5 shapes); colour stays readable. In the flat world
+    (no fill patterns), where a random tower's features carry little shape: with the patterns a random
+    tower is probed at 55% already, and 150 steps of 16 do not move that."""
     init = write_tiny(tmp_path / "init", "qwen2_5_vl", "5m", seed=0)
+    flat = WorldConfig(fills=False)
     cfg = VisionStageConfig(
-        steps=150, batch_size=16, warmup_steps=20, detection_share=0.0, save_every=1000, progress=False
+        steps=150,
+        batch_size=16,
+        warmup_steps=20,
+        detection_share=0.0,
+        save_every=1000,
+        progress=False,
+        world=flat,
     )
     trained = train_vision(init, tmp_path / "vision", cfg)
-    before = probe(load_model(init, device="cpu"), load_processor(init), n_train=200, n_test=150)
-    after = probe(load_model(trained, device="cpu"), load_processor(trained), n_train=200, n_test=150)
+    before = probe(load_model(init, device="cpu"), load_processor(init), n_train=200, n_test=150, world=flat)
+    after = probe(
+        load_model(trained, device="cpu"), load_processor(trained), n_train=200, n_test=150, world=flat
+    )
     assert after["shape"] >= before["shape"] + 0.08 and after["shape"] > 0.4, (before, after)
     assert after["colour"] >= 0.95

@@ -149,20 +149,8 @@ def _polygon(shape: str, size: int, angle: float) -> list[tuple[float, float]]:
         polar = [(r if i % 2 == 0 else 0.45 * r, math.pi * i / 5) for i in range(10)]
     elif shape == "cross":  # arms of width 0.6 r: corners at (+-w, +-r) and (+-r, +-w), w = 0.3 r
         w = 0.3 * r
-        pts = [
-            (w, r),
-            (w, w),
-            (r, w),
-            (r, -w),
-            (w, -w),
-            (w, -r),
-            (-w, -r),
-            (-w, -w),
-            (-r, -w),
-            (-r, w),
-            (-w, w),
-            (-w, r),
-        ]
+        pts = [(w, r), (w, w), (r, w), (r, -w), (w, -w), (w, -r)]
+        pts += [(-x, -y) for x, y in pts]  # the other half: the cross is point-symmetric
         polar = [(math.hypot(x, y), math.atan2(y, x) + math.pi / 2) for x, y in pts]
     else:
         k = SHAPES[shape]
