@@ -105,5 +105,5 @@ def test_each_shape_is_drawn_in_its_own_fill_pattern_and_fills_false_is_flat():
     assert checks[0, 3] and checks[3, 0] and not checks[0, 0] and not checks[3, 3]
     assert W.fill_pattern("dots", (0, 0, 6, 6)).sum() == 4  # one 2 x 2 dot
     assert not W.fill_pattern("solid", (0, 0, 6, 6)).any()
-    # the pattern is fixed to the image, not the object: a box at (1, 0) sees the rows shifted by one
+    # the pattern is fixed to the image, not the object: a box at (1, 0) sees the columns shifted by one
     assert W.fill_pattern("columns", (1, 0, 7, 6))[0].astype(int).tolist() == [0, 0, 1, 1, 1, 0]
