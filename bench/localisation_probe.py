@@ -13,6 +13,15 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
 - --freeze-vision: the tower and merger frozen (as in stage 2 of `vrft world pretrain`); the LM trains.
 - --gradient: a world whose background carries its own pixel coordinates (red channel + (x - 112) / 4,
   blue + (y - 112) / 4), so every patch embedding sees where it is: the easiest possible position cue.
+- --vision-from MODEL: the fresh model's vision tower and merger are copied from MODEL (e.g. the shipped
+  base, whose tower reads colour, shade and shape), so a RoPE variant of the language model can be trained
+  on a tower that sees; with --freeze-vision only the new language model learns.
+- --oracle-cells: an oracle, not a model: each merged image token gets its own cell added (a one-hot
+  column and a one-hot row, 5 each, in the first 32 channels), as a perfect position-aware tower would
+  give; can the language model then write coordinates? (Patches the vision tower's forward in-process.)
+- --one-object: grounding scenes of a single shape, asked by name ("Find the purple circle"): nothing to
+  tell apart, only where it is to read.
+- --eval-every N: checkpoints every N steps, each evaluated (a learning curve in probe.json's "curve").
 
     python bench/localisation_probe.py --name v0 --steps 300
     python bench/localisation_probe.py --name v1 --steps 300 --rope-theta 10 --mrope 2,7,7
@@ -20,6 +29,8 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
     python bench/localisation_probe.py --name fg --steps 300 --gradient --freeze-vision
     python bench/localisation_probe.py --name fh --steps 300 --hint --freeze-vision
     python bench/localisation_probe.py --name c0 --steps 200 --task classification
+    python bench/localisation_probe.py --name r10 --steps 600 --eval-every 300 --freeze-vision \
+        --vision-from visual_rft/assets/base-5m --rope-theta 10 --mrope 2,7,7
     python bench/localisation_probe.py --name c1 --steps 200 --task classification --lr 3e-3
     python bench/localisation_probe.py --name c2 --steps 200 --task classification --family qwen2_vl
 
@@ -36,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
 import visual_rft.world as world
 from visual_rft.config import EvalOptions, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
@@ -71,11 +83,29 @@ def with_hint(row: dict) -> dict:
     return {**row, "problem": f"{row['problem']} It is at {' '.join(map(str, row['target']['box']))}."}
 
 
-def build_world(out: Path, task: str, n_train: int, n_test: int, gradient: bool, hint: bool = False) -> Path:
+def one_object_scene(rng: np.random.Generator, cfg: world.WorldConfig) -> scene.Scene:
+    """A grounding scene with one random shape (in place of `tasks.grounding_scene`'s 3 or more objects)."""
+    width, height = scene.image_size(rng, cfg)
+    fcfg = scene.fit_objects(cfg, width, height)
+    return scene.layout_scene(rng, fcfg, [scene.random_object(rng, fcfg)], (width, height))
+
+
+def build_world(
+    out: Path,
+    task: str,
+    n_train: int,
+    n_test: int,
+    gradient: bool,
+    hint: bool = False,
+    one_object: bool = False,
+) -> Path:
     """The base task's training and test files (the same streams as `build_suite`'s)."""
     if gradient:  # every module that calls draw() gets the gradient version
         scene.draw = tasks.draw = gradient_draw(scene.draw)
     names = world.GROUNDING_BASE_KINDS if task == "grounding" else world.CLASSIFICATION_BASE
+    if one_object:
+        tasks.grounding_scene = one_object_scene
+        names = ("name",)
     prefix = TASKS[task]
     for name, n in ((f"{prefix}_train", n_train), (f"{prefix}_test", n_test)):
         path = world.build(task, out, n, seed=0, categories=names, name=name)
@@ -99,15 +129,23 @@ def main() -> None:
     ap.add_argument("--hint", action="store_true", help="grounding: the box is in the question, as text")
     ap.add_argument("--freeze-vision", action="store_true", help="train the LM only (tower, merger frozen)")
     ap.add_argument("--init", default="", help="start from this model folder (e.g. a stage-1 tower)")
+    ap.add_argument("--vision-from", default="", help="copy the vision tower and merger from this model")
+    ap.add_argument("--oracle-cells", action="store_true", help="add each image token's cell (oracle)")
+    ap.add_argument("--one-object", action="store_true", help="grounding: one shape a scene, asked by name")
+    ap.add_argument("--eval-every", type=int, default=0, help="evaluate a checkpoint every N steps")
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=100)
     args = ap.parse_args()
 
     out = args.out / args.name
-    world = build_world(out / "world", args.task, args.n_train, args.n_test, args.gradient, args.hint)
+    if args.oracle_cells:
+        add_cell_oracle()
+    world = build_world(
+        out / "world", args.task, args.n_train, args.n_test, args.gradient, args.hint, args.one_object
+    )
     prefix = TASKS[args.task]
-    if args.init and (args.rope_theta or args.mrope):
-        raise SystemExit("--init takes the model as it is: drop --rope-theta / --mrope")
+    if args.init and (args.rope_theta or args.mrope or args.vision_from):
+        raise SystemExit("--init takes the model as it is: drop --rope-theta / --mrope / --vision-from")
     init = Path(args.init) if args.init else out / "init"
     if not args.init:
         model, processor = build_tiny(args.family, "5m", seed=0)
@@ -120,6 +158,8 @@ def main() -> None:
         text.rope_parameters = rope
         torch.manual_seed(0)
         model = type(model)(model.config)  # re-initialised with the changed RoPE
+        if args.vision_from:
+            copy_vision(model, args.vision_from)
         model.save_pretrained(init)
         processor.save_pretrained(init)
 
@@ -130,7 +170,8 @@ def main() -> None:
         run=RunConfig(
             output_dir=f"{out}/sft",
             steps=args.steps,
-            save_every=args.steps,
+            save_every=args.eval_every or args.steps,
+            keep_last=0,
             tensorboard=False,
             progress=False,
         ),
@@ -138,9 +179,13 @@ def main() -> None:
     t0 = time.perf_counter()
     SFTTrainer(sft, samples=read_samples(world / f"{prefix}_train.jsonl")).fit()
     train_s = time.perf_counter() - t0
-    trained = out / "sft" / f"checkpoint-{args.steps}" / "model"
     options = EvalOptions(batch_size=16, max_new_tokens=64, limit=args.n_test, progress=False)
-    metrics = evaluate_models({args.name: trained}, world / f"{prefix}_test.jsonl", out / "eval", options)
+    every = args.eval_every or args.steps
+    curve = {}
+    for step in range(every, args.steps + 1, every):
+        trained = {f"{args.name}@{step}": out / "sft" / f"checkpoint-{step}" / "model"}
+        scores = evaluate_models(trained, world / f"{prefix}_test.jsonl", out / "eval" / str(step), options)
+        curve[step] = {k: v for k, v in scores[f"{args.name}@{step}"].items() if not isinstance(v, dict)}
     losses = [json.loads(line)["loss"] for line in (out / "sft" / "metrics.jsonl").read_text().splitlines()]
     row = {
         "name": args.name,
@@ -153,13 +198,44 @@ def main() -> None:
         "gradient": args.gradient,
         "freeze_vision": args.freeze_vision,
         "hint": args.hint,
+        "vision_from": args.vision_from,
+        "oracle_cells": args.oracle_cells,
+        "one_object": args.one_object,
         "steps": args.steps,
         "train_s": round(train_s, 1),
         "last50_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-        **{k: v for k, v in metrics[args.name].items() if not isinstance(v, dict)},
+        **curve[args.steps],
+        "curve": curve,
     }
     (out / "probe.json").write_text(json.dumps(row, indent=1) + "\n")
     print(json.dumps(row))
+
+
+def add_cell_oracle(scale: float = 5.0, grid: int = 16) -> None:
+    """Every Qwen2.5-VL tower of this process adds its merged tokens' cells: one-hot column in channels
+    0-15, one-hot row in 16-31 (times `scale`), raster order, image after image."""
+    tower = Qwen2_5_VisionTransformerPretrainedModel
+    forward = tower.forward
+
+    def forward_with_cells(self, hidden_states, grid_thw, **kwargs):
+        out = forward(self, hidden_states, grid_thw, **kwargs)
+        codes = []
+        for t, h, w in grid_thw.tolist():
+            rows, cols = h // 2, w // 2  # merged cells (2x2 patches each)
+            code = torch.zeros(t, rows, cols, out.pooler_output.shape[-1])  # [t, rows, cols, H]
+            code[:, :, :, :grid] = scale * torch.eye(grid)[:cols][None, None, :, :]  # column one-hot
+            code[:, :, :, grid : 2 * grid] = scale * torch.eye(grid)[:rows][None, :, None, :]  # row one-hot
+            codes.append(code.reshape(-1, code.shape[-1]))  # [t * rows * cols, H]
+        out.pooler_output = out.pooler_output + torch.cat(codes).to(out.pooler_output)  # [n_tokens, H]
+        return out
+
+    tower.forward = forward_with_cells
+
+
+def copy_vision(model, source: str) -> None:
+    """Overwrite `model`'s vision tower and merger with those of the model folder `source` (same sizes)."""
+    trained = type(model).from_pretrained(source)
+    model.model.visual.load_state_dict(trained.model.visual.state_dict())
 
 
 if __name__ == "__main__":

@@ -1,8 +1,20 @@
 """bench/localisation_probe.py's position-cue world: the background carries its pixel coordinates, objects don't."""
 
+import json
+
 import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+    Qwen2_5_VisionTransformerPretrainedModel as Tower,
+)
 
 from visual_rft import world as W
+from visual_rft.data.jsonl import read_samples
+from visual_rft.models.forward import encode_images
+from visual_rft.world import tasks
 
 
 def test_gradient_background_encodes_position_and_keeps_objects(load_bench):
@@ -46,3 +58,34 @@ def test_position_probe_labels_every_token_with_its_own_cell(load_bench, tiny_mo
     assert (col[first] == np.arange(first.sum()) % cols).all()  # raster order, column fastest
     assert (row[first] == np.arange(first.sum()) // cols).all()
     assert on.any() and not on.all()
+
+
+def test_cell_oracle_adds_each_tokens_own_cell(load_bench, tiny_model_dir, monkeypatch):
+
+    probe = load_bench("localisation_probe")
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).eval()
+    inputs = AutoProcessor.from_pretrained(tiny_model_dir).image_processor(
+        images=[Image.new("RGB", (168, 112), "gray"), Image.new("RGB", (56, 84), "red")], return_tensors="pt"
+    )
+    plain = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [24 + 6, H]
+    monkeypatch.setattr(Tower, "forward", Tower.forward)  # restored after the test
+    probe.add_cell_oracle()
+    coded = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [30, H]
+    code = (coded - plain) / 5  # [30, H]
+    assert torch.allclose(code[:, 32:], torch.zeros(()), atol=1e-5)  # only the first 32 channels change
+    cols = torch.cat([torch.arange(24) % 6, torch.arange(6) % 2])  # 6 x 4 cells, then 2 x 3
+    rows = torch.cat([torch.arange(24) // 6, torch.arange(6) // 2])
+    assert torch.allclose(code[:, :16], F.one_hot(cols, 16).float(), atol=1e-4)
+    assert torch.allclose(code[:, 16:32], F.one_hot(rows, 16).float(), atol=1e-4)
+
+
+def test_one_object_world_asks_for_its_only_shape(load_bench, tmp_path, monkeypatch):
+    probe = load_bench("localisation_probe")
+    monkeypatch.setattr(tasks, "grounding_scene", tasks.grounding_scene)  # restored after the test
+    out = probe.build_world(tmp_path, "grounding", 6, 2, gradient=False, one_object=True)
+    rows = [json.loads(line) for line in (out / "grd_base_train.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and len(read_samples(out / "grd_base_test.jsonl")) == 2
+    for r in rows:
+        (obj,) = r["meta"]["objects"]
+        assert obj["kind"] == "shape" and r["target"]["box"] == obj["box"]
+        assert r["problem"] == f"Find the {obj['colour']} {obj['shape']} in the image."

@@ -4,6 +4,7 @@ from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import visual_rft.models  # noqa: F401  (registers the image-only processor)
+from visual_rft.models.forward import encode_images
 from visual_rft.models.tiny import FAMILIES, SIZES, build_tiny, count_parameters
 
 
@@ -87,3 +88,22 @@ def test_sizes_span_one_to_twenty_million_parameters():
     assert 0.8e6 < counts["1m"] < 1.3e6
     assert 4e6 < counts["5m"] < 6e6
     assert 18e6 < counts["20m"] < 24e6
+
+
+def test_the_vision_tower_cannot_tell_where_a_token_is():
+    """RoPE makes attention depend only on relative positions and a value carries none, so on an image of
+    one colour every merged token is the same vector: absolute position (coordinates) cannot come from
+    the tower of a flat-background world; it has to come from the pixels or from the LM's mRoPE."""
+    model, processor = build_tiny("qwen2_5_vl", "5m", seed=0)
+    blank = Image.new("RGB", (224, 168), (90, 120, 200))
+    dotted = blank.copy()
+    ImageDraw.Draw(dotted).rectangle((30, 30, 60, 60), fill="red")
+    with torch.no_grad():
+        tokens = [
+            encode_images(model, inp["pixel_values"], inp["image_grid_thw"]).tokens  # [48, H]
+            for inp in (processor.image_processor(images=[im], return_tensors="pt") for im in (blank, dotted))
+        ]
+    assert tokens[0].shape == (48, model.config.text_config.hidden_size)
+    torch.testing.assert_close(tokens[0], tokens[0][:1].expand_as(tokens[0]), rtol=0, atol=1e-4)
+    # one object breaks the symmetry: tokens now differ (so the check above is not vacuous)
+    assert (tokens[1] - tokens[1][-1:]).abs().amax() > 0.1
