@@ -47,7 +47,7 @@ def default_joint() -> SFTTrainConfig:
     return SFTTrainConfig(
         optim=OptimConfig(lr=5e-4, vision_lr=5e-5, warmup_steps=30, schedule="cosine"),
         sft=SFTConfig(batch_size=16, think=THINK, aggregation="sequence"),
-        run=RunConfig(steps=900, save_every=300, tensorboard=False),
+        run=RunConfig(steps=400, save_every=200, tensorboard=False),
     )
 
 
