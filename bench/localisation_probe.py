@@ -18,7 +18,7 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
   on a tower that sees; with --freeze-vision only the new language model learns.
 - --oracle-cells: an oracle, not a model: each merged image token gets its own cell added (a one-hot
   column and a one-hot row, 5 each, in the first 32 channels), as a perfect position-aware tower would
-  give; can the language model then write coordinates? (Patches the vision tower's forward in-process.)
+  give; can the language model then read where an object is? (Patches the vision tower's forward in-process.)
 - --one-object: grounding scenes of a single shape, asked by name ("Find the purple circle"): nothing to
   tell apart, only where it is to read.
 - --eval-every N: checkpoints every N steps, each evaluated (a learning curve in probe.json's "curve").
@@ -29,10 +29,10 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
     python bench/localisation_probe.py --name fg --steps 300 --gradient --freeze-vision
     python bench/localisation_probe.py --name fh --steps 300 --hint --freeze-vision
     python bench/localisation_probe.py --name c0 --steps 200 --task classification
-    python bench/localisation_probe.py --name r10 --steps 600 --eval-every 300 --freeze-vision \
-        --vision-from visual_rft/assets/base-5m --rope-theta 10 --mrope 2,7,7
     python bench/localisation_probe.py --name c1 --steps 200 --task classification --lr 3e-3
     python bench/localisation_probe.py --name c2 --steps 200 --task classification --family qwen2_vl
+    python bench/localisation_probe.py --name one_t10 --out runs/lp_long --steps 1500 --eval-every 750 \
+        --freeze-vision --vision-from MODEL --one-object --rope-theta 10 --mrope 2,7,7
 
 Results (CPU, 1 thread each, two at a time) are in RESULTS.md's notes.
 """

@@ -1,4 +1,5 @@
-"""bench/localisation_probe.py's position-cue world: the background carries its pixel coordinates, objects don't."""
+"""bench/localisation_probe.py's worlds and cues: a background that carries its pixel coordinates, the box in
+the question, each image token's cell (the oracle), one-object scenes; and position_probe's cell labels."""
 
 import json
 
@@ -13,7 +14,7 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
 
 from visual_rft import world as W
 from visual_rft.data.jsonl import read_samples
-from visual_rft.models.forward import encode_images
+from visual_rft.recipes.vision_tower import tower_tokens
 from visual_rft.world import tasks
 
 
@@ -61,16 +62,14 @@ def test_position_probe_labels_every_token_with_its_own_cell(load_bench, tiny_mo
 
 
 def test_cell_oracle_adds_each_tokens_own_cell(load_bench, tiny_model_dir, monkeypatch):
-
     probe = load_bench("localisation_probe")
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).eval()
-    inputs = AutoProcessor.from_pretrained(tiny_model_dir).image_processor(
-        images=[Image.new("RGB", (168, 112), "gray"), Image.new("RGB", (56, 84), "red")], return_tensors="pt"
-    )
-    plain = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [24 + 6, H]
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    images = [Image.new("RGB", (168, 112), "gray"), Image.new("RGB", (56, 84), "red")]
+    plain = tower_tokens(model, processor, images)  # [24 + 6, H]
     monkeypatch.setattr(Tower, "forward", Tower.forward)  # restored after the test
     probe.add_cell_oracle()
-    coded = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [30, H]
+    coded = tower_tokens(model, processor, images)  # [30, H]
     code = (coded - plain) / 5  # [30, H]
     assert torch.allclose(code[:, 32:], torch.zeros(()), atol=1e-5)  # only the first 32 channels change
     cols = torch.cat([torch.arange(24) % 6, torch.arange(6) % 2])  # 6 x 4 cells, then 2 x 3
