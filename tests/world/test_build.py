@@ -76,7 +76,7 @@ def test_unknown_task_and_kind_are_errors(tmp_path):
 
 def test_build_suite_is_complete_and_tests_are_unseen(tmp_path):
     paths = W.build_suite(tmp_path, seed=1, n_pretrain=10, n_test=10, shots=(1, 2))
-    for prefix in ("cls_base", "det_base", "grd_base"):
+    for prefix in ("cls_base", "det_base", "grd_base", "grd_single"):
         assert {f"{prefix}_train", f"{prefix}_test"} <= set(paths)
     for prefix in ("cls_fewshot", "det_novel", "grd_reason", "det_ovd"):
         assert {f"{prefix}_pool", f"{prefix}_1shot", f"{prefix}_2shot", f"{prefix}_test"} <= set(paths)

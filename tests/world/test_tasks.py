@@ -116,6 +116,18 @@ def test_grounding_instructions_refer_to_exactly_one_object(files):
         assert hits[0]["box"] == [int(v) for v in s.target.box.xyxy]
 
 
+def test_single_kind_asks_for_the_one_object_of_its_scene(tmp_path):
+    samples = read_samples(W.build("grounding", tmp_path, 12, seed=3, categories=["single"], name="single"))
+    assert {s.meta["split"] for s in samples} == {"base"}  # pre-training data, like the base kinds
+    for s in samples:
+        (obj,) = s.meta["objects"]
+        assert (
+            obj["kind"] == "shape" and s.problem == f"Find the {obj['colour']} {obj['shape']} in the image."
+        )
+        assert [int(v) for v in s.target.box.xyxy] == obj["box"]
+    assert len({tuple(s.meta["objects"][0]["box"]) for s in samples}) == 12  # anywhere, not one place
+
+
 def test_ambiguous_queries_are_refused():
     def obj(kind, shape, colour, x, digit=None):
         return W.ObjectSpec(

@@ -48,7 +48,7 @@ def _round_robin(items: list[str], seed: int, name: str, i: int) -> str:
 _SPLITS = {
     "classification": (("base", CLASSIFICATION_BASE), ("fewshot", CLASSIFICATION_FEWSHOT)),
     "detection": (("base", DETECTION_BASE), ("novel", DETECTION_NOVEL)),
-    "grounding": (("base", GROUNDING_BASE_KINDS), ("reasoning", GROUNDING_REASONING_KINDS)),
+    "grounding": (("base", [*GROUNDING_BASE_KINDS, "single"]), ("reasoning", GROUNDING_REASONING_KINDS)),
 }
 
 
@@ -155,6 +155,7 @@ def build_suite(
     - det_base_train / det_base_test: DETECTION_BASE (pre-training, and open-vocabulary training);
     - det_novel_pool, det_novel_{k}shot, det_novel_test: DETECTION_NOVEL (few-shot and OVD evaluation);
     - grd_base_train / grd_base_test: GROUNDING_BASE_KINDS (pre-training);
+    - grd_single_train / grd_single_test: one-object scenes, the "single" kind (pre-training's first stage);
     - grd_reason_pool, grd_reason_{k}shot, grd_reason_test: GROUNDING_REASONING_KINDS;
     - det_ovd_pool, det_ovd_{k}shot, det_ovd_test: DETECTION_BASE, a few-shot training set for the
       open-vocabulary experiment (a stream apart from det_base_train), and ovd_test: det_novel_test and
@@ -174,6 +175,7 @@ def build_suite(
         ("det_base", "detection", DETECTION_BASE, n_pretrain, None),
         ("det_novel", "detection", DETECTION_NOVEL, None, 3 * k * len(DETECTION_NOVEL)),
         ("grd_base", "grounding", GROUNDING_BASE_KINDS, n_pretrain, None),
+        ("grd_single", "grounding", ["single"], n_pretrain, None),
         ("grd_reason", "grounding", GROUNDING_REASONING_KINDS, None, k * len(GROUNDING_REASONING_KINDS)),
         ("det_ovd", "detection", DETECTION_BASE, None, 3 * k * len(DETECTION_BASE)),
     ]

@@ -211,7 +211,12 @@ def _q_colour_match(rng, cfg, objs):
     return None
 
 
+def _q_single(rng, cfg, objs):
+    return f"the {_desc(objs[0])}", 0, {"name": _desc(objs[0])}
+
+
 QUERIES = {
+    "single": _q_single,
     "name": _q_name,
     "extreme": _q_extreme,
     "size": _q_size,
@@ -220,7 +225,9 @@ QUERIES = {
     "digit_value": _q_digit_value,
     "colour_match": _q_colour_match,
 }
-"""Grounding query kinds: fn(rng, cfg, objects) -> (expression, index of the one object, params) or None."""
+"""Grounding query kinds: fn(rng, cfg, objects) -> (expression, index of the one object, params) or None.
+"single" is asked of a scene with one object (`single_object_scene`): nothing to tell apart, only where it is
+to read (the base's first grounding stage, a curriculum step before scenes of several objects)."""
 
 
 def grounding_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
@@ -234,11 +241,19 @@ def grounding_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
     return layout_scene(rng, fcfg, [objects[i] for i in rng.permutation(len(objects))], (width, height))
 
 
+def single_object_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
+    """One shape of any colour, anywhere (the "single" grounding kind's scene)."""
+    width, height = image_size(rng, cfg)
+    fcfg = fit_objects(cfg, width, height)
+    return layout_scene(rng, fcfg, [random_object(rng, fcfg)], (width, height))
+
+
 def grounding_example(rng: np.random.Generator, cfg: WorldConfig, kind: str, tries: int = 200):
     """(image, scene, expression, index, params) for a query of `kind`, drawing scenes until one has a
     query that matches exactly one object."""
+    draw_scene = single_object_scene if kind == "single" else grounding_scene
     for _ in range(tries):
-        scene = grounding_scene(rng, cfg)
+        scene = draw_scene(rng, cfg)
         q = QUERIES[kind](rng, cfg, list(scene.objects))
         if q is not None:
             return (draw(scene), scene, *q)
