@@ -4,10 +4,11 @@ Trains a fresh 5m model by SFT on one base task of the world (--task grounding: 
 leftmost digit"; --task classification: the 51 base classes) for --steps steps, then evaluates greedy
 answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
 
-- --rope-theta / --mrope: the language model's multimodal RoPE. With head_dim 32, theta 1e4 and sections
-  [4, 6, 6] (Qwen's 16/24/24 split, scaled), the width section gets the lowest frequencies (<= 0.003 rad
-  per position), so attention can hardly tell image columns apart; theta 10 with [2, 7, 7] gives both
-  spatial sections 0.1-0.6 rad per position.
+- --rope-theta / --mrope: the language model's multimodal RoPE. The tiny models are built with theta 10 and
+  sections [2, 7, 7] (`visual_rft.models.tiny.ROPE_THETA`): both spatial sections turn 0.1-0.75 rad per
+  position. With Qwen's theta 1e4 and [4, 6, 6] (its 16/24/24 split, scaled: `--rope-theta 10000 --mrope
+  4,6,6`, the tiny models' default until RESULTS.md section 11), the width section gets <= 0.003 rad per
+  position, so attention can hardly tell image columns apart.
 - --hint: the answer's box is written in the question ('It is at 143 66 167 101.'): can the language
   model copy coordinates from text into its answer? If not, reading them from the image is not the problem.
 - --freeze-vision: the tower and merger frozen (as in stage 2 of `vrft world pretrain`); the LM trains.
@@ -19,12 +20,12 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
 - --oracle-cells: an oracle, not a model: each merged image token gets its own cell added (a one-hot
   column and a one-hot row, 5 each, in the first 32 channels), as a perfect position-aware tower would
   give; can the language model then read where an object is? (Patches the vision tower's forward in-process.)
-- --one-object: grounding scenes of a single shape, asked by name ("Find the purple circle"): nothing to
-  tell apart, only where it is to read.
+- --one-object: grounding scenes of a single shape, asked by name ("Find the purple circle"; the world's
+  "single" kind): nothing to tell apart, only where it is to read.
 - --eval-every N: checkpoints every N steps, each evaluated (a learning curve in probe.json's "curve").
 
     python bench/localisation_probe.py --name v0 --steps 300
-    python bench/localisation_probe.py --name v1 --steps 300 --rope-theta 10 --mrope 2,7,7
+    python bench/localisation_probe.py --name v1 --steps 300 --rope-theta 10000 --mrope 4,6,6
     python bench/localisation_probe.py --name g0 --steps 300 --gradient
     python bench/localisation_probe.py --name fg --steps 300 --gradient --freeze-vision
     python bench/localisation_probe.py --name fh --steps 300 --hint --freeze-vision
@@ -32,7 +33,7 @@ answers on held-out queries (gIoU and acc@0.5, or accuracy). Variants:
     python bench/localisation_probe.py --name c1 --steps 200 --task classification --lr 3e-3
     python bench/localisation_probe.py --name c2 --steps 200 --task classification --family qwen2_vl
     python bench/localisation_probe.py --name one_t10 --out runs/lp_long --steps 1500 --eval-every 750 \
-        --freeze-vision --vision-from MODEL --one-object --rope-theta 10 --mrope 2,7,7
+        --freeze-vision --vision-from MODEL --one-object
 
 Results (CPU, 1 thread each, two at a time) are in RESULTS.md's notes.
 """
@@ -83,13 +84,6 @@ def with_hint(row: dict) -> dict:
     return {**row, "problem": f"{row['problem']} It is at {' '.join(map(str, row['target']['box']))}."}
 
 
-def one_object_scene(rng: np.random.Generator, cfg: world.WorldConfig) -> scene.Scene:
-    """A grounding scene with one random shape (in place of `tasks.grounding_scene`'s 3 or more objects)."""
-    width, height = scene.image_size(rng, cfg)
-    fcfg = scene.fit_objects(cfg, width, height)
-    return scene.layout_scene(rng, fcfg, [scene.random_object(rng, fcfg)], (width, height))
-
-
 def build_world(
     out: Path,
     task: str,
@@ -104,8 +98,7 @@ def build_world(
         scene.draw = tasks.draw = gradient_draw(scene.draw)
     names = world.GROUNDING_BASE_KINDS if task == "grounding" else world.CLASSIFICATION_BASE
     if one_object:
-        tasks.grounding_scene = one_object_scene
-        names = ("name",)
+        names = ("single",)
     prefix = TASKS[task]
     for name, n in ((f"{prefix}_train", n_train), (f"{prefix}_test", n_test)):
         path = world.build(task, out, n, seed=0, categories=names, name=name)
@@ -123,8 +116,8 @@ def main() -> None:
     ap.add_argument("--task", choices=sorted(TASKS), default="grounding")
     ap.add_argument("--family", choices=["qwen2_5_vl", "qwen2_vl"], default="qwen2_5_vl")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--rope-theta", type=float, default=0.0, help="0: the tiny model's default (1e4)")
-    ap.add_argument("--mrope", default="", help="e.g. 2,7,7 (empty: the default 4,6,6)")
+    ap.add_argument("--rope-theta", type=float, default=0.0, help="0: the tiny model's default (10)")
+    ap.add_argument("--mrope", default="", help="e.g. 4,6,6 (empty: the default 2,7,7)")
     ap.add_argument("--gradient", action="store_true")
     ap.add_argument("--hint", action="store_true", help="grounding: the box is in the question, as text")
     ap.add_argument("--freeze-vision", action="store_true", help="train the LM only (tower, merger frozen)")

@@ -15,7 +15,6 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
 from visual_rft import world as W
 from visual_rft.data.jsonl import read_samples
 from visual_rft.recipes.vision_tower import tower_tokens
-from visual_rft.world import tasks
 
 
 def test_gradient_background_encodes_position_and_keeps_objects(load_bench):
@@ -78,13 +77,9 @@ def test_cell_oracle_adds_each_tokens_own_cell(load_bench, tiny_model_dir, monke
     assert torch.allclose(code[:, 16:32], F.one_hot(rows, 16).float(), atol=1e-4)
 
 
-def test_one_object_world_asks_for_its_only_shape(load_bench, tmp_path, monkeypatch):
+def test_one_object_world_is_the_single_kind(load_bench, tmp_path):
     probe = load_bench("localisation_probe")
-    monkeypatch.setattr(tasks, "grounding_scene", tasks.grounding_scene)  # restored after the test
     out = probe.build_world(tmp_path, "grounding", 6, 2, gradient=False, one_object=True)
     rows = [json.loads(line) for line in (out / "grd_base_train.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and len(read_samples(out / "grd_base_test.jsonl")) == 2
-    for r in rows:
-        (obj,) = r["meta"]["objects"]
-        assert obj["kind"] == "shape" and r["target"]["box"] == obj["box"]
-        assert r["problem"] == f"Find the {obj['colour']} {obj['shape']} in the image."
+    assert all(r["meta"]["kind"] == "single" and len(r["meta"]["objects"]) == 1 for r in rows)

@@ -107,3 +107,15 @@ def test_the_vision_tower_cannot_tell_where_a_token_is():
     torch.testing.assert_close(tokens[0], tokens[0][:1].expand_as(tokens[0]), rtol=0, atol=1e-4)
     # one object breaks the symmetry: tokens now differ (so the check above is not vacuous)
     assert (tokens[1] - tokens[1][-1:]).abs().amax() > 0.1
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_language_models_mrope_turns_across_image_columns(size):
+    """The width section of the mRoPE gets the lowest frequencies; with theta 10 they still turn > 0.1 rad
+    per column (theta 1e4 gave the 5m model <= 0.0032), so attention can tell a token's column."""
+    model, _ = build_tiny("qwen2_5_vl", size)
+    rope = model.config.text_config.rope_parameters
+    inv_freq = model.model.language_model.rotary_emb.inv_freq  # [head_dim / 2] rad per position
+    t, h, w = rope["mrope_section"]
+    assert t + h + w == inv_freq.numel() and h == w
+    assert inv_freq[-w:].min() > 0.1 and inv_freq[t : t + h].min() > inv_freq[-w:].max() * 0.9

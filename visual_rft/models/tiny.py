@@ -65,12 +65,19 @@ MAX_PIXELS = 448 * 448
 for Qwen3-VL)."""
 
 
+ROPE_THETA = 10.0
+"""The language model's RoPE base. Qwen's 1e4 (with its 16/24/24 split of the frequencies, scaled to a 32-dim
+head) turns the width section at most 0.003 rad per image column, too little to tell columns apart, and
+the vision tower's tokens carry no position of their own: a tiny model so built cannot say where an object
+is. With theta 10 and [2, 7, 7] both spatial sections turn 0.1-0.75 rad per cell (RESULTS.md section 11)."""
+
+
 def tiny_config(family: str, size: TinySize, tokenizer) -> Qwen2_5_VLConfig | Qwen2VLConfig | Qwen3VLConfig:
     """The model config, with the special token ids taken from our tokenizer."""
     head_dim = size.hidden // size.heads
     half = head_dim // 2  # mrope sections (time, height, width) must sum to half the head dim
-    hw = 3 * half // 8
-    mrope = [half - 2 * hw, hw, hw]  # Qwen's 16/24/24 split of 64, scaled
+    hw = 7 * half // 16
+    mrope = [half - 2 * hw, hw, hw]  # 5m: [2, 7, 7]; the width section gets the lowest frequencies
     text = dict(
         vocab_size=len(tokenizer),
         hidden_size=size.hidden,
@@ -79,7 +86,7 @@ def tiny_config(family: str, size: TinySize, tokenizer) -> Qwen2_5_VLConfig | Qw
         num_attention_heads=size.heads,
         num_key_value_heads=max(1, size.heads // 2),
         max_position_embeddings=4096,
-        rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 10000.0},
+        rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": ROPE_THETA},
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
@@ -122,7 +129,7 @@ def _qwen3_config(size: TinySize, text: dict, ids: dict) -> Qwen3VLConfig:
     half = head_dim // 2
     hw = 5 * half // 16
     rope = {"rope_type": "default", "mrope_section": [half - 2 * hw, hw, hw], "mrope_interleaved": True}
-    text = dict(text, head_dim=head_dim, rope_parameters=dict(rope, rope_theta=10000.0))
+    text = dict(text, head_dim=head_dim, rope_parameters=dict(rope, rope_theta=ROPE_THETA))
     depth = size.vision_depth
     vision = dict(
         depth=depth,
