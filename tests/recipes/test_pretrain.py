@@ -1,6 +1,8 @@
+import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from visual_rft.config import load_config
 from visual_rft.models.loading import load_model
@@ -10,10 +12,6 @@ from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
 
 @pytest.mark.slow
 def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
-    import json
-
-    import torch
-
     cfg = load_config(
         PretrainConfig,
         None,
@@ -23,6 +21,8 @@ def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
             "n_per_task=4",
             "vision.steps=2",
             "vision.batch_size=4",
+            "locate.run.steps=2",
+            "locate.sft.batch_size=4",
             "align.run.steps=2",
             "align.sft.batch_size=4",
             "joint.run.steps=2",
@@ -30,23 +30,30 @@ def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
         ],
     )
     assert cfg.align.sft.think == THINK and cfg.align.model.freeze_vision  # the recipe's defaults stay
+    assert cfg.locate.model.freeze_vision and cfg.locate.run.steps == 2
     assert cfg.joint.optim.vision_lr < cfg.joint.optim.lr
     base = run_pretrain(replace(cfg, progress=False))
     assert (base / "model.safetensors").exists() and base == tmp_path / "pre" / "base"
-    for stage in ("align", "joint"):
+    for stage in ("locate", "align", "joint"):
         rows = (tmp_path / "pre" / stage / "metrics.jsonl").read_text().splitlines()
         assert len(rows) == 2
     joint = json.loads((tmp_path / "pre" / "joint" / "metrics.jsonl").read_text().splitlines()[-1])
     assert joint["lr/vision"] < joint["lr"]
-    # stage 2 left the tower exactly as stage 1 wrote it; stage 3 moved it
+    # the locate stage's default data: the one-object set, which holds the single kind only
+    assert cfg.locate_kinds == ["single"]
+    world = tmp_path / "pre" / "world" / "grd_single_train.jsonl"
+    assert all(json.loads(line)["meta"]["kind"] == "single" for line in world.read_text().splitlines())
+    # the locate stage and stage 2 left the tower exactly as stage 1 wrote it; stage 3 moved it
     tower = {
         name: load_model(tmp_path / "pre" / path, device="cpu").model.visual.state_dict()
         for name, path in (
             ("vision", "vision/model"),
+            ("locate", "locate/checkpoint-2/model"),
             ("align", "align/checkpoint-2/model"),
             ("base", "base"),
         )
     }
+    assert all(torch.equal(v, tower["locate"][k]) for k, v in tower["vision"].items())
     assert all(torch.equal(v, tower["align"][k]) for k, v in tower["vision"].items())
     assert not all(torch.equal(v, tower["base"][k]) for k, v in tower["vision"].items())
     assert load_model(base, device="cpu").config.model_type == "qwen2_5_vl"
@@ -54,6 +61,13 @@ def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
     stamp = (tmp_path / "pre" / "joint" / "metrics.jsonl").stat().st_mtime_ns
     run_pretrain(replace(cfg, progress=False))
     assert (tmp_path / "pre" / "joint" / "metrics.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_an_unknown_locate_kind_is_refused_before_any_work(tmp_path):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), locate_kinds=["single", "relation"], progress=False)
+    with pytest.raises(ValueError, match=r"locate_kinds: \['relation'\]"):
+        run_pretrain(cfg)
+    assert not (tmp_path / "pre").exists()  # nothing built, nothing trained
 
 
 def test_the_base_model_ships_with_the_package():

@@ -3,7 +3,9 @@
     init    = write_tiny(size)                              random weights, the real architecture
     vision  = train_vision(init)                            stage 1: the tower learns to see, on dense exact
                                                             targets from the world's masks (throw-away heads)
-    align   = SFT(vision, base tasks, vision tower frozen)   stage 2: merger and language model learn to read it
+    locate  = SFT(vision, one-object grounding, tower frozen) the language model learns to read where a lone
+                                                            object is (its box, from the RoPE of its tokens)
+    align   = SFT(locate, base tasks, vision tower frozen)   stage 2: merger and language model learn to read it
     joint   = SFT(align, base tasks, vision at a lower lr)  stage 3: everything, the vision side gently
     base    = joint's last checkpoint                        shipped in visual_rft/assets/base-5m (ship=true)
 
@@ -29,7 +31,19 @@ from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.train.checkpoint import latest_checkpoint
-from visual_rft.world import build_suite
+from visual_rft.world import GROUNDING_BASE_KINDS, build_suite
+
+
+def default_locate() -> SFTTrainConfig:
+    """Before the mix: the tower frozen, the language model at lr 1e-3 on one-object grounding alone. Read
+    from scenes of several objects, the box does not come in 1,500 steps; from a lone object it does, after
+    a plateau of some 750 steps (RESULTS.md section 11), and the skill carries into the mix."""
+    return SFTTrainConfig(
+        model=ModelConfig(freeze_vision=True),
+        optim=OptimConfig(lr=1e-3, warmup_steps=30, schedule="cosine"),
+        sft=SFTConfig(batch_size=16, think=THINK, aggregation="sequence"),
+        run=RunConfig(steps=1500, save_every=500, tensorboard=False),
+    )
 
 
 def default_align() -> SFTTrainConfig:
@@ -54,15 +68,22 @@ def default_joint() -> SFTTrainConfig:
 @dataclass
 class PretrainConfig:
     out_dir: str = "runs/pretrain"
-    """Run folder: world/, init/, vision/, align/, joint/ (each stage's run) and base/ (the final model)."""
+    """Run folder: world/, init/, vision/, locate/, align/, joint/ (each stage's run) and base/ (the final
+    model)."""
     size: str = "5m"
     """Tiny model size: 1m, 5m or 20m."""
     seed: int = 0
     """Seed of the world, the initial weights, the scenes of stage 1 and the data order."""
     n_per_task: int = 2000
-    """Pre-training samples per base task (classification, detection, grounding) for stages 2 and 3."""
+    """Pre-training samples per base task (classification, detection, grounding, one-object grounding):
+    the locate stage trains on the last, stages 2 and 3 on all four."""
     vision: VisionStageConfig = field(default_factory=lambda: VisionStageConfig(steps=1000))
     """Stage 1, the vision tower alone (steps=0: skipped, the tower starts from random weights)."""
+    locate: SFTTrainConfig = field(default_factory=default_locate)
+    """One-object grounding, between stage 1 and stage 2 (`vrft sft`'s config; the same fields are set here)."""
+    locate_kinds: list[str] = field(default_factory=lambda: ["single"])
+    """Grounding kinds the locate stage trains on: "single" (one-object scenes) and any of
+    GROUNDING_BASE_KINDS (scenes of several objects): every pre-training sample of those kinds."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -75,19 +96,30 @@ class PretrainConfig:
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Run the stages that have not run yet and return the base model folder."""
+    unknown = set(cfg.locate_kinds) - {"single", *GROUNDING_BASE_KINDS}
+    if unknown:
+        raise ValueError(f"locate_kinds: {sorted(unknown)} are not 'single' or one of {GROUNDING_BASE_KINDS}")
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
+    single = read_samples(paths["grd_single_train"])
     samples = [
         s for key in ("cls_base_train", "det_base_train", "grd_base_train") for s in read_samples(paths[key])
+    ] + single
+    located = [
+        s for s in single + read_samples(paths["grd_base_train"]) if s.meta["kind"] in cfg.locate_kinds
     ]
     model = out / "init"
     if not (model / "config.json").exists():
         write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
     if cfg.vision.steps:
         model = train_vision(model, out / "vision", replace(cfg.vision, seed=cfg.seed, progress=cfg.progress))
-    for name, stage in (("align", cfg.align), ("joint", cfg.joint)):
+    for name, stage, data in (
+        ("locate", cfg.locate, located),
+        ("align", cfg.align, samples),
+        ("joint", cfg.joint, samples),
+    ):
         if stage.run.steps:
-            model = sft_stage(stage, model, out / name, cfg, samples)
+            model = sft_stage(stage, model, out / name, cfg, data)
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(model, base)
