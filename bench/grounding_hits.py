@@ -1,0 +1,93 @@
+"""Where do a model's grounding boxes fall: on the asked object, on another object, or on none?
+
+A grounding accuracy near 0 can mean a model that finds the objects and picks the wrong one, or one that
+finds none. This reads the completions an evaluation wrote (`eval/<model>/completions.jsonl`) of world
+grounding queries (each sample's `meta.objects` lists every object of its scene) and prints, per file,
+the share of queries whose box matches the asked object at IoU >= 0.5 (acc@0.5), the share whose box
+matches some object of the scene, and how many answers held no box. With --models it first evaluates
+the model folders on --n held-out queries of each grounding kind, drawn from a world of --seed:
+
+    python bench/grounding_hits.py runs/bench/grounding/*/seed0/eval/*/completions.jsonl
+    python bench/grounding_hits.py --out runs/hits --models runs/locA/locate/checkpoint-2000/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from visual_rft.config import EvalOptions
+from visual_rft.data.answer import grounding_answer
+from visual_rft.data.boxes import iou
+from visual_rft.data.coords import CoordFrame, answer_to_pixels
+from visual_rft.eval.runner import evaluate_models
+from visual_rft.world import GROUNDING_BASE_KINDS, build
+
+THRESHOLD = 0.5
+
+
+def grounding_hits(path: Path) -> dict:
+    """{'n', 'target', 'any_object', 'no_box'}: shares of one completions file's queries."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: no completions")
+    target = any_object = no_box = 0
+    for i, r in enumerate(rows, 1):
+        objects = r["sample"].get("meta", {}).get("objects")
+        if not objects:
+            raise ValueError(f"{path}:{i}: the sample has no meta.objects (not a world grounding query)")
+        answered = grounding_answer(r["completion"])
+        if answered is None:
+            no_box += 1
+            continue
+        f = r["frame"]
+        resized = tuple(f["resized"]) if f.get("resized") else None
+        box = answer_to_pixels(answered, CoordFrame(f["convention"], tuple(f["size"]), resized)).xyxy
+        target += iou(box, tuple(r["sample"]["target"]["box"])) >= THRESHOLD
+        any_object += max(iou(box, tuple(o["box"])) for o in objects) >= THRESHOLD
+    n = len(rows)
+    return {"n": n, "target": target / n, "any_object": any_object / n, "no_box": no_box / n}
+
+
+def evaluate_kinds(models: list[Path], out: Path, kinds: list[str], seed: int, n: int) -> list[Path]:
+    """Evaluate each model on n held-out queries of each kind (world `seed`); the completions files."""
+    options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False)
+    named = {f"m{i}": m for i, m in enumerate(models)}
+    for kind in kinds:
+        data = build("grounding", out / "held_out", n, seed=seed, categories=[kind], name=f"grounding_{kind}")
+        evaluate_models(named, data, out / "eval" / kind, options)
+    return [out / "eval" / kind / name / "completions.jsonl" for kind in kinds for name in named]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="completions.jsonl files of world grounding evals"
+    )
+    parser.add_argument("--models", nargs="+", type=Path, default=[], help="model folders to evaluate first")
+    parser.add_argument("--out", type=Path, help="with --models: the folder for the held-out sets and evals")
+    parser.add_argument("--kinds", nargs="+", default=["single", *GROUNDING_BASE_KINDS])
+    parser.add_argument("--seed", type=int, default=23, help="the held-out world's seed")
+    parser.add_argument("--n", type=int, default=100, help="queries per kind")
+    args = parser.parse_args()
+    if args.models and args.out is None:
+        parser.error("--models needs --out")
+    if not args.files and not args.models:
+        parser.error("give completions files or --models")
+    for i, m in enumerate(args.models):
+        print(f"m{i} = {m}")
+    files = args.files + (
+        evaluate_kinds(args.models, args.out, args.kinds, args.seed, args.n) if args.models else []
+    )
+    print("| file | n | acc@0.5 (the asked object) | box on some object | no box |")
+    print("|---|---|---|---|---|")
+    for path in files:
+        h = grounding_hits(path)
+        print(
+            f"| {path} | {h['n']} | {100 * h['target']:.0f}% | {100 * h['any_object']:.0f}% | {100 * h['no_box']:.0f}% |"
+        )
+
+
+if __name__ == "__main__":
+    main()

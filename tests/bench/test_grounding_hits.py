@@ -1,0 +1,56 @@
+"""bench/grounding_hits.py: is a grounding box on the asked object, on another object, or on none?"""
+
+import json
+
+import pytest
+
+OBJECTS = [{"box": [10, 10, 30, 30]}, {"box": [60, 60, 90, 90]}]
+
+
+def row(answer, resized=(100, 100)):
+    return {
+        "completion": f"<think>t</think><answer>{answer}</answer>",
+        "frame": {"convention": "resized_pixels", "size": [100, 100], "resized": list(resized)},
+        "sample": {
+            "id": "x",
+            "task": "grounding",
+            "target": {"box": [10, 10, 30, 30]},
+            "meta": {"objects": OBJECTS},
+        },
+    }
+
+
+def write(tmp_path, rows):
+    path = tmp_path / "completions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_boxes_are_counted_on_the_target_on_another_object_or_nowhere(load_bench, tmp_path):
+    rows = [
+        row("(10,10),(30,30)"),  # the asked object
+        row("(20,20),(60,60)", resized=(200, 200)),  # the asked object, in a 2x resized frame
+        row("(61,59),(90,91)"),  # another object of the scene
+        row("(40,0),(55,20)"),  # no object
+        row("a circle"),  # no box at all
+    ]
+    h = load_bench("grounding_hits").grounding_hits(write(tmp_path, rows))
+    assert h == {"n": 5, "target": 2 / 5, "any_object": 3 / 5, "no_box": 1 / 5}
+
+
+def test_a_sample_without_its_scene_is_an_error_naming_the_line(load_bench, tmp_path):
+    bad = row("(10,10),(30,30)")
+    del bad["sample"]["meta"]
+    with pytest.raises(ValueError, match=r"completions.jsonl:2: the sample has no meta.objects"):
+        load_bench("grounding_hits").grounding_hits(write(tmp_path, [row("(1,1),(2,2)"), bad]))
+
+
+def test_models_are_evaluated_per_kind_on_a_fresh_world(load_bench, tiny_model_dir, tmp_path):
+    bench = load_bench("grounding_hits")
+    files = bench.evaluate_kinds([tiny_model_dir], tmp_path / "hits", ["single", "name"], seed=5, n=2)
+    assert [f.parent.parent.name for f in files] == ["single", "name"]
+    for f in files:
+        h = bench.grounding_hits(f)  # a random model: any shares, but every query read back
+        assert h["n"] == 2 and 0 <= h["target"] <= h["any_object"] <= 1
+    single = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert all(len(r["sample"]["meta"]["objects"]) == 1 for r in single)
