@@ -226,7 +226,7 @@ QUERIES = {
     "colour_match": _q_colour_match,
 }
 """Grounding query kinds: fn(rng, cfg, objects) -> (expression, index of the one object, params) or None.
-"single" is asked of a scene with one object (`single_object_scene`): nothing to tell apart, only where it is
+"single" is asked of a scene with one object (`SCENES`): nothing to tell apart, only where it is
 to read (the base's first grounding stage, a curriculum step before scenes of several objects)."""
 
 
@@ -248,10 +248,14 @@ def single_object_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
     return layout_scene(rng, fcfg, [random_object(rng, fcfg)], (width, height))
 
 
+SCENES = {"single": single_object_scene}
+"""The scene a grounding kind is asked of, where it is not `grounding_scene`."""
+
+
 def grounding_example(rng: np.random.Generator, cfg: WorldConfig, kind: str, tries: int = 200):
     """(image, scene, expression, index, params) for a query of `kind`, drawing scenes until one has a
     query that matches exactly one object."""
-    draw_scene = single_object_scene if kind == "single" else grounding_scene
+    draw_scene = SCENES.get(kind, grounding_scene)
     for _ in range(tries):
         scene = draw_scene(rng, cfg)
         q = QUERIES[kind](rng, cfg, list(scene.objects))
