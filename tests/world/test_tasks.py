@@ -128,6 +128,20 @@ def test_single_kind_asks_for_the_one_object_of_its_scene(tmp_path):
     assert len({tuple(s.meta["objects"][0]["box"]) for s in samples}) == 12  # anywhere, not one place
 
 
+def test_pair_kind_asks_by_name_for_one_of_exactly_two_differently_named_objects(tmp_path):
+    samples = read_samples(W.build("grounding", tmp_path, 30, seed=4, categories=["pair"], name="pair"))
+    assert {s.meta["split"] for s in samples} == {"base"}
+    asked_first = []
+    for s in samples:
+        a, b = s.meta["objects"]
+        assert name(a) != name(b) and "shape" in (a["kind"], b["kind"])
+        (target,) = referents("name", s.meta["query"], s.meta["objects"])
+        assert s.problem == f"Find the {name(target)} in the image."
+        assert [int(v) for v in s.target.box.xyxy] == target["box"]
+        asked_first.append(target is a)
+    assert 0 < sum(asked_first) < len(asked_first)  # the asked one is not always first in the scene's order
+
+
 def test_ambiguous_queries_are_refused():
     def obj(kind, shape, colour, x, digit=None):
         return W.ObjectSpec(

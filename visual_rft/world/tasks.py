@@ -215,8 +215,14 @@ def _q_single(rng, cfg, objs):
     return f"the {_desc(objs[0])}", 0, {"name": _desc(objs[0])}
 
 
+def _q_pair(rng, cfg, objs):
+    """'the red circle' of a scene where exactly two objects were placed, with different names."""
+    return _q_name(rng, cfg, objs) if len(_unique_names(objs)) == 2 else None
+
+
 QUERIES = {
     "single": _q_single,
+    "pair": _q_pair,
     "name": _q_name,
     "extreme": _q_extreme,
     "size": _q_size,
@@ -227,7 +233,8 @@ QUERIES = {
 }
 """Grounding query kinds: fn(rng, cfg, objects) -> (expression, index of the one object, params) or None.
 "single" is asked of a scene with one object (`SCENES`): nothing to tell apart, only where it is
-to read (the base's first grounding stage, a curriculum step before scenes of several objects)."""
+to read (the base's first grounding stage, a curriculum step before scenes of several objects); "pair"
+asks by name for one of two objects: the next step, one object to tell from one other."""
 
 
 def grounding_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
@@ -248,7 +255,17 @@ def single_object_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
     return layout_scene(rng, fcfg, [random_object(rng, fcfg)], (width, height))
 
 
-SCENES = {"single": single_object_scene}
+def pair_scene(rng: np.random.Generator, cfg: WorldConfig) -> Scene:
+    """A shape and a second object (a shape or, one time in three, a digit), in random order (the "pair"
+    grounding kind's scene)."""
+    width, height = image_size(rng, cfg)
+    fcfg = fit_objects(cfg, width, height)
+    second = random_digit(rng, fcfg) if rng.random() < 1 / 3 else random_object(rng, fcfg)
+    objects = [random_object(rng, fcfg), second]
+    return layout_scene(rng, fcfg, [objects[i] for i in rng.permutation(2)], (width, height))
+
+
+SCENES = {"single": single_object_scene, "pair": pair_scene}
 """The scene a grounding kind is asked of, where it is not `grounding_scene`."""
 
 
