@@ -1,0 +1,153 @@
+"""Does the language model look at the object it was asked about while it writes that object's box?
+
+For held-out world grounding queries (kinds --kinds, world --seed), the reference answer is fed in
+(teacher forcing) and, at every position whose next token is a digit of the answer's box, each head's
+attention over the image tokens is split by what the merged cell shows: the asked object, another object
+of the scene, or background. A cell belongs to the object whose box covers most of it (at least
+`MIN_COVER` of the cell; an object's best-covered cell always counts), from the samples' `meta.objects`.
+
+Reported per layer and head, averaged over queries: `target`, the share of the head's image attention on
+the asked object's cells, and `chance`, that share under uniform attention over the image (the asked
+object's cells / all cells); `selectivity`, attention on the asked object / attention on any object, and
+its chance (the asked object's cells / all object cells). A head that reads the asked object's place has
+`target` well above `chance`; one that looks at objects but not at the asked one has `selectivity` near its
+chance. Single-object scenes show which heads read a lone object; scenes of several show whether those
+heads pick the asked one.
+
+    python bench/attention_probe.py --models runs/locA/locate/checkpoint-2000/model --out runs/attn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visual_rft.data.answer import answer_text
+from visual_rft.data.jsonl import read_samples
+from visual_rft.data.types import Sample
+from visual_rft.models.inputs import frames_for, open_images, prompt_texts
+from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
+from visual_rft.recipes.base_model import THINK
+from visual_rft.world import build
+
+CELL = 28
+MIN_COVER = 0.15
+
+
+def cell_owners(objects: list[dict], rows: int, cols: int, scale: float = 1.0) -> np.ndarray:
+    """[rows * cols] the index of the object whose box covers most of each merged cell (-1: background),
+    boxes in image pixels times `scale` (the processor's resize)."""
+    ys, xs = np.mgrid[0:rows, 0:cols] * CELL  # [r, c] top-left corners
+    cover = np.zeros((len(objects), rows, cols))  # [n, r, c] pixels of the cell inside each box
+    for i, o in enumerate(objects):
+        x1, y1, x2, y2 = (v * scale for v in o["box"])
+        w = np.clip(np.minimum(xs + CELL, x2) - np.maximum(xs, x1), 0, None)
+        h = np.clip(np.minimum(ys + CELL, y2) - np.maximum(ys, y1), 0, None)
+        cover[i] = w * h
+    owner = np.where(cover.max(0) >= MIN_COVER * CELL * CELL, cover.argmax(0), -1)  # [r, c]
+    for i in range(len(objects)):  # a small object straddling four cells keeps its best one
+        r, c = np.unravel_index(cover[i].argmax(), (rows, cols))
+        if owner[r, c] == -1:
+            owner[r, c] = i
+    return owner.reshape(-1)
+
+
+def query_attention(model, processor, sample: Sample, convention: str) -> tuple[torch.Tensor, np.ndarray]:
+    """([layers, heads, D, n_image] each head's attention over the image tokens, renormalised, at the D
+    positions that predict a digit of the reference answer; [n_image] cell owners)."""
+    images = [open_images(sample)]
+    frame = frames_for(images, convention, processor)[0]
+    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, THINK) + "<|im_end|>"
+    inputs = processor(images=images[0], text=[text], return_tensors="pt")
+    ids = inputs["input_ids"][0]  # [S]
+    with torch.no_grad():
+        out = model(**inputs, output_attentions=True)
+    attn = torch.stack(out.attentions)[:, 0]  # [layers, heads, S, S]
+    image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # [n_image]
+    answer_start = int((ids == processor.tokenizer.convert_tokens_to_ids("<answer>")).nonzero()[-1])
+    tokens = processor.tokenizer.convert_ids_to_tokens(ids.tolist())
+    digits = [p - 1 for p in range(answer_start + 1, len(ids)) if tokens[p].isdigit()]  # predict a digit
+    on_image = attn[:, :, digits][..., image]  # [layers, heads, D, n_image]
+    on_image = on_image / on_image.sum(-1, keepdim=True).clamp_min(1e-12)
+    _, h, w = inputs["image_grid_thw"][0].tolist()
+    merge = processor.image_processor.merge_size
+    scale = frame.resized[0] / frame.size[0] if frame.resized else 1.0
+    owners = cell_owners(sample.meta["objects"], h // merge, w // merge, scale)
+    return on_image, owners
+
+
+def head_shares(on_image: torch.Tensor, owners: np.ndarray, target: int) -> dict[str, np.ndarray]:
+    """Per [layers, heads], averaged over the digit positions: the shares of the image attention on the
+    asked object (`target`) and on any object (`objects`), and their chance under uniform attention."""
+    is_target = torch.from_numpy(owners == target)  # [n_image]
+    is_object = torch.from_numpy(owners >= 0)  # [n_image]
+    on_target = on_image[..., is_target].sum(-1).mean(-1)  # [layers, heads]
+    on_object = on_image[..., is_object].sum(-1).mean(-1)  # [layers, heads]
+    return {
+        "target": on_target.numpy(),
+        "objects": on_object.numpy(),
+        "chance": np.full(on_target.shape, is_target.float().mean().item()),
+        "selectivity": (on_target / on_object.clamp_min(1e-12)).numpy(),
+        "selectivity_chance": np.full(
+            on_target.shape, is_target.sum().item() / max(1, is_object.sum().item())
+        ),
+    }
+
+
+def probe(model_dir: Path, samples: list[Sample]) -> dict[str, list]:
+    """head_shares averaged over the samples, as nested lists [layers][heads]."""
+    model = load_model(model_dir, device="cpu", dtype="fp32", attn_implementation="eager")
+    processor = load_processor(model_dir)
+    convention = coord_convention(model_family(model.config))
+    totals: dict[str, np.ndarray] = {}
+    for s in samples:
+        on_image, owners = query_attention(model, processor, s, convention)
+        box = s.target.box
+        target = next(
+            i for i, o in enumerate(s.meta["objects"]) if tuple(o["box"]) == (box.x1, box.y1, box.x2, box.y2)
+        )
+        for k, v in head_shares(on_image, owners, target).items():
+            totals[k] = totals.get(k, 0) + v / len(samples)
+    return {k: np.round(v, 3).tolist() for k, v in totals.items()}
+
+
+def summary(shares: dict[str, list]) -> str:
+    """Per layer: the best head's `target / chance` and, of all heads, the highest `selectivity`, against its
+    chance."""
+    t, c = np.array(shares["target"]), np.array(shares["chance"])  # [layers, heads]
+    sel, chance = np.array(shares["selectivity"]), np.array(shares["selectivity_chance"])[0, 0]
+    return (
+        "; ".join(
+            f"L{i} on the asked object x{(t[i] / c[i]).max():.1f} chance, selectivity {sel[i].max():.2f}"
+            for i in range(len(t))
+        )
+        + f" (selectivity's chance {chance:.2f})"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the held-out sets and probe.json")
+    ap.add_argument("--kinds", nargs="+", default=["single", "pair", "name"], help="grounding kinds")
+    ap.add_argument("--seed", type=int, default=23, help="world seed of the held-out queries")
+    ap.add_argument("--n", type=int, default=50, help="queries per kind")
+    args = ap.parse_args()
+    result = {}
+    for kind in args.kinds:
+        path = build("grounding", args.out / "held_out", args.n, seed=args.seed, categories=[kind], name=kind)
+        samples = read_samples(path)
+        for m in args.models:
+            shares = probe(m, samples)
+            result[f"{m} {kind}"] = shares
+            print(f"{kind:8s} {m}: {summary(shares)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "probe.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""bench/attention_probe.py: where each head looks, over the image, while the model writes a box."""
+
+import numpy as np
+import torch
+
+from visual_rft.data.answer import answer_text
+from visual_rft.data.jsonl import read_samples
+from visual_rft.models.inputs import frames_for, open_images
+from visual_rft.models.loading import load_model, load_processor
+from visual_rft.recipes.base_model import THINK
+from visual_rft.world import build
+
+
+def test_a_cell_belongs_to_the_box_covering_most_of_it_and_a_small_object_keeps_its_best_cell(load_bench):
+    objects = [
+        {"box": [0, 0, 28, 28]},  # exactly cell (0, 0)
+        {"box": [30, 30, 50, 50]},  # 400 px of cell (1, 1)
+        {"box": [52, 22, 60, 34]},  # 24 px in each of four cells: under the 15% cover, keeps (0, 1)
+    ]
+    owners = load_bench("attention_probe").cell_owners(objects, rows=2, cols=3)
+    assert owners.tolist() == [0, 2, -1, -1, 1, -1]
+
+
+def test_boxes_are_scaled_into_the_processors_resized_image(load_bench):
+    owners = load_bench("attention_probe").cell_owners([{"box": [28, 0, 56, 28]}], rows=1, cols=4, scale=2.0)
+    assert owners.tolist() == [-1, -1, 0, 0]
+
+
+def test_head_shares_split_the_image_attention_by_what_each_cell_shows(load_bench):
+    on_image = torch.tensor([[[[0.5, 0.25, 0.25, 0.0], [0.0, 0.0, 0.5, 0.5]]]])  # [1 layer, 1 head, 2, 4]
+    owners = np.array([0, 1, -1, -1])
+    s = load_bench("attention_probe").head_shares(on_image, owners, target=0)
+    assert np.allclose(s["target"], [[0.25]])  # (0.5 + 0) / 2 positions
+    assert np.allclose(s["objects"], [[0.375]])  # (0.75 + 0) / 2
+    assert np.allclose(s["chance"], [[0.25]])  # 1 of 4 cells
+    assert np.allclose(s["selectivity"], [[0.25 / 0.375]])
+    assert np.allclose(s["selectivity_chance"], [[0.5]])  # 1 of 2 object cells
+
+
+def test_attention_is_read_at_each_digit_of_the_reference_box(load_bench, tiny_model_dir, tmp_path):
+    bench = load_bench("attention_probe")
+    sample = read_samples(build("grounding", tmp_path, 1, seed=2, categories=["pair"], name="pair"))[0]
+    model = load_model(tiny_model_dir, device="cpu", dtype="fp32", attn_implementation="eager")
+    processor = load_processor(tiny_model_dir)
+    on_image, owners = bench.query_attention(model, processor, sample, "resized_pixels")
+    frame = frames_for([open_images(sample)], "resized_pixels", processor)[0]
+    digits = sum(c.isdigit() for c in answer_text(sample, frame, THINK).split("<answer>")[1])
+    cells = (sample.width // 28) * (sample.height // 28)
+    layers, heads = model.config.text_config.num_hidden_layers, model.config.text_config.num_attention_heads
+    assert on_image.shape == (layers, heads, digits, cells)
+    assert torch.allclose(on_image.sum(-1), torch.ones(layers, heads, digits))
+    assert owners.shape == (cells,) and set(owners.tolist()) <= {-1, 0, 1} and {0, 1} <= set(owners.tolist())
