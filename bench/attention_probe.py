@@ -8,7 +8,7 @@ of the scene, or background. A cell belongs to the object whose box covers most 
 
 Reported per layer and head, averaged over queries: `target`, the share of the head's image attention on
 the asked object's cells, and `chance`, that share under uniform attention over the image (the asked
-object's cells / all cells); `selectivity`, attention on the asked object / attention on any object, and
+object's cells / all cells); `objects` and `objects_chance` the same for the cells of any object; `selectivity`, attention on the asked object / attention on any object, and
 its chance (the asked object's cells / all object cells). A head that reads the asked object's place has
 `target` well above `chance`; one that looks at objects but not at the asked one has `selectivity` near its
 chance. Single-object scenes show which heads read a lone object; scenes of several show whether those
@@ -91,6 +91,7 @@ def head_shares(on_image: torch.Tensor, owners: np.ndarray, target: int) -> dict
         "target": on_target.numpy(),
         "objects": on_object.numpy(),
         "chance": np.full(on_target.shape, is_target.float().mean().item()),
+        "objects_chance": np.full(on_target.shape, is_object.float().mean().item()),
         "selectivity": (on_target / on_object.clamp_min(1e-12)).numpy(),
         "selectivity_chance": np.full(
             on_target.shape, is_target.sum().item() / max(1, is_object.sum().item())
@@ -116,17 +117,17 @@ def probe(model_dir: Path, samples: list[Sample]) -> dict[str, list]:
 
 
 def summary(shares: dict[str, list]) -> str:
-    """Per layer: the best head's `target / chance` and, of all heads, the highest `selectivity`, against its
-    chance."""
+    """Per layer, of all heads: the highest `target / chance`, `objects / objects_chance` and
+    `selectivity` (against its chance)."""
     t, c = np.array(shares["target"]), np.array(shares["chance"])  # [layers, heads]
+    o, oc = np.array(shares["objects"]), np.array(shares["objects_chance"])  # [layers, heads]
     sel, chance = np.array(shares["selectivity"]), np.array(shares["selectivity_chance"])[0, 0]
-    return (
-        "; ".join(
-            f"L{i} on the asked object x{(t[i] / c[i]).max():.1f} chance, selectivity {sel[i].max():.2f}"
-            for i in range(len(t))
-        )
-        + f" (selectivity's chance {chance:.2f})"
-    )
+    layers = [
+        f"L{i} asked object x{(t[i] / c[i]).max():.1f}, any object x{(o[i] / oc[i]).max():.1f}, "
+        f"selectivity {sel[i].max():.2f}"
+        for i in range(len(t))
+    ]
+    return "; ".join(layers) + f" (selectivity's chance {chance:.2f})"
 
 
 def main() -> None:

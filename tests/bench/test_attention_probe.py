@@ -33,6 +33,7 @@ def test_head_shares_split_the_image_attention_by_what_each_cell_shows(load_benc
     assert np.allclose(s["target"], [[0.25]])  # (0.5 + 0) / 2 positions
     assert np.allclose(s["objects"], [[0.375]])  # (0.75 + 0) / 2
     assert np.allclose(s["chance"], [[0.25]])  # 1 of 4 cells
+    assert np.allclose(s["objects_chance"], [[0.5]])  # 2 of 4 cells
     assert np.allclose(s["selectivity"], [[0.25 / 0.375]])
     assert np.allclose(s["selectivity_chance"], [[0.5]])  # 1 of 2 object cells
 
