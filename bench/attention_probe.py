@@ -1,20 +1,23 @@
-"""Does the language model look at the object it was asked about while it writes that object's box?
+"""Does the language model look at the object it was asked about while it answers about that object?
 
-For held-out world grounding queries (kinds --kinds, world --seed), the reference answer is fed in
-(teacher forcing) and, at every position whose next token is a digit of the answer's box, each head's
-attention over the image tokens is split by what the merged cell shows: the asked object, another object
-of the scene, or background. A cell belongs to the object whose box covers most of it (at least
-`MIN_COVER` of the cell; an object's best-covered cell always counts), from the samples' `meta.objects`.
+For held-out world grounding queries (kinds --kinds, world --seed) and any other files of questions about
+one object of a scene (--data: bench/attribute_probe.py's "what colour is the star?"), the reference answer
+is fed in (teacher forcing) and, at every position whose next token is a digit of the answer's box (or a
+token of a class answer), each head's attention over the image tokens is split by what the merged cell
+shows: the asked object, another object of the scene, or background. A cell belongs to the object whose
+box covers most of it (at least `MIN_COVER` of the cell; an object's best-covered cell always counts),
+from the samples' `meta.objects`.
 
 Reported per layer and head, averaged over queries: `target`, the share of the head's image attention on
 the asked object's cells, and `chance`, that share under uniform attention over the image (the asked
-object's cells / all cells); `objects` and `objects_chance` the same for the cells of any object; `selectivity`, attention on the asked object / attention on any object, and
-its chance (the asked object's cells / all object cells). A head that reads the asked object's place has
-`target` well above `chance`; one that looks at objects but not at the asked one has `selectivity` near its
-chance. Single-object scenes show which heads read a lone object; scenes of several show whether those
-heads pick the asked one.
+object's cells / all cells); `objects` and `objects_chance`, the same for the cells of any object;
+`selectivity`, attention on the asked object / attention on any object, and its chance (the asked
+object's cells / all object cells). A head that reads the asked object has `target` well above `chance`;
+one that looks at objects but not at the asked one has `selectivity` near its chance. Single-object
+scenes show which heads find a lone object; scenes of several show whether those heads pick the asked one.
 
     python bench/attention_probe.py --models runs/locA/locate/checkpoint-2000/model --out runs/attn
+    python bench/attention_probe.py --models MODEL --out runs/attn --kinds --data runs/attr/test/attr_200.jsonl
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def cell_owners(objects: list[dict], rows: int, cols: int, scale: float = 1.0) -
 
 def query_attention(model, processor, sample: Sample, convention: str) -> tuple[torch.Tensor, np.ndarray]:
     """([layers, heads, D, n_image] each head's attention over the image tokens, renormalised, at the D
-    positions that predict a digit of the reference answer; [n_image] cell owners)."""
+    positions that predict a token of the reference answer's reading: a digit of a box, any token of a
+    class name; [n_image] cell owners)."""
     images = [open_images(sample)]
     frame = frames_for(images, convention, processor)[0]
     text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, THINK) + "<|im_end|>"
@@ -70,14 +74,23 @@ def query_attention(model, processor, sample: Sample, convention: str) -> tuple[
     image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # [n_image]
     answer_start = int((ids == processor.tokenizer.convert_tokens_to_ids("<answer>")).nonzero()[-1])
     tokens = processor.tokenizer.convert_ids_to_tokens(ids.tolist())
-    digits = [p - 1 for p in range(answer_start + 1, len(ids)) if tokens[p].isdigit()]  # predict a digit
-    on_image = attn[:, :, digits][..., image]  # [layers, heads, D, n_image]
+    answer_end = int((ids == processor.tokenizer.convert_tokens_to_ids("</answer>")).nonzero()[-1])
+    body = range(answer_start + 1, answer_end)
+    read = [p - 1 for p in body if tokens[p].isdigit() or sample.task != "grounding"]  # predict it
+    on_image = attn[:, :, read][..., image]  # [layers, heads, D, n_image]
     on_image = on_image / on_image.sum(-1, keepdim=True).clamp_min(1e-12)
     _, h, w = inputs["image_grid_thw"][0].tolist()
     merge = processor.image_processor.merge_size
     scale = frame.resized[0] / frame.size[0] if frame.resized else 1.0
     owners = cell_owners(sample.meta["objects"], h // merge, w // merge, scale)
     return on_image, owners
+
+
+def asked_object(sample: Sample) -> int:
+    """The index in `meta.objects` of the object the question is about: a grounding target's box, else
+    `meta.box` (bench/attribute_probe.py's questions)."""
+    box = sample.target.box.xyxy if sample.task == "grounding" else tuple(sample.meta["box"])
+    return next(i for i, o in enumerate(sample.meta["objects"]) if tuple(o["box"]) == tuple(box))
 
 
 def head_shares(on_image: torch.Tensor, owners: np.ndarray, target: int) -> dict[str, np.ndarray]:
@@ -107,11 +120,7 @@ def probe(model_dir: Path, samples: list[Sample]) -> dict[str, list]:
     totals: dict[str, np.ndarray] = {}
     for s in samples:
         on_image, owners = query_attention(model, processor, s, convention)
-        box = s.target.box
-        target = next(
-            i for i, o in enumerate(s.meta["objects"]) if tuple(o["box"]) == (box.x1, box.y1, box.x2, box.y2)
-        )
-        for k, v in head_shares(on_image, owners, target).items():
+        for k, v in head_shares(on_image, owners, asked_object(s)).items():
             totals[k] = totals.get(k, 0) + v / len(samples)
     return {k: np.round(v, 3).tolist() for k, v in totals.items()}
 
@@ -135,13 +144,17 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
     ap.add_argument("--out", type=Path, required=True, help="folder for the held-out sets and probe.json")
     ap.add_argument("--kinds", nargs="+", default=["single", "pair", "name"], help="grounding kinds")
+    ap.add_argument("--data", nargs="*", type=Path, default=[], help="also these files (meta.objects, boxes)")
     ap.add_argument("--seed", type=int, default=23, help="world seed of the held-out queries")
     ap.add_argument("--n", type=int, default=50, help="queries per kind")
     args = ap.parse_args()
     result = {}
-    for kind in args.kinds:
-        path = build("grounding", args.out / "held_out", args.n, seed=args.seed, categories=[kind], name=kind)
-        samples = read_samples(path)
+    built = [
+        build("grounding", args.out / "held_out", args.n, seed=args.seed, categories=[k], name=k)
+        for k in args.kinds
+    ]
+    for path in built + args.data:
+        kind, samples = path.stem, read_samples(path)[: args.n]
         for m in args.models:
             shares = probe(m, samples)
             result[f"{m} {kind}"] = shares
