@@ -9,7 +9,34 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep: much 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from visual_rft.world import COLOURS, ObjectSpec  # noqa: E402
+
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def world_object(kind, shape, colour, x, digit=None):
+    """A placed 20 x 20 world object at (x, 10), mid shade, for scenes written by hand."""
+    return ObjectSpec(
+        kind,
+        shape,
+        colour,
+        "mid",
+        COLOURS[colour],
+        30,
+        0.0,
+        digit,
+        0 if digit else None,
+        x=x,
+        y=10,
+        w=20,
+        h=20,
+    )
+
+
+@pytest.fixture
+def make_object():
+    """`world_object`: a placed world object, for scenes written by hand."""
+    return world_object
 
 
 @pytest.fixture(scope="session")

@@ -9,25 +9,8 @@ import visual_rft.world as W
 from visual_rft.data.jsonl import read_samples
 
 
-def obj(kind, shape, colour, x, digit=None):
-    return W.ObjectSpec(
-        kind,
-        shape,
-        colour,
-        "mid",
-        W.COLOURS[colour],
-        30,
-        0.0,
-        digit,
-        0 if digit else None,
-        x=x,
-        y=10,
-        w=20,
-        h=20,
-    )
-
-
-def test_questions_ask_about_the_only_object_they_describe(load_bench):
+def test_questions_ask_about_the_only_object_they_describe(load_bench, make_object):
+    obj = make_object
     bench = load_bench("attribute_probe")
     objs = [
         obj("shape", "star", "red", 0),

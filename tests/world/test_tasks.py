@@ -142,24 +142,8 @@ def test_pair_kind_asks_by_name_for_one_of_exactly_two_differently_named_objects
     assert 0 < sum(asked_first) < len(asked_first)  # the asked one is not always first in the scene's order
 
 
-def test_ambiguous_queries_are_refused():
-    def obj(kind, shape, colour, x, digit=None):
-        return W.ObjectSpec(
-            kind,
-            shape,
-            colour,
-            "mid",
-            W.COLOURS[colour],
-            30,
-            0.0,
-            digit,
-            0 if digit else None,
-            x=x,
-            y=10,
-            w=20,
-            h=20,
-        )
-
+def test_ambiguous_queries_are_refused(make_object):
+    obj = make_object
     objs = [
         obj("digit", "digit", "red", 0, 7),
         obj("digit", "digit", "blue", 50, 7),
