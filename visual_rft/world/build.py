@@ -48,7 +48,10 @@ def _round_robin(items: list[str], seed: int, name: str, i: int) -> str:
 _SPLITS = {
     "classification": (("base", CLASSIFICATION_BASE), ("fewshot", CLASSIFICATION_FEWSHOT)),
     "detection": (("base", DETECTION_BASE), ("novel", DETECTION_NOVEL)),
-    "grounding": (("base", [*GROUNDING_BASE_KINDS, "single", "pair"]), ("reasoning", GROUNDING_REASONING_KINDS)),
+    "grounding": (
+        ("base", [*GROUNDING_BASE_KINDS, "single", "pair"]),
+        ("reasoning", GROUNDING_REASONING_KINDS),
+    ),
 }
 
 
