@@ -143,7 +143,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
     ap.add_argument("--out", type=Path, required=True, help="folder for the held-out sets and probe.json")
-    ap.add_argument("--kinds", nargs="+", default=["single", "pair", "name"], help="grounding kinds")
+    ap.add_argument(
+        "--kinds", nargs="*", default=["single", "pair", "name"], help="grounding kinds (none: --data only)"
+    )
     ap.add_argument("--data", nargs="*", type=Path, default=[], help="also these files (meta.objects, boxes)")
     ap.add_argument("--seed", type=int, default=23, help="world seed of the held-out queries")
     ap.add_argument("--n", type=int, default=50, help="queries per kind")
