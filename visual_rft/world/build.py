@@ -17,6 +17,7 @@ from visual_rft.data.types import ClassTarget, GroundingTarget, Sample
 from visual_rft.world.scene import WorldConfig, scene_graph
 from visual_rft.world.tasks import (
     QUERIES,
+    SCENES,
     box_of,
     classification_scene,
     detection_queries,
@@ -49,7 +50,7 @@ _SPLITS = {
     "classification": (("base", CLASSIFICATION_BASE), ("fewshot", CLASSIFICATION_FEWSHOT)),
     "detection": (("base", DETECTION_BASE), ("novel", DETECTION_NOVEL)),
     "grounding": (
-        ("base", [*GROUNDING_BASE_KINDS, "single", "pair"]),
+        ("base", [*GROUNDING_BASE_KINDS, *SCENES]),  # the curriculum kinds are pre-training data too
         ("reasoning", GROUNDING_REASONING_KINDS),
     ),
 }
