@@ -5,8 +5,8 @@ one object of a scene (--data: bench/attribute_probe.py's "what colour is the st
 is fed in (teacher forcing) and, at every position whose next token is a digit of the answer's box (or a
 token of a class answer), each head's attention over the image tokens is split by what the merged cell
 shows: the asked object, another object of the scene, or background. A cell belongs to the object whose
-box covers most of it (at least `MIN_COVER` of the cell; an object's best-covered cell always counts),
-from the samples' `meta.objects`.
+box covers most of it (`world.dense.box_owners`: at least 15% of the cell; an object's best-covered cell
+always counts), from the samples' `meta.objects`.
 
 Reported per layer and head, averaged over queries: `target`, the share of the head's image attention on
 the asked object's cells, and `chance`, that share under uniform attention over the image (the asked
@@ -36,27 +36,7 @@ from visual_rft.models.inputs import frames_for, open_images, prompt_texts
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.recipes.base_model import THINK
 from visual_rft.world import build
-
-CELL = 28
-MIN_COVER = 0.15
-
-
-def cell_owners(objects: list[dict], rows: int, cols: int, scale: float = 1.0) -> np.ndarray:
-    """[rows * cols] the index of the object whose box covers most of each merged cell (-1: background),
-    boxes in image pixels times `scale` (the processor's resize)."""
-    ys, xs = np.mgrid[0:rows, 0:cols] * CELL  # [r, c] top-left corners
-    cover = np.zeros((len(objects), rows, cols))  # [n, r, c] pixels of the cell inside each box
-    for i, o in enumerate(objects):
-        x1, y1, x2, y2 = (v * scale for v in o["box"])
-        w = np.clip(np.minimum(xs + CELL, x2) - np.maximum(xs, x1), 0, None)
-        h = np.clip(np.minimum(ys + CELL, y2) - np.maximum(ys, y1), 0, None)
-        cover[i] = w * h
-    owner = np.where(cover.max(0) >= MIN_COVER * CELL * CELL, cover.argmax(0), -1)  # [r, c]
-    for i in range(len(objects)):  # a small object straddling four cells keeps its best one
-        r, c = np.unravel_index(cover[i].argmax(), (rows, cols))
-        if owner[r, c] == -1:
-            owner[r, c] = i
-    return owner.reshape(-1)
+from visual_rft.world.dense import box_owners
 
 
 def query_attention(model, processor, sample: Sample, convention: str) -> tuple[torch.Tensor, np.ndarray]:
@@ -82,7 +62,7 @@ def query_attention(model, processor, sample: Sample, convention: str) -> tuple[
     _, h, w = inputs["image_grid_thw"][0].tolist()
     merge = processor.image_processor.merge_size
     scale = frame.resized[0] / frame.size[0] if frame.resized else 1.0
-    owners = cell_owners(sample.meta["objects"], h // merge, w // merge, scale)
+    owners = box_owners([o["box"] for o in sample.meta["objects"]], h // merge, w // merge, scale)
     return on_image, owners
 
 

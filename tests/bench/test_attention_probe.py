@@ -11,21 +11,6 @@ from visual_rft.recipes.base_model import THINK
 from visual_rft.world import build
 
 
-def test_a_cell_belongs_to_the_box_covering_most_of_it_and_a_small_object_keeps_its_best_cell(load_bench):
-    objects = [
-        {"box": [0, 0, 28, 28]},  # exactly cell (0, 0)
-        {"box": [30, 30, 50, 50]},  # 400 px of cell (1, 1)
-        {"box": [52, 22, 60, 34]},  # 24 px in each of four cells: under the 15% cover, keeps (0, 1)
-    ]
-    owners = load_bench("attention_probe").cell_owners(objects, rows=2, cols=3)
-    assert owners.tolist() == [0, 2, -1, -1, 1, -1]
-
-
-def test_boxes_are_scaled_into_the_processors_resized_image(load_bench):
-    owners = load_bench("attention_probe").cell_owners([{"box": [28, 0, 56, 28]}], rows=1, cols=4, scale=2.0)
-    assert owners.tolist() == [-1, -1, 0, 0]
-
-
 def test_head_shares_split_the_image_attention_by_what_each_cell_shows(load_bench):
     on_image = torch.tensor([[[[0.5, 0.25, 0.25, 0.0], [0.0, 0.0, 0.5, 0.5]]]])  # [1 layer, 1 head, 2, 4]
     owners = np.array([0, 1, -1, -1])

@@ -5,6 +5,8 @@ import pytest
 from visual_rft.data.answer import (
     DetectionAnswer,
     Prediction,
+    answer_body,
+    box_spans,
     class_answer,
     detection_answer,
     extract_answer,
@@ -14,6 +16,7 @@ from visual_rft.data.answer import (
     parse_detection,
     readable,
 )
+from visual_rft.data.types import Box, DetectionTarget, GroundingTarget
 
 BOX = (10.0, 20.0, 30.0, 40.0)
 
@@ -259,3 +262,11 @@ def test_text_the_compiler_warns_about_is_unreadable_without_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_literal("[(1st, 2)]") is load_literal("not a literal")
+
+
+def test_box_spans_are_where_answer_body_wrote_each_box():
+    det = answer_body(DetectionTarget(boxes=(Box(1, 2, 30, 40), Box(5, 6, 7, 8)), category="c"))
+    assert [det[a:b] for a, b in box_spans(det)] == ["[1, 2, 30, 40]", "[5, 6, 7, 8]"]
+    g = answer_body(GroundingTarget(box=Box(3, 4, 50, 60)))
+    assert [g[a:b] for a, b in box_spans(g)] == ["(3,4),(50,60)"]
+    assert box_spans(answer_body(DetectionTarget(boxes=(), category="c"))) == []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from visual_rft import world as W
-from visual_rft.world.dense import CELL, SHAPE_CLASSES, cell_targets, object_map
+from visual_rft.world.dense import CELL, SHAPE_CLASSES, box_owners, cell_targets, object_map
 from visual_rft.world.scene import corners_of
 
 
@@ -78,3 +78,22 @@ def test_a_world_scene_has_targets_for_every_object_it_shows():
     assert set(big) <= set(np.unique(t.obj).tolist())
     with pytest.raises(ValueError, match="multiples of 28"):
         cell_targets(W.Scene(100, 84, (0, 0, 0)))
+
+
+def test_a_cell_belongs_to_the_box_covering_most_of_it_and_a_small_object_keeps_its_best_cell():
+    objects = [
+        {"box": [0, 0, 28, 28]},  # exactly cell (0, 0)
+        {"box": [30, 30, 50, 50]},  # 400 px of cell (1, 1)
+        {"box": [52, 22, 60, 34]},  # 24 px in each of four cells: under the 15% cover, keeps (0, 1)
+    ]
+    owners = box_owners([o["box"] for o in objects], rows=2, cols=3)
+    assert owners.tolist() == [0, 2, -1, -1, 1, -1]
+
+
+def test_boxes_are_scaled_into_the_processors_resized_image():
+    owners = box_owners([(28, 0, 56, 28)], rows=1, cols=4, scale=2.0)
+    assert owners.tolist() == [-1, -1, 0, 0]
+
+
+def test_a_scene_without_boxes_owns_no_cell():
+    assert box_owners([], rows=2, cols=2).tolist() == [-1, -1, -1, -1]

@@ -119,6 +119,15 @@ def answer_body(target: Target) -> str:
     raise TypeError(f"not a target: {target!r}")
 
 
+_WRITTEN_BOX = re.compile(r"\[\d+, \d+, \d+, \d+\]|\(\d+,\d+\),\(\d+,\d+\)")
+
+
+def box_spans(text: str) -> list[tuple[int, int]]:
+    """The character span (start, end) of each box in a text `answer_body` wrote, in the order written:
+    `[x1, y1, x2, y2]` of a detection answer, `(x1,y1),(x2,y2)` of a grounding one."""
+    return [m.span() for m in _WRITTEN_BOX.finditer(text)]
+
+
 def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = None) -> str:
     """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>."""
     target = sample.target if frame is None else target_to_model(sample.target, frame)

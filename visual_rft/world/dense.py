@@ -15,6 +15,9 @@ order. For each cell this reads, from the scene's masks:
   outline): the local evidence of the shape: a triangle's outline points three ways, a square's four, a
   circle's every way;
 - `obj`: the index of the covering object in `scene.objects` (-1: background), to pool an object's tokens.
+
+`box_owners` gives the same ownership from the objects' boxes alone (a sample's `meta.objects`, no masks):
+what the language model's attention is held against (`recipes/binding.py`, `bench/attention_probe.py`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,29 @@ def object_map(scene: Scene) -> np.ndarray:
     for i, o in enumerate(scene.objects):
         owner[o.y : o.y + o.h, o.x : o.x + o.w][mask_of(o)] = i
     return owner
+
+
+def box_owners(
+    boxes, rows: int, cols: int, scale: float = 1.0, min_cover: float = 0.15, cell: int = CELL
+) -> np.ndarray:
+    """[rows * cols] in raster order, the index of the box covering most of each merged cell of `cell` px
+    (-1: none), boxes (x1, y1, x2, y2) in image pixels times `scale` (the processor's resize). A cell counts
+    when a box covers at least `min_cover` of it; a small object straddling several cells keeps its best one."""
+    ys, xs = np.mgrid[0:rows, 0:cols] * cell  # [r, c] top-left corners
+    cover = np.zeros((len(boxes), rows, cols))  # [n, r, c] pixels of the cell inside each box
+    for i, box in enumerate(boxes):
+        x1, y1, x2, y2 = (v * scale for v in box)
+        w = np.clip(np.minimum(xs + cell, x2) - np.maximum(xs, x1), 0, None)
+        h = np.clip(np.minimum(ys + cell, y2) - np.maximum(ys, y1), 0, None)
+        cover[i] = w * h
+    if not len(boxes):
+        return np.full(rows * cols, -1, np.int64)
+    owner = np.where(cover.max(0) >= min_cover * cell * cell, cover.argmax(0), -1)  # [r, c]
+    for i in range(len(boxes)):
+        r, c = np.unravel_index(cover[i].argmax(), (rows, cols))
+        if owner[r, c] == -1:
+            owner[r, c] = i
+    return owner.reshape(-1).astype(np.int64)
 
 
 NORMAL_BINS = 8
