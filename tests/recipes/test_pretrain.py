@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 
 from visual_rft.config import load_config
 from visual_rft.models.loading import load_model
@@ -68,6 +69,31 @@ def test_an_unknown_locate_kind_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"locate_kinds: \['relation'\]"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()  # nothing built, nothing trained
+
+
+def test_an_unknown_binding_stage_is_refused_before_any_work(tmp_path):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), binding_stages=["locate", "vision"], progress=False)
+    with pytest.raises(ValueError, match=r"binding_stages: \['vision'\]"):
+        run_pretrain(cfg)
+    assert not (tmp_path / "pre").exists()
+
+
+@pytest.mark.slow
+def test_a_stage_with_the_binding_loss_runs_on_eager_attention_and_logs_the_selectivity(tmp_path):
+    overrides = ["size=1m", "n_per_task=4", "vision.steps=0", "align.run.steps=0", "joint.run.steps=0"]
+    overrides += [
+        "locate.run.steps=2",
+        "locate.sft.batch_size=4",
+        "locate_kinds=[name]",
+        "binding.weight=1.0",
+    ]
+    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", *overrides])
+    run_pretrain(replace(cfg, progress=False))
+    run = tmp_path / "pre" / "locate"
+    rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(0 < r["binding/selectivity"] <= 1 for r in rows)
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["attn_implementation"] == "eager"
+    assert (run / "binding.yaml").exists()
 
 
 def test_the_base_model_ships_with_the_package():

@@ -28,8 +28,8 @@ from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SF
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
+from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
-from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import GROUNDING_BASE_KINDS, build_suite
 
@@ -89,6 +89,11 @@ class PretrainConfig:
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
     """Stage 3 (`vrft sft`'s config); the same fields are set here."""
+    binding: BindingConfig = field(default_factory=BindingConfig)
+    """The binding loss (`recipes/binding.py`: chosen heads' attention held on the asked object's cells while
+    the answer writes its box) in the stages of `binding_stages`; weight 0: off."""
+    binding_stages: list[str] = field(default_factory=lambda: ["locate"])
+    """The SFT stages (locate, align, joint) that add the binding loss when its weight is above 0."""
     ship: bool = False
     """Also copy the result to the package's shipped location (visual_rft/assets/base-5m)."""
     progress: bool = True
@@ -100,6 +105,9 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     unknown = set(cfg.locate_kinds) - {"single", *GROUNDING_BASE_KINDS}
     if unknown:
         raise ValueError(f"locate_kinds: {sorted(unknown)} are not 'single' or one of {GROUNDING_BASE_KINDS}")
+    unknown = set(cfg.binding_stages) - {"locate", "align", "joint"}
+    if unknown:
+        raise ValueError(f"binding_stages: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     single, grounding = read_samples(paths["grd_single_train"]), read_samples(paths["grd_base_train"])
@@ -120,7 +128,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         ("joint", cfg.joint, samples),
     ):
         if stage.run.steps:
-            model = sft_stage(stage, model, out / name, cfg, data)
+            binding = cfg.binding if name in cfg.binding_stages else BindingConfig()
+            model = sft_stage(stage, model, out / name, cfg, data, binding)
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(model, base)
@@ -130,10 +139,16 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     return base
 
 
-def sft_stage(stage: SFTTrainConfig, model: Path, run_dir: Path, cfg: PretrainConfig, samples) -> Path:
-    """One SFT stage from `model` into `run_dir` (resumed from its last checkpoint); returns its last model."""
+def sft_stage(
+    stage: SFTTrainConfig, model: Path, run_dir: Path, cfg: PretrainConfig, samples, binding: BindingConfig
+) -> Path:
+    """One SFT stage from `model` into `run_dir` (resumed from its last checkpoint), with the binding loss
+    when its weight is above 0 (eager attention, whose weights it reads); returns the stage's last model."""
     stage = for_run(stage, model, run_dir, cfg.seed, cfg.progress)
+    if binding.weight > 0:
+        stage = replace(stage, model=replace(stage.model, attn_implementation="eager"))
     final = run_dir / f"checkpoint-{stage.run.steps}" / "model"
     if not final.is_dir():  # a finished stage is not run again
-        SFTTrainer(stage, samples=samples, resume=latest_checkpoint(run_dir) is not None).fit()
+        resume = latest_checkpoint(run_dir) is not None
+        BindingSFTTrainer(stage, binding, samples=samples, resume=resume).fit()
     return final

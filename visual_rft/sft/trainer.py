@@ -68,6 +68,17 @@ class SFTTrainer(Trainer):
         )
         return rollout, texts
 
+    def auxiliary_loss(
+        self, rollout: Rollout, samples: list[Sample], texts: list[str]
+    ) -> torch.Tensor | None:
+        """A loss added to the answer NLL of one micro-batch, taken from the forward it just ran (a subclass's;
+        recipes/binding.py holds attention to the asked object); None: the NLL alone."""
+        return None
+
+    def auxiliary_metrics(self) -> dict[str, float]:
+        """The last `auxiliary_loss`'s numbers for the log (averaged over the step's micro-batches)."""
+        return {}
+
     def step(self, step: int) -> StepResult:
         cfg, world = self.cfg, self.world
         B = cfg.sft.batch_size  # per rank: the global batch is world.size x B
@@ -77,12 +88,13 @@ class SFTTrainer(Trainer):
         local_tokens = 0
         chunks = []
         for start in range(0, B, micro):
-            rollout, _ = self.batch(batch[start : start + micro])
-            chunks.append(rollout)
+            part = batch[start : start + micro]
+            rollout, texts = self.batch(part)
+            chunks.append((rollout, part, texts))
             local_tokens += int(rollout.completion_mask.sum())
         total_tokens = int(all_sum(torch.tensor(local_tokens), world))  # of the global batch
-        loss_sum, correct = 0.0, 0
-        for i, rollout in enumerate(chunks):
+        loss_sum, correct, extra = 0.0, 0, {}
+        for i, (rollout, part, texts) in enumerate(chunks):
             last = i == len(chunks) - 1  # gradients are all-reduced on the last micro-batch
             with gradient_sync(self.policy_pass, last), self.precision.autocast():
                 logp = self.policy_pass(rollout)  # [b, T]
@@ -91,10 +103,16 @@ class SFTTrainer(Trainer):
                 loss = -(logp * mask).sum() / total_tokens
             else:  # each answer's mean NLL, averaged over the global batch's answers
                 loss = -((logp * mask).sum(1) / mask.sum(1)).sum() / (B * world.size)
+            loss_sum += loss.item()  # the answers' NLL, what the log calls loss
+            aux = self.auxiliary_loss(rollout, part, texts)  # a mean over this chunk, or None
+            if aux is not None:
+                loss = loss + aux * len(part) / B
+                loss_sum += 0.0 if math.isfinite(aux.item()) else aux.item()  # a non-finite one skips too
             with gradient_sync(self.policy_pass, last):
                 self.precision.backward(loss * world.size if world.size > 1 else loss)  # DDP averages
-            loss_sum += loss.item()
             correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())
+            for k, v in self.auxiliary_metrics().items():
+                extra[k] = extra.get(k, 0.0) + v / len(chunks)
         # a non-finite loss or gradient skips the update, and the log says so
         grad_norm, skipped = self.precision.step(
             self.optimizer, self.params, cfg.optim.max_grad_norm, math.isfinite(loss_sum)
@@ -108,6 +126,7 @@ class SFTTrainer(Trainer):
             **learning_rates(self.optimizer, self.scheduler),
             # share of answers whose every token already has probability > 0.5 (greedy would copy it)
             "answers_memorised": correct / B,
+            **extra,
         }
         return StepResult(metrics, postfix={"loss": loss_sum})
 

@@ -1,0 +1,118 @@
+"""recipes/binding.py: the held share of attention on the asked object, and the SFT stage that adds it."""
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+
+from visual_rft.config import DataConfig, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.data.jsonl import read_samples
+from visual_rft.data.types import Box, DetectionTarget, GroundingTarget, Sample
+from visual_rft.models.loading import load_processor
+from visual_rft.recipes.binding import (
+    BindingConfig,
+    BindingSFTTrainer,
+    asked_objects,
+    digit_targets,
+    selectivity_loss,
+)
+from visual_rft.world import build
+
+
+def test_selectivity_loss_against_hand_computed_values():
+    attn = torch.tensor(
+        [[[[0.4, 0.1, 0.3, 0.2], [0.1, 0.2, 0.5, 0.2]]]]
+    )  # [1 layer, 1 head, 2 queries, 4 cells]
+    owners = torch.tensor([0, 1, -1, 1])  # object 0 owns cell 0, object 1 cells 1 and 3
+    loss, sel, chance = selectivity_loss(attn, owners, targets=torch.tensor([0, 1]))
+    s0, s1 = 0.4 / (0.4 + 0.1 + 0.2), (0.2 + 0.2) / (0.1 + 0.2 + 0.2)  # background (cell 2) is left out
+    assert loss.item() == pytest.approx(-(math.log(s0) + math.log(s1)) / 2, rel=1e-6)
+    assert sel.item() == pytest.approx((s0 + s1) / 2, rel=1e-6)
+    assert chance.item() == pytest.approx((1 / 3 + 2 / 3) / 2, rel=1e-6)
+
+
+def test_a_query_whose_scene_has_no_other_object_or_whose_object_owns_no_cell_does_not_count():
+    attn = torch.rand(2, 3, 2, 4, requires_grad=True)  # [l, h, Q, N]
+    loss, sel, chance = selectivity_loss(attn, torch.tensor([0, 0, -1, -1]), torch.tensor([0, 1]))
+    assert (
+        loss.item() == 0 and chance.item() == 0
+    )  # query 0: no other object; query 1: its object owns no cell
+    loss.backward()  # still part of the graph, with no gradient
+    assert torch.equal(attn.grad, torch.zeros_like(attn))
+
+
+def test_only_the_split_among_objects_is_held_not_the_attention_on_background():
+    owners, targets = torch.tensor([0, 1, -1]), torch.tensor([0])
+    looks_at_background = torch.tensor([[[[0.08, 0.02, 0.9]]]])
+    looks_at_objects = torch.tensor([[[[0.8, 0.2, 0.0]]]])
+    a, _, _ = selectivity_loss(looks_at_background, owners, targets)
+    b, _, _ = selectivity_loss(looks_at_objects, owners, targets)
+    assert a.item() == pytest.approx(b.item())  # both give the asked object 80% of what goes to objects
+
+
+def _sample(target, objects):
+    return Sample(
+        id="s",
+        images=["x.png"],
+        problem="p",
+        task="detection" if isinstance(target, DetectionTarget) else "grounding",
+        target=target,
+        width=112,
+        height=112,
+        meta={"objects": [{"box": b} for b in objects]},
+    )
+
+
+def test_each_written_box_points_at_its_object_in_the_scene():
+    objects = [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]]
+    det = _sample(DetectionTarget(boxes=(Box(50, 50, 60, 70), Box(0, 0, 10, 10)), category="c"), objects)
+    assert asked_objects(det) == [2, 0]
+    assert asked_objects(_sample(GroundingTarget(box=Box(20, 20, 40, 40)), objects)) == [1]
+    assert asked_objects(_sample(GroundingTarget(box=Box(1, 2, 3, 4)), objects)) == [-1]
+
+
+def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(tiny_model_dir):
+    tok = load_processor(tiny_model_dir).tokenizer
+    text = "<think>t</think><answer>[{'Position': [10, 20, 110, 220], 'Confidence': 1}, {'Position': [5, 6, 7, 8], 'Confidence': 1}]</answer>"
+    targets = digit_targets(text, tok, [4, 1])
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(targets) == len(ids) + 1 and targets[-1] == -1  # one per token, and the end-of-turn token
+    pieces = {j: "".join(tok.decode([i]) for i, t in zip(ids, targets) if t == j) for j in (4, 1)}
+    assert pieces == {4: "1020110220", 1: "5678"}  # the confidences' digits are not a box's
+    grounding = "<answer>(3,4),(50,60)</answer>"
+    ids = tok(grounding, add_special_tokens=False)["input_ids"]
+    g = digit_targets(grounding, tok, [7])
+    assert "".join(tok.decode([i]) for i, t in zip(ids, g) if t == 7) == "345060"
+
+
+def _binding_run(tiny_model_dir, tmp_path, weight, steps=30):
+    pair = build("grounding", tmp_path / "w", 16, seed=3, categories=["pair"], name="pair")
+    cfg = SFTTrainConfig(
+        model=ModelConfig(path=str(tiny_model_dir), attn_implementation="eager", freeze_vision=True),
+        optim=OptimConfig(lr=3e-3, warmup_steps=0, schedule="constant"),
+        sft=SFTConfig(batch_size=8, think="x", aggregation="sequence"),
+        data=DataConfig(),
+        run=RunConfig(steps=steps, output_dir=str(tmp_path / f"run{weight}"), save_every=0, progress=False),
+    )
+    BindingSFTTrainer(cfg, BindingConfig(weight=weight), samples=read_samples(pair)).fit()
+    return [json.loads(r) for r in (tmp_path / f"run{weight}" / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_the_binding_loss_moves_the_held_heads_onto_the_asked_object(tiny_model_dir, tmp_path):
+    rows = _binding_run(tiny_model_dir, tmp_path, weight=1.0)
+    first = sum(r["binding/selectivity"] for r in rows[:5]) / 5
+    last = sum(r["binding/selectivity"] for r in rows[-5:]) / 5
+    chance = sum(r["binding/chance"] for r in rows) / len(rows)
+    assert abs(first - chance) < 0.1  # a fresh model splits its attention among the objects
+    assert last > chance + 0.25 and last > first + 0.2
+    assert all(math.isfinite(r["loss"]) and r["skipped"] == 0 for r in rows)
+    assert yaml.safe_load((tmp_path / "run1.0" / "binding.yaml").read_text())["weight"] == 1.0
+
+
+def test_binding_needs_eager_attention_and_says_so_before_loading(tmp_path):
+    cfg = SFTTrainConfig(model=ModelConfig(path=str(tmp_path / "nowhere"), attn_implementation="sdpa"))
+    with pytest.raises(ValueError, match="attn_implementation=eager"):
+        BindingSFTTrainer(cfg, BindingConfig(weight=1.0), samples=[])

@@ -1,0 +1,202 @@
+"""Recipe piece: teach the language model to look at the object it is asked about (binding).
+
+RESULTS.md section 13: in scenes of several objects the language model's heads find the objects but split
+their attention among them whatever the question asks, so a box read from them lands near objects and on
+none. This stage objective holds that split, read from the world's exact boxes: at every position that
+predicts a digit of box j of the reference answer, of the attention that the chosen heads give to objects'
+cells, the share on box j's object should be all of it:
+
+    selectivity = sum of attention on the asked object's cells / sum of attention on any object's cells
+    binding loss = mean over (held layer, held head, digit position) of -log(selectivity)
+
+Only the split among objects is held: how much a head looks at objects at all, at background or at text is
+left free (that is where a head reads a lone object's position: RESULTS.md section 11). A position whose
+scene has no other object (selectivity is 1 there) or whose object owns no cell is not counted. Nothing is
+added to the model: the loss reads the attention weights the forward computed (eager attention, whose
+weights the decoder layers return), and a checkpoint is a plain Qwen2.5-VL.
+
+    BindingSFTTrainer(sft_config, BindingConfig(weight=1.0), samples).fit()
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import yaml
+
+from visual_rft.config import SFTTrainConfig
+from visual_rft.data.answer import box_spans
+from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
+from visual_rft.models.forward import Rollout, core_model
+from visual_rft.sft.trainer import SFTTrainer
+from visual_rft.world.dense import box_owners
+
+
+@dataclass
+class BindingConfig:
+    weight: float = 0.0
+    """Weight of the binding loss beside the answers' NLL (0: off, a plain SFT stage)."""
+    layers: list[int] = field(default_factory=lambda: [-2, -1])
+    """Language-model layers whose heads are held (negative: counted from the last)."""
+    heads: list[int] = field(default_factory=list)
+    """Heads of those layers that are held ([]: all of them)."""
+
+
+def asked_objects(sample: Sample) -> list[int]:
+    """For each box of the sample's target, in the order the answer writes them, the index of its object in
+    `meta.objects` (-1: no object has that box). Classification targets have no boxes."""
+    target = sample.target
+    boxes = (
+        [b.xyxy for b in target.boxes]
+        if isinstance(target, DetectionTarget)
+        else [target.box.xyxy]
+        if isinstance(target, GroundingTarget)
+        else []
+    )
+    index = {tuple(float(v) for v in o["box"]): i for i, o in enumerate(sample.meta.get("objects", []))}
+    return [index.get(tuple(float(v) for v in b), -1) for b in boxes]
+
+
+def digit_targets(text: str, tokenizer, objects: list[int]) -> list[int]:
+    """[T] for each token of `text` (as the SFT trainer tokenizes an answer, plus its end-of-turn token),
+    the object whose box the token writes a digit of (-1: none)."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    spans = box_spans(text)
+    out = []
+    for start, end in enc["offset_mapping"]:
+        box = next((j for j, (a, b) in enumerate(spans) if a <= start and end <= b), None)
+        digit = any(ch.isdigit() for ch in text[start:end])
+        out.append(objects[box] if box is not None and box < len(objects) and digit else -1)
+    return out + [-1]  # the end-of-turn token
+
+
+def selectivity_loss(
+    attn: torch.Tensor, owners: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, selectivity, chance) over the positions that count.
+
+    attn: [l, h, Q, N] the held heads' attention from Q query positions over the N image cells;
+    owners: [N] the object owning each cell (-1: background); targets: [Q] the asked object of each query.
+    loss: mean of -log(selectivity) over l, h and the counted queries (0 when none counts); selectivity: its
+    mean (detached); chance: the asked object's cells / all object cells, the selectivity of uniform attention.
+    """
+    is_target = owners[None, :] == targets[:, None]  # [Q, N]
+    is_object = (owners >= 0)[None, :].expand_as(is_target)  # [Q, N]
+    others = is_object & ~is_target  # [Q, N]
+    counted = is_target.any(1) & others.any(1)  # [Q]
+    if not bool(counted.any()):
+        zero = attn.sum() * 0.0
+        return zero, zero.detach(), zero.detach()
+    a = attn[:, :, counted]  # [l, h, q, N]
+    on_target = (a * is_target[counted]).sum(-1)  # [l, h, q]
+    on_objects = (a * is_object[counted]).sum(-1)  # [l, h, q]
+    sel = on_target / on_objects.clamp_min(1e-12)  # [l, h, q]
+    loss = -torch.log(sel.clamp_min(1e-6)).mean()
+    chance = is_target[counted].sum(1).float() / is_object[counted].sum(1).float()  # [q]
+    return loss, sel.detach().mean(), chance.mean()
+
+
+class AttentionRecorder:
+    """Forward hooks that keep the attention weights ([B, heads, S, S]) of some decoder layers' last call."""
+
+    def __init__(self, model, layers: list[int]):
+        decoder = core_model(model).model.language_model.layers
+        self.layers = sorted({i % len(decoder) for i in layers})
+        self.weights: dict[int, torch.Tensor] = {}
+        self.handles = [decoder[i].self_attn.register_forward_hook(self._keeper(i)) for i in self.layers]
+
+    def _keeper(self, i: int):
+        def keep(module, args, output):
+            if output[1] is None:
+                raise RuntimeError(
+                    "binding: the decoder returned no attention weights; load the model with "
+                    "model.attn_implementation=eager"
+                )
+            self.weights[i] = output[1]
+
+        return keep
+
+    def stacked(self) -> torch.Tensor:
+        """[l, B, heads, S, S] the held layers' weights of the last forward."""
+        return torch.stack([self.weights[i] for i in self.layers])
+
+
+class BindingSFTTrainer(SFTTrainer):
+    """SFT plus the binding loss (module docstring) on the world's samples with several objects."""
+
+    name = "sft+binding"
+
+    def __init__(
+        self,
+        cfg: SFTTrainConfig,
+        binding: BindingConfig,
+        samples: list[Sample] | None = None,
+        resume: bool = False,
+    ):
+        if binding.weight > 0 and cfg.model.attn_implementation != "eager":  # before anything loads
+            raise ValueError(
+                "binding.weight > 0 reads attention weights: set model.attn_implementation=eager "
+                f"(got {cfg.model.attn_implementation!r})"
+            )
+        super().__init__(cfg, samples, resume)
+        self.binding = binding
+        self.recorder = AttentionRecorder(self.model, binding.layers) if binding.weight > 0 else None
+        self.image_id = core_model(self.model).config.image_token_id
+        ip = self.processor.image_processor
+        self.cell_px = ip.patch_size * ip.merge_size
+        self.merge = ip.merge_size
+        self._metrics: dict[str, float] = {}
+
+    def open_run(self):
+        logger = super().open_run()
+        (self.run_dir / "binding.yaml").write_text(yaml.safe_dump(asdict(self.binding), sort_keys=False))
+        return logger
+
+    def auxiliary_loss(
+        self, rollout: Rollout, samples: list[Sample], texts: list[str]
+    ) -> torch.Tensor | None:
+        if self.recorder is None:
+            return None
+        attn = self.recorder.stacked()  # [l, B, heads, S, S]
+        if self.binding.heads:
+            attn = attn[:, :, self.binding.heads]  # [l, B, h, S, S]
+        L = rollout.prompt_ids.shape[1]
+        losses, sels, chances = [], [], []
+        for r, (sample, text) in enumerate(zip(samples, texts)):
+            targets = digit_targets(text, self.processor.tokenizer, asked_objects(sample))  # [T]
+            reads = [t for t, j in enumerate(targets) if j >= 0]
+            if not reads:
+                continue
+            image = (rollout.prompt_ids[r] == self.image_id).nonzero().squeeze(1)  # [N]
+            _, h, w = rollout.image_grid_thw[r].tolist()  # one image per world sample
+            scale = w * self.cell_px / self.merge / sample.width if sample.width else 1.0
+            boxes = [o["box"] for o in sample.meta["objects"]]
+            owners = box_owners(boxes, h // self.merge, w // self.merge, scale, cell=self.cell_px)  # [N]
+            queries = torch.tensor([L + t - 1 for t in reads], device=attn.device)  # [Q] they predict t
+            a = attn[:, r][:, :, queries][..., image]  # [l, h, Q, N]
+            loss, sel, chance = selectivity_loss(
+                a,
+                torch.from_numpy(owners).to(attn.device),
+                torch.tensor([targets[t] for t in reads], device=attn.device),
+            )
+            if float(chance) > 0:
+                losses.append(loss)
+                sels.append(float(sel))
+                chances.append(float(chance))
+        n = len(losses)
+        self._metrics = {
+            "binding/selectivity": float(np.mean(sels)) if n else math.nan,
+            "binding/chance": float(np.mean(chances)) if n else math.nan,
+            "binding/share": n / len(samples),
+        }
+        if not n:
+            return None
+        mean = torch.stack(losses).mean()
+        self._metrics["binding/loss"] = mean.item()
+        return self.binding.weight * mean * n / len(samples)  # a mean over the chunk's samples
+
+    def auxiliary_metrics(self) -> dict[str, float]:
+        return self._metrics
