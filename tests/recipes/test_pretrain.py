@@ -40,10 +40,22 @@ def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
         assert len(rows) == 2
     joint = json.loads((tmp_path / "pre" / "joint" / "metrics.jsonl").read_text().splitlines()[-1])
     assert joint["lr/vision"] < joint["lr"]
-    # the locate stage's default data: the one-object set, which holds the single kind only
-    assert cfg.locate_kinds == ["single"]
+    # the locate stage's default data: the one-object set and the base set's `name` queries, with the
+    # binding loss (on eager attention) there alone
+    assert (
+        cfg.locate_kinds == ["single", "name"] and cfg.binding.weight > 0 and cfg.binding_stages == ["locate"]
+    )
     world = tmp_path / "pre" / "world" / "grd_single_train.jsonl"
     assert all(json.loads(line)["meta"]["kind"] == "single" for line in world.read_text().splitlines())
+    located = json.loads((tmp_path / "pre" / "locate" / "data.json").read_text())["n_samples"]
+    assert located == 4 + sum(  # every one-object sample and every `name` sample of the base set
+        json.loads(line)["meta"]["kind"] == "name"
+        for line in (tmp_path / "pre" / "world" / "grd_base_train.jsonl").read_text().splitlines()
+    )
+    assert "binding/share" in json.loads(
+        (tmp_path / "pre" / "locate" / "metrics.jsonl").read_text().splitlines()[0]
+    )
+    assert "binding/share" not in joint
     # the locate stage and stage 2 left the tower exactly as stage 1 wrote it; stage 3 moved it
     tower = {
         name: load_model(tmp_path / "pre" / path, device="cpu").model.visual.state_dict()

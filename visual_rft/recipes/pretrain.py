@@ -13,7 +13,9 @@ The base model plays the part Qwen2-VL-2B plays in the paper: good at what it wa
 base detection categories, simple grounding), imperfect on the few-shot ones (new shade-colour-shape
 compositions, novel colour-shape categories, grounding that needs reasoning). Its answers use the
 think/answer format with a fixed think text. Every stage resumes where it stopped (stage 1 from its
-checkpoint, the SFT stages from their last checkpoint); a stage with 0 steps is skipped.
+checkpoint, the SFT stages from their last checkpoint); a stage with 0 steps is skipped. With
+`binding.weight` > 0 the stages of `binding_stages` add the binding loss (`recipes/binding.py`: the language
+model's heads held on the object the question names while the answer writes its box; RESULTS.md section 14).
 
     vrft world pretrain out_dir=runs/pretrain ship=true
 """
@@ -35,10 +37,10 @@ from visual_rft.world import GROUNDING_BASE_KINDS, build_suite
 
 
 def default_locate() -> SFTTrainConfig:
-    """Before the mix: the tower frozen, the language model at lr 1e-3 on one-object grounding alone. Read
-        from scenes of several objects, the box does not come in 1,500 steps; from a lone object it does, after
-        a plateau of some 750 steps (RESULTS.md section 11), and partly carries into the mix (63% after this stage,
-    44% in the base: section 12)."""
+    """Before the mix: the tower frozen, the language model at lr 1e-3 on grounding (`locate_kinds`). From a
+    lone object the box comes after a plateau of some 750 steps (RESULTS.md section 11); in scenes of several
+    objects only with the binding loss, which teaches the heads to pick the named object (section 14: 10% of
+    the `name` boxes after 1,500 steps, 3% without it after 2,000)."""
     return SFTTrainConfig(
         model=ModelConfig(freeze_vision=True),
         optim=OptimConfig(lr=1e-3, warmup_steps=30, schedule="cosine"),
@@ -81,17 +83,18 @@ class PretrainConfig:
     vision: VisionStageConfig = field(default_factory=lambda: VisionStageConfig(steps=1000))
     """Stage 1, the vision tower alone (steps=0: skipped, the tower starts from random weights)."""
     locate: SFTTrainConfig = field(default_factory=default_locate)
-    """One-object grounding, between stage 1 and stage 2 (`vrft sft`'s config; the same fields are set here)."""
-    locate_kinds: list[str] = field(default_factory=lambda: ["single"])
+    """Grounding, between stage 1 and stage 2 (`vrft sft`'s config; the same fields are set here)."""
+    locate_kinds: list[str] = field(default_factory=lambda: ["single", "name"])
     """Grounding kinds the locate stage trains on: "single" (one-object scenes) and any of
     GROUNDING_BASE_KINDS (scenes of several objects): every pre-training sample of those kinds."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
     """Stage 3 (`vrft sft`'s config); the same fields are set here."""
-    binding: BindingConfig = field(default_factory=BindingConfig)
+    binding: BindingConfig = field(default_factory=lambda: BindingConfig(weight=1.0))
     """The binding loss (`recipes/binding.py`: chosen heads' attention held on the asked object's cells while
-    the answer writes its box) in the stages of `binding_stages`; weight 0: off."""
+    the answer writes its box) in the stages of `binding_stages`; weight 0: off. Weight 1 in align and joint
+    too costs classification (37% against 95%), 0.1 there changes little (RESULTS.md section 14)."""
     binding_stages: list[str] = field(default_factory=lambda: ["locate"])
     """The SFT stages (locate, align, joint) that add the binding loss when its weight is above 0."""
     ship: bool = False
