@@ -133,7 +133,10 @@ def _assert_close(one, two, start):
     moved = max(float((one[k] - start[k]).abs().max()) for k in one)
     gap = max(float((one[k] - two[k]).abs().max()) for k in one)
     assert moved > 1e-4, moved  # training did move the weights, by far more than the gap below
-    assert gap < 2e-6, gap
+    # rounding of a near-zero gradient element (a sum split over ranks, or over threads) can move that
+    # element's AdamW update by a visible fraction of the learning rate: one merger weight differed by 8e-6
+    # of a largest move of 8e-4; a wrong batch, mask or loss moves elements by the move itself
+    assert gap < 0.02 * moved, (gap, moved)
 
 
 def _assert_rank_zero_wrote(run_dir):
@@ -169,10 +172,17 @@ def test_two_ranks_train_as_one_process_over_the_global_batch(
     (tmp_path / "gen").mkdir()
     _spawn(jobs)
     assert [(tmp_path / "gen" / f"rank{r}-tokens.txt").read_text() for r in (0, 1)] == ["2", "8"]
-    GRPOTrainer(_grpo(tiny_model_dir, data, tmp_path / "grpo1", 2)).fit()
-    SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "sft1", 4)).fit()
-    # LoRA with a frozen vision tower, sharded: the adapters of 2 ranks are those of one process
-    SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "lora1", 4, *lora[:3])).fit()
+    # the one-process references on one thread, as each rank ran, whatever thread count earlier tests left
+    # this process with (bench/grpo_step.py's test sets 1, a test run alone has 2): the same sums every time
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        GRPOTrainer(_grpo(tiny_model_dir, data, tmp_path / "grpo1", 2)).fit()
+        SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "sft1", 4)).fit()
+        # LoRA with a frozen vision tower, sharded: the adapters of 2 ranks are those of one process
+        SFTTrainer(_sft(tiny_model_dir, data, tmp_path / "lora1", 4, *lora[:3])).fit()
+    finally:
+        torch.set_num_threads(threads)
     adapters = [
         load_file(tmp_path / d / f"checkpoint-{STEPS}" / "model" / "adapter_model.safetensors")
         for d in ("lora1", "lora2")
