@@ -116,3 +116,15 @@ def test_binding_needs_eager_attention_and_says_so_before_loading(tmp_path):
     cfg = SFTTrainConfig(model=ModelConfig(path=str(tmp_path / "nowhere"), attn_implementation="sdpa"))
     with pytest.raises(ValueError, match="attn_implementation=eager"):
         BindingSFTTrainer(cfg, BindingConfig(weight=1.0), samples=[])
+
+
+@pytest.mark.parametrize("field, value", [("layers", [-1, 4]), ("heads", [0, 4])])
+def test_layers_and_heads_the_model_lacks_are_refused(tiny_model_dir, tmp_path, field, value):
+    cfg = SFTTrainConfig(
+        model=ModelConfig(path=str(tiny_model_dir), attn_implementation="eager"),
+        run=RunConfig(output_dir=str(tmp_path / "run")),
+    )
+    pair = build("grounding", tmp_path / "w", 2, seed=3, categories=["pair"], name="pair")
+    binding = BindingConfig(weight=1.0, **{field: value})  # the 1m model: 2 layers of 4 heads
+    with pytest.raises(ValueError, match=rf"binding.{field}: \[4\]"):
+        BindingSFTTrainer(cfg, binding, samples=read_samples(pair))

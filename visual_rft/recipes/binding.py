@@ -104,6 +104,9 @@ class AttentionRecorder:
 
     def __init__(self, model, layers: list[int]):
         decoder = core_model(model).model.language_model.layers
+        bad = [i for i in layers if not -len(decoder) <= i < len(decoder)]
+        if bad:
+            raise ValueError(f"binding.layers: {bad} are not layers of a {len(decoder)}-layer language model")
         self.layers = sorted({i % len(decoder) for i in layers})
         self.weights: dict[int, torch.Tensor] = {}
         self.handles = [decoder[i].self_attn.register_forward_hook(self._keeper(i)) for i in self.layers]
@@ -144,6 +147,10 @@ class BindingSFTTrainer(SFTTrainer):
         super().__init__(cfg, samples, resume)
         self.binding = binding
         self.recorder = AttentionRecorder(self.model, binding.layers) if binding.weight > 0 else None
+        heads = core_model(self.model).config.text_config.num_attention_heads
+        bad = [h for h in binding.heads if not 0 <= h < heads]
+        if bad:
+            raise ValueError(f"binding.heads: {bad} are not heads of a {heads}-head layer")
         self.image_id = core_model(self.model).config.image_token_id
         ip = self.processor.image_processor
         self.cell_px = ip.patch_size * ip.merge_size
