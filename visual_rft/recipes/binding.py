@@ -122,9 +122,15 @@ class AttentionRecorder:
 
         return keep
 
-    def stacked(self) -> torch.Tensor:
-        """[l, B, heads, S, S] the held layers' weights of the last forward."""
-        return torch.stack([self.weights[i] for i in self.layers])
+    def rows(self, r: int, heads: list[int], queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """[l, h, Q, K] of row r of the last forward: the held layers' attention of `heads` (all when empty)
+        from positions `queries` to positions `keys`, sliced without copying the whole [B, heads, S, S]."""
+        out = []
+        for i in self.layers:
+            w = self.weights[i][r]  # [heads, S, S]
+            w = w[heads] if heads else w  # [h, S, S]
+            out.append(w[:, queries][:, :, keys])  # [h, Q, K]
+        return torch.stack(out)
 
 
 class BindingSFTTrainer(SFTTrainer):
@@ -153,8 +159,7 @@ class BindingSFTTrainer(SFTTrainer):
             raise ValueError(f"binding.heads: {bad} are not heads of a {heads}-head layer")
         self.image_id = core_model(self.model).config.image_token_id
         ip = self.processor.image_processor
-        self.cell_px = ip.patch_size * ip.merge_size
-        self.merge = ip.merge_size
+        self.patch, self.merge = ip.patch_size, ip.merge_size
         self._metrics: dict[str, float] = {}
 
     def open_run(self):
@@ -167,10 +172,7 @@ class BindingSFTTrainer(SFTTrainer):
     ) -> torch.Tensor | None:
         if self.recorder is None:
             return None
-        attn = self.recorder.stacked()  # [l, B, heads, S, S]
-        if self.binding.heads:
-            attn = attn[:, :, self.binding.heads]  # [l, B, h, S, S]
-        L = rollout.prompt_ids.shape[1]
+        L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
         losses, sels, chances = [], [], []
         for r, (sample, text) in enumerate(zip(samples, texts)):
             targets = digit_targets(text, self.processor.tokenizer, asked_objects(sample))  # [T]
@@ -179,15 +181,16 @@ class BindingSFTTrainer(SFTTrainer):
                 continue
             image = (rollout.prompt_ids[r] == self.image_id).nonzero().squeeze(1)  # [N]
             _, h, w = rollout.image_grid_thw[r].tolist()  # one image per world sample
-            scale = w * self.cell_px / self.merge / sample.width if sample.width else 1.0
+            scale = w * self.patch / sample.width if sample.width else 1.0  # the processor's resize
             boxes = [o["box"] for o in sample.meta["objects"]]
-            owners = box_owners(boxes, h // self.merge, w // self.merge, scale, cell=self.cell_px)  # [N]
-            queries = torch.tensor([L + t - 1 for t in reads], device=attn.device)  # [Q] they predict t
-            a = attn[:, r][:, :, queries][..., image]  # [l, h, Q, N]
+            cell = self.patch * self.merge
+            owners = box_owners(boxes, h // self.merge, w // self.merge, scale, cell=cell)  # [N]
+            queries = torch.tensor([L + t - 1 for t in reads], device=device)  # [Q] they predict t
+            a = self.recorder.rows(r, self.binding.heads, queries, image)  # [l, h, Q, N]
             loss, sel, chance = selectivity_loss(
                 a,
-                torch.from_numpy(owners).to(attn.device),
-                torch.tensor([targets[t] for t in reads], device=attn.device),
+                torch.from_numpy(owners).to(device),
+                torch.tensor([targets[t] for t in reads], device=device),
             )
             if float(chance) > 0:
                 losses.append(loss)

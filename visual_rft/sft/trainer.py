@@ -93,7 +93,7 @@ class SFTTrainer(Trainer):
             chunks.append((rollout, part, texts))
             local_tokens += int(rollout.completion_mask.sum())
         total_tokens = int(all_sum(torch.tensor(local_tokens), world))  # of the global batch
-        loss_sum, correct, extra = 0.0, 0, {}
+        loss_sum, correct, extra, finite = 0.0, 0, {}, True
         for i, (rollout, part, texts) in enumerate(chunks):
             last = i == len(chunks) - 1  # gradients are all-reduced on the last micro-batch
             with gradient_sync(self.policy_pass, last), self.precision.autocast():
@@ -107,7 +107,7 @@ class SFTTrainer(Trainer):
             aux = self.auxiliary_loss(rollout, part, texts)  # a mean over this chunk, or None
             if aux is not None:
                 loss = loss + aux * len(part) / B
-                loss_sum += 0.0 if math.isfinite(aux.item()) else aux.item()  # a non-finite one skips too
+                finite = finite and math.isfinite(aux.item())  # a non-finite one skips the update too
             with gradient_sync(self.policy_pass, last):
                 self.precision.backward(loss * world.size if world.size > 1 else loss)  # DDP averages
             correct += int(((logp.detach().exp() > 0.5) | (mask == 0)).all(dim=1).sum())
@@ -115,7 +115,7 @@ class SFTTrainer(Trainer):
                 extra[k] = extra.get(k, 0.0) + v / len(chunks)
         # a non-finite loss or gradient skips the update, and the log says so
         grad_norm, skipped = self.precision.step(
-            self.optimizer, self.params, cfg.optim.max_grad_norm, math.isfinite(loss_sum)
+            self.optimizer, self.params, cfg.optim.max_grad_norm, finite and math.isfinite(loss_sum)
         )
         self.scheduler.step()
         metrics = {

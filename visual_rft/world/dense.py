@@ -69,6 +69,8 @@ def box_owners(
     """[rows * cols] in raster order, the index of the box covering most of each merged cell of `cell` px
     (-1: none), boxes (x1, y1, x2, y2) in image pixels times `scale` (the processor's resize). A cell counts
     when a box covers at least `min_cover` of it; a small object straddling several cells keeps its best one."""
+    if not len(boxes):
+        return np.full(rows * cols, -1, np.int64)
     ys, xs = np.mgrid[0:rows, 0:cols] * cell  # [r, c] top-left corners
     cover = np.zeros((len(boxes), rows, cols))  # [n, r, c] pixels of the cell inside each box
     for i, box in enumerate(boxes):
@@ -76,8 +78,6 @@ def box_owners(
         w = np.clip(np.minimum(xs + cell, x2) - np.maximum(xs, x1), 0, None)
         h = np.clip(np.minimum(ys + cell, y2) - np.maximum(ys, y1), 0, None)
         cover[i] = w * h
-    if not len(boxes):
-        return np.full(rows * cols, -1, np.int64)
     owner = np.where(cover.max(0) >= min_cover * cell * cell, cover.argmax(0), -1)  # [r, c]
     for i in range(len(boxes)):
         r, c = np.unravel_index(cover[i].argmax(), (rows, cols))
