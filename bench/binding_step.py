@@ -1,11 +1,15 @@
-"""What the binding loss costs a training step: plain SFT (SDPA attention) against SFT plus the binding loss
-(eager attention, whose weights it reads), side by side in one process on the same model and batches.
+"""What the binding loss costs a training step, and what the locate stage's two savings give back, side by side
+in one process on the same model and batches: plain SFT (SDPA attention); SFT plus the binding loss with
+eager attention in every layer (how it ran at first); with eager attention in the held layers only
+(`HELD_EAGER`, SDPA elsewhere); and that with the frozen tower's tokens cached (`model.cache_images`, the
+locate stage's default).
 
     python bench/binding_step.py --model runs/bind/locate/checkpoint-1500/model \
         --data runs/bind/world/grd_base_train.jsonl runs/bind/world/grd_single_train.jsonl --out runs/binding_step
 
-The locate stage's settings (tower frozen, batch 16, lr 1e-3); a few warm-up steps, then the mean of --steps
-steps each. Writes OUT/binding_step.json.
+The locate stage's settings (tower frozen, batch 16, lr 1e-3); a few warm-up steps, then the timed steps run
+once untimed (which fills the cache: the steady state of a stage that sees each image 8 times), then the
+mean of the same --steps steps each. Writes OUT/binding_step.json.
 """
 
 from __future__ import annotations
@@ -18,22 +22,31 @@ from pathlib import Path
 
 from visual_rft.config import for_run
 from visual_rft.data.jsonl import read_samples
-from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer
+from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
 
-VARIANTS = {"sft (sdpa)": ("sdpa", 0.0), "sft + binding (eager)": ("eager", 1.0)}
+VARIANTS = {
+    "sft (sdpa)": ("sdpa", 0.0, False),
+    "sft + binding (eager)": ("eager", 1.0, False),
+    "sft + binding (held eager)": (HELD_EAGER, 1.0, False),
+    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True),
+}
+"""name -> (attention implementation, binding weight, cache the tower's tokens)."""
 
 
-def step_time(model: Path, samples, out: Path, attn: str, weight: float, steps: int, warmup: int, batch: int):
+def step_time(model: Path, samples, out: Path, variant: tuple, steps: int, warmup: int, batch: int):
     """(seconds per training step of one variant, the mean over `steps` after `warmup`; the last step's metrics)."""
+    attn, weight, cache = variant
     cfg = for_run(default_locate(), model, out, seed=0, progress=False)
     cfg = replace(
-        cfg, model=replace(cfg.model, attn_implementation=attn), sft=replace(cfg.sft, batch_size=batch)
+        cfg,
+        model=replace(cfg.model, attn_implementation=attn, cache_images=cache),
+        sft=replace(cfg.sft, batch_size=batch),
     )
     trainer = BindingSFTTrainer(cfg, BindingConfig(weight=weight), samples=samples)
     trainer.model.train()
-    for s in range(warmup):
+    for s in range(warmup + steps):  # the timed steps once untimed: their images are then cached
         trainer.step(s)
     t0 = time.perf_counter()
     for s in range(warmup, warmup + steps):
@@ -55,9 +68,9 @@ def main() -> None:
     samples = [s for path in args.data for s in read_samples(path)]
     result = {"machine": machine("transformers"), "batch": args.batch, "steps": args.steps}
     result |= {"s_per_step": {}, "last_metrics": {}}
-    for name, (attn, weight) in VARIANTS.items():
+    for name, variant in VARIANTS.items():
         result["s_per_step"][name], result["last_metrics"][name] = step_time(
-            args.model, samples, args.out / "run", attn, weight, args.steps, args.warmup, args.batch
+            args.model, samples, args.out / "run", variant, args.steps, args.warmup, args.batch
         )
         print(f"{name}: {result['s_per_step'][name]:.3f} s a step")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""bench/binding_step.py: the step time of plain SFT and of SFT with the binding loss, side by side."""
+"""bench/binding_step.py: the step time of plain SFT and of SFT with the binding loss (eager everywhere, eager in
+the held layers, and that with the tower's tokens cached), side by side."""
 
 import json
 import sys
@@ -9,7 +10,9 @@ from visual_rft.world import build
 
 
 @pytest.mark.slow
-def test_both_variants_train_and_are_timed(load_bench, tiny_model_dir, tmp_path, monkeypatch):
+def test_every_variant_trains_and_is_timed_and_the_binding_ones_agree(
+    load_bench, tiny_model_dir, tmp_path, monkeypatch
+):
     data = build("grounding", tmp_path / "w", 8, seed=1, categories=["pair"], name="pair")
     argv = [
         "binding_step.py",
@@ -23,9 +26,16 @@ def test_both_variants_train_and_are_timed(load_bench, tiny_model_dir, tmp_path,
     monkeypatch.setattr(sys, "argv", [*argv, "--steps", "2", "--warmup", "1", "--batch", "4"])
     load_bench("binding_step").main()
     result = json.loads((tmp_path / "o" / "binding_step.json").read_text())
-    assert set(result["s_per_step"]) == {"sft (sdpa)", "sft + binding (eager)"}
+    names = [
+        "sft + binding (eager)",
+        "sft + binding (held eager)",
+        "sft + binding (held eager, tower cached)",
+    ]
+    assert set(result["s_per_step"]) == {"sft (sdpa)", *names}
     assert all(t > 0 for t in result["s_per_step"].values())
     assert "binding/selectivity" not in result["last_metrics"]["sft (sdpa)"]
-    assert (
-        0 < result["last_metrics"]["sft + binding (eager)"]["binding/selectivity"] <= 1
-    )  # it read attention
+    last = [result["last_metrics"][n] for n in names]
+    assert 0 < last[0]["binding/selectivity"] <= 1  # it read attention
+    for m in last[1:]:  # the same 5 steps from the same model: the same numbers, however computed
+        for key in ("loss", "binding/loss", "binding/selectivity"):
+            assert m[key] == pytest.approx(last[0][key], rel=1e-3), key

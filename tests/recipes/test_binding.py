@@ -10,8 +10,10 @@ import yaml
 from visual_rft.config import DataConfig, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Box, DetectionTarget, GroundingTarget, Sample
-from visual_rft.models.loading import load_processor
+from visual_rft.models.loading import load_model, load_processor
 from visual_rft.recipes.binding import (
+    HELD_EAGER,
+    AttentionRecorder,
     BindingConfig,
     BindingSFTTrainer,
     asked_objects,
@@ -90,7 +92,7 @@ def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(ti
 def _binding_run(tiny_model_dir, tmp_path, weight, steps=30):
     pair = build("grounding", tmp_path / "w", 16, seed=3, categories=["pair"], name="pair")
     cfg = SFTTrainConfig(
-        model=ModelConfig(path=str(tiny_model_dir), attn_implementation="eager", freeze_vision=True),
+        model=ModelConfig(path=str(tiny_model_dir), attn_implementation=HELD_EAGER, freeze_vision=True),
         optim=OptimConfig(lr=3e-3, warmup_steps=0, schedule="constant"),
         sft=SFTConfig(batch_size=8, think="x", aggregation="sequence"),
         data=DataConfig(),
@@ -114,8 +116,29 @@ def test_the_binding_loss_moves_the_held_heads_onto_the_asked_object(tiny_model_
 
 def test_binding_needs_eager_attention_and_says_so_before_loading(tmp_path):
     cfg = SFTTrainConfig(model=ModelConfig(path=str(tmp_path / "nowhere"), attn_implementation="sdpa"))
-    with pytest.raises(ValueError, match="attn_implementation=eager"):
+    with pytest.raises(ValueError, match=f"attn_implementation={HELD_EAGER} .* or eager"):
         BindingSFTTrainer(cfg, BindingConfig(weight=1.0), samples=[])
+
+
+def test_held_eager_attention_is_eager_in_the_held_layer_and_sdpa_elsewhere(
+    tiny_model_dir, mixed_size_samples, policy_inputs
+):
+    """The same logits and held weights as eager everywhere; the layer not held returns no weights (SDPA)."""
+    _, _, inputs, _, _ = policy_inputs(tiny_model_dir, mixed_size_samples)
+    out = {}
+    for attn in ("eager", HELD_EAGER):
+        model = load_model(tiny_model_dir, device="cpu", attn_implementation=attn)
+        recorder = AttentionRecorder(model, [-1])  # the 1m model: 2 layers
+        first = []
+        layer0 = model.model.language_model.layers[0].self_attn
+        layer0.register_forward_hook(lambda m, a, o, first=first: first.append(o[1]))
+        with torch.no_grad():
+            logits = model(**inputs).logits  # [B, S, V]
+        out[attn] = logits, recorder.weights[1], first[0]
+    (logits, held, other), (logits_e, held_e, other_e) = out[HELD_EAGER], out["eager"]
+    torch.testing.assert_close(logits, logits_e, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(held, held_e, rtol=1e-4, atol=1e-6)  # [B, heads, S, S]
+    assert other is None and other_e is not None
 
 
 @pytest.mark.parametrize("field, value", [("layers", [-1, 4]), ("heads", [0, 4])])

@@ -8,6 +8,7 @@ import yaml
 from visual_rft.config import load_config
 from visual_rft.models.loading import load_model
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
+from visual_rft.recipes.binding import HELD_EAGER
 from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
 
 
@@ -104,8 +105,12 @@ def test_a_stage_with_the_binding_loss_runs_on_eager_attention_and_logs_the_sele
     run = tmp_path / "pre" / "locate"
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(0 < r["binding/selectivity"] <= 1 for r in rows)
-    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["attn_implementation"] == "eager"
+    model = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert model["attn_implementation"] == HELD_EAGER and model["cache_images"] is True
     assert (run / "binding.yaml").exists()
+    saved = (run / "checkpoint-2" / "model" / "config.json").read_text()
+    assert HELD_EAGER not in saved  # the checkpoint loads as any Qwen-VL
+    load_model(run / "checkpoint-2" / "model", device="cpu")
 
 
 def test_the_base_model_ships_with_the_package():

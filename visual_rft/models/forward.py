@@ -68,6 +68,9 @@ class Rollout:
     completion_mask: torch.Tensor  # [B*G, T] 1 up to and including the first end-of-turn token
     group_size: int
     images_per_prompt: list[int]  # images of each prompt (see `count_images`)
+    images: ImageFeatures | None = None
+    """The tower's output for `pixel_values`, computed beforehand (a frozen tower's `ImageCache`); None: the
+    pass encodes `pixel_values` itself."""
 
     @property
     def next_position(self) -> torch.Tensor:
@@ -252,7 +255,8 @@ def completion_logprobs(
 ) -> torch.Tensor:
     """[B*G, T] log-probabilities of the sampled completion tokens under `model` (with grad if enabled).
 
-    The images are encoded once per prompt (or passed in as `images`), then shared by the G rows.
+    The images are encoded once per prompt (or passed in as `images`, or carried by the rollout), then shared
+    by the G rows.
     `temperature`: the logits are divided by it first, as the rollout sampled (TRL does the same), so the
     ratio and KL of the loss compare the distributions the tokens were drawn from. `chunk_size`: tokens per
     chunk of `head_logprobs`; 0 materialises the full [R, T, V] logits (the old way, kept for benchmarks).
@@ -263,6 +267,8 @@ def completion_logprobs(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for log-probabilities, got {temperature}")
+    if images is None:
+        images = rollout.images
     if images is None:
         images = encode_images(model, rollout.pixel_values, rollout.image_grid_thw)
     if share_prefix and rollout.group_size > 1:

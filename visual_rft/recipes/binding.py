@@ -12,8 +12,10 @@ cells, the share on box j's object should be all of it:
 Only the split among objects is held: how much a head looks at objects at all, at background or at text is
 left free (that is where a head reads a lone object's position: RESULTS.md section 11). A position whose
 scene has no other object (selectivity is 1 there) or whose object owns no cell is not counted. Nothing is
-added to the model: the loss reads the attention weights the forward computed (eager attention, whose
-weights the decoder layers return), and a checkpoint is a plain Qwen2.5-VL.
+added to the model: the loss reads the attention weights the forward computed, and a checkpoint is a plain
+Qwen2.5-VL. Only eager attention returns its weights, so a binding stage loads the model with
+`HELD_EAGER`: SDPA everywhere except in the held layers, which run eager (`model.attn_implementation=eager`
+works too, eager in every layer, slower).
 
     BindingSFTTrainer(sft_config, BindingConfig(weight=1.0), samples).fit()
 """
@@ -26,6 +28,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import yaml
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import eager_attention_forward
 
 from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import box_spans
@@ -33,6 +39,25 @@ from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, core_model
 from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.world.dense import box_owners
+
+HELD_EAGER = "vrft_held_eager"
+"""The attention implementation of a binding stage (a `model.attn_implementation` value, registered with
+transformers here): SDPA, except in attention modules marked `returns_weights` (the held layers, marked by
+`AttentionRecorder`), which run eager and return their weights. Masks are eager's (additive), which both
+take. It is not saved with a checkpoint: the model folder loads as any Qwen-VL."""
+
+
+def held_eager_attention(module, query, key, value, attention_mask, **kwargs):
+    """`HELD_EAGER`'s attention: eager where the module is marked, SDPA (no weights) elsewhere."""
+    if getattr(module, "returns_weights", False):
+        return eager_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+AttentionInterface.register(HELD_EAGER, held_eager_attention)
+AttentionMaskInterface.register(HELD_EAGER, eager_mask)
+WEIGHTED_ATTENTION = ("eager", HELD_EAGER)
+"""The attention implementations under which the held layers return their weights."""
 
 
 @dataclass
@@ -100,7 +125,8 @@ def selectivity_loss(
 
 
 class AttentionRecorder:
-    """Forward hooks that keep the attention weights ([B, heads, S, S]) of some decoder layers' last call."""
+    """Forward hooks that keep the attention weights ([B, heads, S, S]) of some decoder layers' last call;
+    their attention modules are marked `returns_weights` (eager under `HELD_EAGER`)."""
 
     def __init__(self, model, layers: list[int]):
         decoder = core_model(model).model.language_model.layers
@@ -109,6 +135,8 @@ class AttentionRecorder:
             raise ValueError(f"binding.layers: {bad} are not layers of a {len(decoder)}-layer language model")
         self.layers = sorted({i % len(decoder) for i in layers})
         self.weights: dict[int, torch.Tensor] = {}
+        for i in self.layers:
+            decoder[i].self_attn.returns_weights = True
         self.handles = [decoder[i].self_attn.register_forward_hook(self._keeper(i)) for i in self.layers]
 
     def _keeper(self, i: int):
@@ -116,7 +144,7 @@ class AttentionRecorder:
             if output[1] is None:
                 raise RuntimeError(
                     "binding: the decoder returned no attention weights; load the model with "
-                    "model.attn_implementation=eager"
+                    f"model.attn_implementation={HELD_EAGER} or eager"
                 )
             self.weights[i] = output[1]
 
@@ -145,10 +173,11 @@ class BindingSFTTrainer(SFTTrainer):
         samples: list[Sample] | None = None,
         resume: bool = False,
     ):
-        if binding.weight > 0 and cfg.model.attn_implementation != "eager":  # before anything loads
+        attn = cfg.model.attn_implementation
+        if binding.weight > 0 and attn not in WEIGHTED_ATTENTION:  # before anything loads
             raise ValueError(
-                "binding.weight > 0 reads attention weights: set model.attn_implementation=eager "
-                f"(got {cfg.model.attn_implementation!r})"
+                f"binding.weight > 0 reads attention weights: set model.attn_implementation={HELD_EAGER} "
+                f"(eager in the held layers only) or eager (got {attn!r})"
             )
         super().__init__(cfg, samples, resume)
         self.binding = binding

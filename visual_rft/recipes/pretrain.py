@@ -5,7 +5,7 @@
                                                             targets from the world's masks (throw-away heads)
     locate  = SFT(vision, one-object grounding, tower frozen) the language model learns to read where a lone
                                                             object is (its box, from the RoPE of its tokens)
-    align   = SFT(locate, base tasks, vision tower frozen)   stage 2: merger and language model learn to read it
+    align   = SFT(locate, base tasks, vision tower frozen)   stage 2: the language model learns to read it
     joint   = SFT(align, base tasks, vision at a lower lr)  stage 3: everything, the vision side gently
     base    = joint's last checkpoint                        shipped in visual_rft/assets/base-5m (ship=true)
 
@@ -30,7 +30,7 @@ from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SF
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
-from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer
+from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import GROUNDING_BASE_KINDS, build_suite
@@ -40,9 +40,10 @@ def default_locate() -> SFTTrainConfig:
     """Before the mix: the tower frozen, the language model at lr 1e-3 on grounding (`locate_kinds`). From a
     lone object the box comes after a plateau of some 750 steps (RESULTS.md section 11); in scenes of several
     objects only with the binding loss, which teaches the heads to pick the named object (section 14: 10% of
-    the `name` boxes after 1,500 steps, 3% without it after 2,000)."""
+    the `name` boxes after 1,500 steps, 3% without it after 2,000). The frozen tower's tokens are cached:
+    each image is encoded once, not at each of its 8 passes."""
     return SFTTrainConfig(
-        model=ModelConfig(freeze_vision=True),
+        model=ModelConfig(freeze_vision=True, cache_images=True),
         optim=OptimConfig(lr=1e-3, warmup_steps=30, schedule="cosine"),
         sft=SFTConfig(batch_size=16, think=THINK, aggregation="sequence"),
         run=RunConfig(steps=1500, save_every=500, tensorboard=False),
@@ -50,9 +51,10 @@ def default_locate() -> SFTTrainConfig:
 
 
 def default_align() -> SFTTrainConfig:
-    """Stage 2: the tower frozen; merger and language model at lr 1e-3 (cosine), each answer weighted alike."""
+    """Stage 2: the tower frozen (its tokens cached: each image is encoded once); the language model at lr 1e-3
+    (cosine), each answer weighted alike."""
     return SFTTrainConfig(
-        model=ModelConfig(freeze_vision=True),
+        model=ModelConfig(freeze_vision=True, cache_images=True),
         optim=OptimConfig(lr=1e-3, warmup_steps=30, schedule="cosine"),
         sft=SFTConfig(batch_size=16, think=THINK, aggregation="sequence"),
         run=RunConfig(steps=300, save_every=100, tensorboard=False),
@@ -146,10 +148,11 @@ def sft_stage(
     stage: SFTTrainConfig, model: Path, run_dir: Path, cfg: PretrainConfig, samples, binding: BindingConfig
 ) -> Path:
     """One SFT stage from `model` into `run_dir` (resumed from its last checkpoint), with the binding loss
-    when its weight is above 0 (eager attention, whose weights it reads); returns the stage's last model."""
+    when its weight is above 0 (eager attention in the layers whose weights it reads); returns the stage's
+    last model."""
     stage = for_run(stage, model, run_dir, cfg.seed, cfg.progress)
     if binding.weight > 0:
-        stage = replace(stage, model=replace(stage.model, attn_implementation="eager"))
+        stage = replace(stage, model=replace(stage.model, attn_implementation=HELD_EAGER))
     final = run_dir / f"checkpoint-{stage.run.steps}" / "model"
     if not final.is_dir():  # a finished stage is not run again
         resume = latest_checkpoint(run_dir) is not None

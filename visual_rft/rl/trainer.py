@@ -95,6 +95,10 @@ class GRPOTrainer(Trainer):
             raise ValueError(f"grpo.beta must be >= 0, got {g.beta}")
         if not g.temperature > 0:
             raise ValueError(f"grpo.temperature must be > 0 (GRPO samples), got {g.temperature}")
+        if m.cache_images:
+            raise ValueError(
+                "model.cache_images is an SFT option: GRPO's rollout encodes each image once per group"
+            )
         super().__init__(cfg, samples, resume)
         # rollout, old, reference and policy passes must see one network: no dropout anywhere
         disable_dropout(self.model)

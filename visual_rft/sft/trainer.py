@@ -18,6 +18,7 @@ from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import answer_text
 from visual_rft.data.types import Sample
 from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
+from visual_rft.models.image_cache import ImageCache, check_cacheable
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.distributed import all_sum, gradient_sync
@@ -42,8 +43,18 @@ class SFTTrainer(Trainer):
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
         if cfg.sft.aggregation not in ("token", "sequence"):  # before anything loads
             raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
+        m = cfg.model
+        if m.cache_images and not (m.freeze_vision or m.lora.enabled):
+            raise ValueError(
+                "model.cache_images=true needs model.freeze_vision=true (or a LoRA run): a tower that trains changes its tokens"
+            )
         super().__init__(cfg, samples, resume)
         self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.image_cache = None
+        """A frozen tower's output per image (`model.cache_images`), else None: the pass encodes every batch."""
+        if cfg.model.cache_images:
+            check_cacheable(self.model)
+            self.image_cache = ImageCache()
 
     def pass_options(self) -> dict:
         return {"logprobs": completion_logprobs}
@@ -66,6 +77,12 @@ class SFTTrainer(Trainer):
             group_size=1,
             images_per_prompt=count_images(self.model, inputs["input_ids"]),
         )
+        if self.image_cache is not None:
+            paths = [str(p) for s in samples for p in s.images]
+            with self.precision.autocast():  # as the pass would have computed them
+                rollout.images = self.image_cache.features(
+                    self.model, paths, rollout.pixel_values, rollout.image_grid_thw
+                )
         return rollout, texts
 
     def auxiliary_loss(
