@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+
+import numpy as np
 
 from visual_rft.config import EvalOptions
 from visual_rft.data.answer import grounding_answer
@@ -28,11 +31,13 @@ THRESHOLD = 0.5
 
 
 def grounding_hits(path: Path) -> dict:
-    """{'n', 'target', 'any_object', 'no_box'}: shares of one completions file's queries."""
+    """{'n', 'target', 'any_object', 'no_box'}: shares of one completions file's queries; 'centre_px': the
+    median distance in pixels from an answered box's centre to the asked object's (None: no box answered)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not rows:
         raise ValueError(f"{path}: no completions")
     target = any_object = no_box = 0
+    distances = []
     for i, r in enumerate(rows, 1):
         objects = r["sample"].get("meta", {}).get("objects")
         if not objects:
@@ -44,10 +49,23 @@ def grounding_hits(path: Path) -> dict:
         f = r["frame"]
         resized = tuple(f["resized"]) if f.get("resized") else None
         box = answer_to_pixels(answered, CoordFrame(f["convention"], tuple(f["size"]), resized)).xyxy
-        target += iou(box, tuple(r["sample"]["target"]["box"])) >= THRESHOLD
+        asked = tuple(r["sample"]["target"]["box"])
+        target += iou(box, asked) >= THRESHOLD
+        distances.append(math.dist(centre(box), centre(asked)))
         any_object += max(iou(box, tuple(o["box"])) for o in objects) >= THRESHOLD
     n = len(rows)
-    return {"n": n, "target": target / n, "any_object": any_object / n, "no_box": no_box / n}
+    median = float(np.median(distances)) if distances else None
+    return {
+        "n": n,
+        "target": target / n,
+        "any_object": any_object / n,
+        "no_box": no_box / n,
+        "centre_px": median,
+    }
+
+
+def centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
 
 def evaluate_kinds(models: list[Path], out: Path, kinds: list[str], seed: int, n: int) -> list[Path]:
@@ -80,12 +98,13 @@ def main() -> None:
     files = args.files + (
         evaluate_kinds(args.models, args.out, args.kinds, args.seed, args.n) if args.models else []
     )
-    print("| file | n | acc@0.5 (the asked object) | box on some object | no box |")
-    print("|---|---|---|---|---|")
+    print("| file | n | acc@0.5 (the asked object) | box on some object | no box | median centre error, px |")
+    print("|---|---|---|---|---|---|")
     for path in files:
         h = grounding_hits(path)
         print(
-            f"| {path} | {h['n']} | {100 * h['target']:.0f}% | {100 * h['any_object']:.0f}% | {100 * h['no_box']:.0f}% |"
+            f"| {path} | {h['n']} | {100 * h['target']:.0f}% | {100 * h['any_object']:.0f}% | {100 * h['no_box']:.0f}%"
+            f" | {'-' if h['centre_px'] is None else round(h['centre_px'], 1)} |"
         )
 
 

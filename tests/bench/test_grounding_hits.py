@@ -35,7 +35,14 @@ def test_boxes_are_counted_on_the_target_on_another_object_or_nowhere(load_bench
         row("a circle"),  # no box at all
     ]
     h = load_bench("grounding_hits").grounding_hits(write(tmp_path, rows))
-    assert h == {"n": 5, "target": 2 / 5, "any_object": 3 / 5, "no_box": 1 / 5}
+    # centre distances to the asked object's (20, 20): 0, 0, 78.1 from (75.5, 75), 29.3 from (47.5, 10)
+    assert h == {
+        "n": 5,
+        "target": 2 / 5,
+        "any_object": 3 / 5,
+        "no_box": 1 / 5,
+        "centre_px": pytest.approx(14.63, abs=0.01),
+    }
 
 
 def test_a_sample_without_its_scene_is_an_error_naming_the_line(load_bench, tmp_path):
