@@ -6,10 +6,12 @@ import torch
 import yaml
 
 from visual_rft.config import load_config
+from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import load_model
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
 from visual_rft.recipes.binding import HELD_EAGER
-from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain
+from visual_rft.recipes.pretrain import PretrainConfig, locate_samples, run_pretrain
+from visual_rft.world import build_suite
 
 
 @pytest.mark.slow
@@ -82,6 +84,20 @@ def test_an_unknown_locate_kind_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"locate_kinds: \['relation'\]"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()  # nothing built, nothing trained
+
+
+def test_the_locate_stage_takes_the_kinds_it_is_given_detection_included(tmp_path):
+    paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
+    grounding = read_samples(paths["grd_base_train"])
+    detection = [s.id for s in read_samples(paths["det_base_train"])]
+    names = [s.id for s in grounding if s.meta["kind"] == "name"]
+    assert names and detection
+    located = locate_samples(paths, ["name"])
+    assert [s.id for s in located] == names
+    located = locate_samples(paths, ["single", "name", "detection"])
+    assert {s.meta.get("kind") for s in located[: -len(detection)]} == {"single", "name"}
+    assert [s.id for s in located[-len(detection) :]] == detection
+    assert locate_samples(paths, ["detection"])[0].task == "detection"
 
 
 def test_an_unknown_binding_stage_is_refused_before_any_work(tmp_path):

@@ -87,8 +87,9 @@ class PretrainConfig:
     locate: SFTTrainConfig = field(default_factory=default_locate)
     """Grounding, between stage 1 and stage 2 (`vrft sft`'s config; the same fields are set here)."""
     locate_kinds: list[str] = field(default_factory=lambda: ["single", "name"])
-    """Grounding kinds the locate stage trains on: "single" (one-object scenes) and any of
-    GROUNDING_BASE_KINDS (scenes of several objects): every pre-training sample of those kinds."""
+    """What the locate stage trains on: "single" (one-object scenes), any of GROUNDING_BASE_KINDS (grounding
+    in scenes of several objects) and "detection" (the base detection samples: every instance of a category,
+    in reading order, among other objects): every pre-training sample of those kinds."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -107,21 +108,19 @@ class PretrainConfig:
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Run the stages that have not run yet and return the base model folder."""
-    unknown = set(cfg.locate_kinds) - {"single", *GROUNDING_BASE_KINDS}
+    unknown = set(cfg.locate_kinds) - {"single", "detection", *GROUNDING_BASE_KINDS}
     if unknown:
-        raise ValueError(f"locate_kinds: {sorted(unknown)} are not 'single' or one of {GROUNDING_BASE_KINDS}")
+        raise ValueError(
+            f"locate_kinds: {sorted(unknown)} are not 'single', 'detection' or one of {GROUNDING_BASE_KINDS}"
+        )
     unknown = set(cfg.binding_stages) - {"locate", "align", "joint"}
     if unknown:
         raise ValueError(f"binding_stages: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
-    single, grounding = read_samples(paths["grd_single_train"]), read_samples(paths["grd_base_train"])
-    samples = (
-        read_samples(paths["cls_base_train"]) + read_samples(paths["det_base_train"]) + grounding + single
-    )
-    located = [
-        s for s in single + grounding if s.meta["kind"] in cfg.locate_kinds
-    ]  # the order of the runs so far
+    files = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
+    samples = [s for k in files for s in read_samples(paths[k])]
+    located = locate_samples(paths, cfg.locate_kinds)
     model = out / "init"
     if not (model / "config.json").exists():
         write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
@@ -142,6 +141,14 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         shutil.rmtree(SHIPPED_BASE, ignore_errors=True)
         shutil.copytree(base, SHIPPED_BASE)
     return base
+
+
+def locate_samples(paths: dict[str, Path], kinds: list[str]) -> list:
+    """The locate stage's samples of `build_suite`'s files: the one-object and grounding samples whose kind is
+    in `kinds`, then every base detection sample if "detection" is."""
+    grounding = read_samples(paths["grd_single_train"]) + read_samples(paths["grd_base_train"])
+    located = [s for s in grounding if s.meta["kind"] in kinds]
+    return located + (read_samples(paths["det_base_train"]) if "detection" in kinds else [])
 
 
 def sft_stage(
