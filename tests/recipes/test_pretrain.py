@@ -88,16 +88,17 @@ def test_an_unknown_locate_kind_is_refused_before_any_work(tmp_path):
 
 def test_the_locate_stage_takes_the_kinds_it_is_given_detection_included(tmp_path):
     paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
-    grounding = read_samples(paths["grd_base_train"])
-    detection = [s.id for s in read_samples(paths["det_base_train"])]
+    parts = {k: read_samples(paths[k]) for k in ("grd_single_train", "grd_base_train", "det_base_train")}
+    grounding = parts["grd_base_train"]
+    detection = [s.id for s in parts["det_base_train"]]
     names = [s.id for s in grounding if s.meta["kind"] == "name"]
     assert names and detection
-    located = locate_samples(paths, ["name"])
+    located = locate_samples(parts, ["name"])
     assert [s.id for s in located] == names
-    located = locate_samples(paths, ["single", "name", "detection"])
+    located = locate_samples(parts, ["single", "name", "detection"])
     assert {s.meta.get("kind") for s in located[: -len(detection)]} == {"single", "name"}
     assert [s.id for s in located[-len(detection) :]] == detection
-    assert locate_samples(paths, ["detection"])[0].task == "detection"
+    assert locate_samples(parts, ["detection"])[0].task == "detection"
 
 
 def test_an_unknown_binding_stage_is_refused_before_any_work(tmp_path):

@@ -119,8 +119,9 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     files = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
-    samples = [s for k in files for s in read_samples(paths[k])]
-    located = locate_samples(paths, cfg.locate_kinds)
+    parts = {k: read_samples(paths[k]) for k in files}
+    samples = [s for k in files for s in parts[k]]
+    located = locate_samples(parts, cfg.locate_kinds)
     model = out / "init"
     if not (model / "config.json").exists():
         write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
@@ -143,12 +144,13 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     return base
 
 
-def locate_samples(paths: dict[str, Path], kinds: list[str]) -> list:
-    """The locate stage's samples of `build_suite`'s files: the one-object and grounding samples whose kind is
-    in `kinds`, then every base detection sample if "detection" is."""
-    grounding = read_samples(paths["grd_single_train"]) + read_samples(paths["grd_base_train"])
+def locate_samples(parts: dict[str, list], kinds: list[str]) -> list:
+    """The locate stage's samples, from `build_suite`'s training files as read ({file key: samples}): the
+    one-object and grounding samples whose kind is in `kinds`, then every base detection sample if
+    "detection" is."""
+    grounding = parts["grd_single_train"] + parts["grd_base_train"]
     located = [s for s in grounding if s.meta["kind"] in kinds]
-    return located + (read_samples(paths["det_base_train"]) if "detection" in kinds else [])
+    return located + (parts["det_base_train"] if "detection" in kinds else [])
 
 
 def sft_stage(
