@@ -37,6 +37,7 @@ from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import box_spans
 from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, core_model
+from visual_rft.recipes.position import ResidualRecorder, position_loss
 from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.world.dense import box_owners
 
@@ -68,6 +69,11 @@ class BindingConfig:
     """Language-model layers whose heads are held (negative: counted from the last)."""
     heads: list[int] = field(default_factory=list)
     """Heads of those layers that are held ([]: all of them)."""
+    position_weight: float = 0.0
+    """Weight of the position loss (`recipes/position.py`: each image token's cell and its object's box
+    linearly readable from the residual stream entering `position_layer`); 0: off."""
+    position_layer: int = 2
+    """The decoder layer whose input residual stream the position loss reads (1 .. layers - 1)."""
 
 
 def asked_objects(sample: Sample) -> list[int]:
@@ -182,6 +188,9 @@ class BindingSFTTrainer(SFTTrainer):
         super().__init__(cfg, samples, resume)
         self.binding = binding
         self.recorder = AttentionRecorder(self.model, binding.layers) if binding.weight > 0 else None
+        self.residuals = (
+            ResidualRecorder(self.model, binding.position_layer) if binding.position_weight > 0 else None
+        )
         heads = core_model(self.model).config.text_config.num_attention_heads
         bad = [h for h in binding.heads if not 0 <= h < heads]
         if bad:
@@ -199,6 +208,25 @@ class BindingSFTTrainer(SFTTrainer):
     def auxiliary_loss(
         self, rollout: Rollout, samples: list[Sample], texts: list[str]
     ) -> torch.Tensor | None:
+        self._metrics = {}
+        parts = [self.binding_loss(rollout, samples, texts), self.position_term(rollout, samples)]
+        parts = [p for p in parts if p is not None]
+        return sum(parts) if parts else None
+
+    def cells(self, rollout: Rollout, r: int, sample: Sample) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Row r's image token positions [N], the object owning each cell [N] (-1: background) and the objects'
+        boxes [k, 4] in cells of the processor's image."""
+        image = (rollout.prompt_ids[r] == self.image_id).nonzero().squeeze(1)  # [N]
+        _, h, w = rollout.image_grid_thw[r].tolist()  # one image per world sample
+        scale = w * self.patch / sample.width if sample.width else 1.0  # the processor's resize
+        boxes = [o["box"] for o in sample.meta["objects"]]
+        cell = self.patch * self.merge
+        owners = box_owners(boxes, h // self.merge, w // self.merge, scale, cell=cell)  # [N]
+        return image, owners, np.array(boxes, dtype=np.float32).reshape(-1, 4) * scale / cell
+
+    def binding_loss(self, rollout: Rollout, samples: list[Sample], texts: list[str]) -> torch.Tensor | None:
+        """The binding loss (module docstring) of one micro-batch, a mean over its samples; None: off or
+        nothing counted."""
         if self.recorder is None:
             return None
         L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
@@ -208,12 +236,7 @@ class BindingSFTTrainer(SFTTrainer):
             reads = [t for t, j in enumerate(targets) if j >= 0]
             if not reads:
                 continue
-            image = (rollout.prompt_ids[r] == self.image_id).nonzero().squeeze(1)  # [N]
-            _, h, w = rollout.image_grid_thw[r].tolist()  # one image per world sample
-            scale = w * self.patch / sample.width if sample.width else 1.0  # the processor's resize
-            boxes = [o["box"] for o in sample.meta["objects"]]
-            cell = self.patch * self.merge
-            owners = box_owners(boxes, h // self.merge, w // self.merge, scale, cell=cell)  # [N]
+            image, owners, _ = self.cells(rollout, r, sample)
             queries = torch.tensor([L + t - 1 for t in reads], device=device)  # [Q] they predict t
             a = self.recorder.rows(r, self.binding.heads, queries, image)  # [l, h, Q, N]
             loss, sel, chance = selectivity_loss(
@@ -226,16 +249,39 @@ class BindingSFTTrainer(SFTTrainer):
                 sels.append(float(sel))
                 chances.append(float(chance))
         n = len(losses)
-        self._metrics = {
-            "binding/selectivity": float(np.mean(sels)) if n else math.nan,
-            "binding/chance": float(np.mean(chances)) if n else math.nan,
-            "binding/share": n / len(samples),
-        }
+        self._metrics.update(
+            {
+                "binding/selectivity": float(np.mean(sels)) if n else math.nan,
+                "binding/chance": float(np.mean(chances)) if n else math.nan,
+                "binding/share": n / len(samples),
+            }
+        )
         if not n:
             return None
         mean = torch.stack(losses).mean()
         self._metrics["binding/loss"] = mean.item()
         return self.binding.weight * mean * n / len(samples)  # a mean over the chunk's samples
+
+    def position_term(self, rollout: Rollout, samples: list[Sample]) -> torch.Tensor | None:
+        """The position loss (`recipes/position.py`) of one micro-batch; None: off or too few queries."""
+        if self.residuals is None:
+            return None
+        device = rollout.prompt_ids.device
+        tokens, cells, owner_boxes = [], [], []
+        for r, sample in enumerate(samples):
+            image, owners, boxes = self.cells(rollout, r, sample)
+            _, h, w = rollout.image_grid_thw[r].tolist()
+            row, col = np.mgrid[0 : h // self.merge, 0 : w // self.merge]  # [rows, cols]
+            tokens.append(self.residuals.hidden[r, image])  # [N, H]
+            cells.append(
+                torch.tensor(np.stack([col.ravel(), row.ravel()], 1), dtype=torch.float32, device=device)
+            )
+            box = np.full((len(owners), 4), np.nan, np.float32)  # [N, 4] nan on background
+            box[owners >= 0] = boxes[owners[owners >= 0]]
+            owner_boxes.append(torch.from_numpy(box).to(device))
+        loss, metrics = position_loss(tokens, cells, owner_boxes)
+        self._metrics.update(metrics)
+        return None if loss is None else self.binding.position_weight * loss
 
     def auxiliary_metrics(self) -> dict[str, float]:
         return self._metrics
