@@ -18,25 +18,40 @@ scenes show which heads find a lone object; scenes of several show whether those
 
     python bench/attention_probe.py --models runs/locA/locate/checkpoint-2000/model --out runs/attn
     python bench/attention_probe.py --models MODEL --out runs/attn --kinds --data runs/attr/test/attr_200.jsonl
+
+--hits COMPLETIONS...: instead, for each query of a grounding evaluation of the one model given (its
+`completions.jsonl`, e.g. from bench/grounding_hits.py), the selectivity of the last two layers' heads
+(mean over heads and digit positions, teacher-forced) beside whether the greedy answer's box hit the asked
+object (IoU >= 0.5): acc@0.5 per selectivity bin, to tell picking the object from reading its position.
+
+    python bench/attention_probe.py --models MODEL --out runs/attn --hits runs/hits/eval/name/m0/completions.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from visual_rft.data.answer import answer_text
-from visual_rft.data.jsonl import read_samples
+from visual_rft.data.boxes import iou
+from visual_rft.data.jsonl import read_samples, sample_from_dict
 from visual_rft.data.types import Sample
 from visual_rft.models.inputs import frames_for, open_images, prompt_texts
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.recipes.base_model import THINK
 from visual_rft.world import build
 from visual_rft.world.dense import box_owners
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
+from grounding_hits import answered_box  # noqa: E402
+
+BINS = (0.0, 0.5, 0.8, 0.95, 1.01)
+"""Selectivity bins of `hits_by_selectivity`."""
 
 
 def query_attention(model, processor, sample: Sample, convention: str) -> tuple[torch.Tensor, np.ndarray]:
@@ -119,6 +134,41 @@ def summary(shares: dict[str, list]) -> str:
     return "; ".join(layers) + f" (selectivity's chance {chance:.2f})"
 
 
+def selectivity_hits(model_dir: Path, completions: Path) -> list[tuple[float, float]]:
+    """Per query of a grounding eval's completions: (the last two layers' selectivity, mean over heads and
+    digit positions under teacher forcing; the IoU of the answered box with the asked object's, 0: none)."""
+    model = load_model(model_dir, device="cpu", dtype="fp32", attn_implementation="eager")
+    processor = load_processor(model_dir)
+    convention = coord_convention(model_family(model.config))
+    out = []
+    for line in completions.read_text().splitlines():
+        row = json.loads(line)
+        sample = sample_from_dict(row["sample"])
+        on_image, owners = query_attention(model, processor, sample, convention)
+        sel = head_shares(on_image[-2:], owners, asked_object(sample))["selectivity"]  # [2, heads]
+        box = answered_box(row)
+        out.append((float(sel.mean()), iou(box, sample.target.box.xyxy) if box else 0.0))
+    return out
+
+
+def hits_by_selectivity(rows: list[tuple[float, float]]) -> list[dict]:
+    """Per selectivity bin (BINS) with queries: n, acc@0.5 and mean IoU."""
+    sel, hit = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    out = []
+    for lo, hi in zip(BINS, BINS[1:]):
+        m = (sel >= lo) & (sel < hi)
+        if m.any():
+            out.append(
+                {
+                    "selectivity": [lo, min(hi, 1.0)],
+                    "n": int(m.sum()),
+                    "acc@0.5": float((hit[m] >= 0.5).mean()),
+                    "mean_iou": round(float(hit[m].mean()), 3),
+                }
+            )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
@@ -129,8 +179,22 @@ def main() -> None:
     ap.add_argument("--data", nargs="*", type=Path, default=[], help="also these files (meta.objects, boxes)")
     ap.add_argument("--seed", type=int, default=23, help="world seed of the held-out queries")
     ap.add_argument("--n", type=int, default=50, help="queries per kind")
+    ap.add_argument(
+        "--hits", nargs="*", type=Path, default=[], help="grounding completions.jsonl (module doc)"
+    )
     args = ap.parse_args()
     result = {}
+    if args.hits:
+        if len(args.models) != 1:
+            ap.error(
+                "--hits reads the attention of the one model that wrote the completions: give one --models"
+            )
+        for path in args.hits:
+            result[str(path)] = bins = hits_by_selectivity(selectivity_hits(args.models[0], path))
+            print(path, *bins, sep="\n  ")
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "hits.json").write_text(json.dumps(result, indent=1))
+        return
     built = [
         build("grounding", args.out / "held_out", args.n, seed=args.seed, categories=[k], name=k)
         for k in args.kinds

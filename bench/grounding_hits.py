@@ -42,13 +42,10 @@ def grounding_hits(path: Path) -> dict:
         objects = r["sample"].get("meta", {}).get("objects")
         if not objects:
             raise ValueError(f"{path}:{i}: the sample has no meta.objects (not a world grounding query)")
-        answered = grounding_answer(r["completion"])
-        if answered is None:
+        box = answered_box(r)
+        if box is None:
             no_box += 1
             continue
-        f = r["frame"]
-        resized = tuple(f["resized"]) if f.get("resized") else None
-        box = answer_to_pixels(answered, CoordFrame(f["convention"], tuple(f["size"]), resized)).xyxy
         asked = tuple(r["sample"]["target"]["box"])
         target += iou(box, asked) >= THRESHOLD
         distances.append(math.dist(centre(box), centre(asked)))
@@ -62,6 +59,16 @@ def grounding_hits(path: Path) -> dict:
         "no_box": no_box / n,
         "centre_px": median,
     }
+
+
+def answered_box(row: dict) -> tuple[float, float, float, float] | None:
+    """The box a completions.jsonl row answered, in the image's pixels (None: no box)."""
+    answered = grounding_answer(row["completion"])
+    if answered is None:
+        return None
+    f = row["frame"]
+    resized = tuple(f["resized"]) if f.get("resized") else None
+    return answer_to_pixels(answered, CoordFrame(f["convention"], tuple(f["size"]), resized)).xyxy
 
 
 def centre(box: tuple[float, float, float, float]) -> tuple[float, float]:

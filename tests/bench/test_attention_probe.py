@@ -1,6 +1,7 @@
 """bench/attention_probe.py: where each head looks, over the image, while the model writes a box."""
 
 import numpy as np
+import pytest
 import torch
 
 from visual_rft.data.answer import answer_text
@@ -36,3 +37,23 @@ def test_attention_is_read_at_each_digit_of_the_reference_box(load_bench, tiny_m
     assert on_image.shape == (layers, heads, digits, cells)
     assert torch.allclose(on_image.sum(-1), torch.ones(layers, heads, digits))
     assert owners.shape == (cells,) and set(owners.tolist()) <= {-1, 0, 1} and {0, 1} <= set(owners.tolist())
+
+
+def test_hits_are_binned_by_the_held_heads_selectivity(load_bench):
+    bench = load_bench("attention_probe")
+    rows = [(0.3, 0.6), (0.9, 0.2), (0.9, 0.7), (0.97, 0.8), (1.0, 0.4)]  # (selectivity, IoU)
+    bins = bench.hits_by_selectivity(rows)
+    assert [b["selectivity"] for b in bins] == [[0.0, 0.5], [0.8, 0.95], [0.95, 1.0]]  # no query in 0.5-0.8
+    assert [b["n"] for b in bins] == [1, 2, 2]
+    assert [b["acc@0.5"] for b in bins] == [1.0, 0.5, 0.5]
+    assert bins[1]["mean_iou"] == 0.45
+
+
+def test_hits_need_the_one_model_that_wrote_them(load_bench, tmp_path, monkeypatch, capsys):
+    bench = load_bench("attention_probe")
+    argv = ["attention_probe.py", "--models", "a", "b", "--out", str(tmp_path / "o"), "--hits", "c.jsonl"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit):
+        bench.main()
+    assert "give one --models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
