@@ -1,8 +1,9 @@
 """What the binding loss costs a training step, and what the locate stage's two savings give back, side by side
 in one process on the same model and batches: plain SFT (SDPA attention); SFT plus the binding loss with
 eager attention in every layer (how it ran at first); with eager attention in the held layers only
-(`HELD_EAGER`, SDPA elsewhere); and that with the frozen tower's tokens cached (`model.cache_images`, the
-locate stage's default).
+(`HELD_EAGER`, SDPA elsewhere); that with the frozen tower's tokens cached (`model.cache_images`, the
+locate stage's default); and that with the position loss added (`binding.position_weight=1`, at the input of
+--position-layer).
 
     python bench/binding_step.py --model runs/bind/locate/checkpoint-1500/model \
         --data runs/bind/world/grd_base_train.jsonl runs/bind/world/grd_single_train.jsonl --out runs/binding_step
@@ -27,24 +28,35 @@ from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
 
 VARIANTS = {
-    "sft (sdpa)": ("sdpa", 0.0, False),
-    "sft + binding (eager)": ("eager", 1.0, False),
-    "sft + binding (held eager)": (HELD_EAGER, 1.0, False),
-    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True),
+    "sft (sdpa)": ("sdpa", 0.0, False, 0.0),
+    "sft + binding (eager)": ("eager", 1.0, False, 0.0),
+    "sft + binding (held eager)": (HELD_EAGER, 1.0, False, 0.0),
+    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True, 0.0),
+    "sft + binding + position (held eager, tower cached)": (HELD_EAGER, 1.0, True, 1.0),
 }
-"""name -> (attention implementation, binding weight, cache the tower's tokens)."""
+"""name -> (attention implementation, binding weight, cache the tower's tokens, position weight)."""
 
 
-def step_time(model: Path, samples, out: Path, variant: tuple, steps: int, warmup: int, batch: int):
+def step_time(
+    model: Path,
+    samples,
+    out: Path,
+    variant: tuple,
+    steps: int,
+    warmup: int,
+    batch: int,
+    position_layer: int = 2,
+):
     """(seconds per training step of one variant, the mean over `steps` after `warmup`; the last step's metrics)."""
-    attn, weight, cache = variant
+    attn, weight, cache, position = variant
     cfg = for_run(default_locate(), model, out, seed=0, progress=False)
     cfg = replace(
         cfg,
         model=replace(cfg.model, attn_implementation=attn, cache_images=cache),
         sft=replace(cfg.sft, batch_size=batch),
     )
-    trainer = BindingSFTTrainer(cfg, BindingConfig(weight=weight), samples=samples)
+    binding = BindingConfig(weight=weight, position_weight=position, position_layer=position_layer)
+    trainer = BindingSFTTrainer(cfg, binding, samples=samples)
     trainer.model.train()
     for s in range(warmup + steps):  # the timed steps once untimed: their images are then cached
         trainer.step(s)
@@ -64,13 +76,23 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument(
+        "--position-layer", type=int, default=2, help="binding.position_layer of the last variant"
+    )
     args = ap.parse_args()
     samples = [s for path in args.data for s in read_samples(path)]
     result = {"machine": machine("transformers"), "batch": args.batch, "steps": args.steps}
     result |= {"s_per_step": {}, "last_metrics": {}}
     for name, variant in VARIANTS.items():
         result["s_per_step"][name], result["last_metrics"][name] = step_time(
-            args.model, samples, args.out / "run", variant, args.steps, args.warmup, args.batch
+            args.model,
+            samples,
+            args.out / "run",
+            variant,
+            args.steps,
+            args.warmup,
+            args.batch,
+            args.position_layer,
         )
         print(f"{name}: {result['s_per_step'][name]:.3f} s a step")
     args.out.mkdir(parents=True, exist_ok=True)
