@@ -84,6 +84,17 @@ def test_a_position_layer_the_model_lacks_is_refused(tiny_model_dir, tmp_path, l
         BindingSFTTrainer(_position_cfg(tiny_model_dir, tmp_path, 1), binding, samples=read_samples(pair))
 
 
+def test_samples_without_a_scene_are_left_out_of_the_position_loss(tiny_model_dir, tmp_path):
+    """A classification sample lists no objects: it trains on its answer only, beside grounding samples."""
+    cls = read_samples(build("classification", tmp_path / "w", 4, seed=3, name="cls"))
+    pair = read_samples(build("grounding", tmp_path / "w", 4, seed=3, categories=["pair"], name="pair"))
+    cfg = _position_cfg(tiny_model_dir, tmp_path, 2)
+    binding = BindingConfig(position_weight=1.0, position_layer=1)
+    BindingSFTTrainer(cfg, binding, samples=[cls[0], *pair[:3], *cls[1:], pair[3]]).fit()
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(math.isfinite(r["position/cell_rmse"]) for r in rows)
+
+
 @pytest.mark.slow
 def test_the_position_loss_writes_each_tokens_cell_into_the_residual_stream(tiny_model_dir, tmp_path):
     """From a fresh language model the cell is not readable entering layer 1 (RoPE carries no absolute

@@ -263,12 +263,15 @@ class BindingSFTTrainer(SFTTrainer):
         return self.binding.weight * mean * n / len(samples)  # a mean over the chunk's samples
 
     def position_term(self, rollout: Rollout, samples: list[Sample]) -> torch.Tensor | None:
-        """The position loss (`recipes/position.py`) of one micro-batch; None: off or too few queries."""
+        """The position loss (`recipes/position.py`) of one micro-batch, over its samples that list their scene's
+        objects (`meta.objects`); None: off or fewer than two such samples."""
         if self.residuals is None:
             return None
         device = rollout.prompt_ids.device
         tokens, cells, owner_boxes = [], [], []
         for r, sample in enumerate(samples):
+            if "objects" not in sample.meta:  # not a world scene (a class answer, a user's file): no boxes
+                continue
             image, owners, boxes = self.cells(rollout, r, sample)
             _, h, w = rollout.image_grid_thw[r].tolist()
             row, col = np.mgrid[0 : h // self.merge, 0 : w // self.merge]  # [rows, cols]
