@@ -86,9 +86,10 @@ def test_an_unknown_locate_kind_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "pre").exists()  # nothing built, nothing trained
 
 
-def test_the_locate_stage_takes_the_kinds_it_is_given_detection_included(tmp_path):
+def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classification_included(tmp_path):
     paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
-    parts = {k: read_samples(paths[k]) for k in ("grd_single_train", "grd_base_train", "det_base_train")}
+    files = ("grd_single_train", "grd_base_train", "det_base_train", "cls_base_train")
+    parts = {k: read_samples(paths[k]) for k in files}
     grounding = parts["grd_base_train"]
     detection = [s.id for s in parts["det_base_train"]]
     names = [s.id for s in grounding if s.meta["kind"] == "name"]
@@ -99,6 +100,9 @@ def test_the_locate_stage_takes_the_kinds_it_is_given_detection_included(tmp_pat
     assert {s.meta.get("kind") for s in located[: -len(detection)]} == {"single", "name"}
     assert [s.id for s in located[-len(detection) :]] == detection
     assert locate_samples(parts, ["detection"])[0].task == "detection"
+    located = locate_samples(parts, ["single", "classification"])
+    assert {s.task for s in located} == {"grounding", "classification"}
+    assert [s.id for s in located if s.task == "classification"] == [s.id for s in parts["cls_base_train"]]
 
 
 def test_an_unknown_binding_stage_is_refused_before_any_work(tmp_path):

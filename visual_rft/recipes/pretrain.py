@@ -88,8 +88,9 @@ class PretrainConfig:
     """Grounding, between stage 1 and stage 2 (`vrft sft`'s config; the same fields are set here)."""
     locate_kinds: list[str] = field(default_factory=lambda: ["single", "name"])
     """What the locate stage trains on: "single" (one-object scenes), any of GROUNDING_BASE_KINDS (grounding
-    in scenes of several objects) and "detection" (the base detection samples: every instance of a category,
-    in reading order, among other objects): every pre-training sample of those kinds."""
+    in scenes of several objects), "detection" (the base detection samples: every instance of a category,
+    in reading order, among other objects) and "classification" (the base classes, so that the language model
+    keeps reading colour and shape while it learns position): every pre-training sample of those kinds."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -108,10 +109,11 @@ class PretrainConfig:
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Run the stages that have not run yet and return the base model folder."""
-    unknown = set(cfg.locate_kinds) - {"single", "detection", *GROUNDING_BASE_KINDS}
+    unknown = set(cfg.locate_kinds) - {"single", "detection", "classification", *GROUNDING_BASE_KINDS}
     if unknown:
         raise ValueError(
-            f"locate_kinds: {sorted(unknown)} are not 'single', 'detection' or one of {GROUNDING_BASE_KINDS}"
+            f"locate_kinds: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
+            f"{GROUNDING_BASE_KINDS}"
         )
     unknown = set(cfg.binding_stages) - {"locate", "align", "joint"}
     if unknown:
@@ -147,10 +149,11 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
 def locate_samples(parts: dict[str, list], kinds: list[str]) -> list:
     """The locate stage's samples, from `build_suite`'s training files as read ({file key: samples}): the
     one-object and grounding samples whose kind is in `kinds`, then every base detection sample if
-    "detection" is."""
+    "detection" is, then every base classification sample if "classification" is."""
     grounding = parts["grd_single_train"] + parts["grd_base_train"]
     located = [s for s in grounding if s.meta["kind"] in kinds]
-    return located + (parts["det_base_train"] if "detection" in kinds else [])
+    located += parts["det_base_train"] if "detection" in kinds else []
+    return located + (parts["cls_base_train"] if "classification" in kinds else [])
 
 
 def sft_stage(
