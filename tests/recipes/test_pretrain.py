@@ -105,9 +105,10 @@ def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classificati
     assert [s.id for s in located if s.task == "classification"] == [s.id for s in parts["cls_base_train"]]
 
 
-def test_an_unknown_binding_stage_is_refused_before_any_work(tmp_path):
-    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), binding_stages=["locate", "vision"], progress=False)
-    with pytest.raises(ValueError, match=r"binding_stages: \['vision'\]"):
+@pytest.mark.parametrize("field", ["binding_stages", "position_stages"])
+def test_an_unknown_binding_or_position_stage_is_refused_before_any_work(tmp_path, field):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), **{field: ["locate", "vision"]}, progress=False)
+    with pytest.raises(ValueError, match=rf"{field}: \['vision'\]"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()
 
@@ -132,6 +133,28 @@ def test_a_stage_with_the_binding_loss_runs_on_eager_attention_and_logs_the_sele
     saved = (run / "checkpoint-2" / "model" / "config.json").read_text()
     assert HELD_EAGER not in saved  # the checkpoint loads as any Qwen-VL
     load_model(run / "checkpoint-2" / "model", device="cpu")
+
+
+@pytest.mark.slow
+def test_the_position_loss_runs_in_the_stages_it_is_given_and_the_binding_loss_in_its_own(tmp_path):
+    overrides = ["size=1m", "n_per_task=4", "vision.steps=0", "joint.run.steps=0", "locate_kinds=[name]"]
+    overrides += [
+        "locate.run.steps=2",
+        "locate.sft.batch_size=4",
+        "align.run.steps=2",
+        "align.sft.batch_size=4",
+    ]
+    overrides += ["binding.position_weight=1", "binding.position_layer=1", "position_stages=[locate, align]"]
+    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", *overrides])
+    run_pretrain(replace(cfg, progress=False))
+    for stage, binding in (("locate", True), ("align", False)):
+        rows = [json.loads(r) for r in (tmp_path / "pre" / stage / "metrics.jsonl").read_text().splitlines()]
+        assert len(rows) == 2 and all(r["position/cell_rmse"] >= 0 for r in rows), stage
+        assert all(("binding/selectivity" in r) == binding for r in rows), stage
+        saved = yaml.safe_load((tmp_path / "pre" / stage / "binding.yaml").read_text())
+        assert saved["position_weight"] == 1.0 and saved["weight"] == (1.0 if binding else 0.0)
+    model = yaml.safe_load((tmp_path / "pre" / "align" / "config.yaml").read_text())["model"]
+    assert model["attn_implementation"] != HELD_EAGER  # no attention weights read: SDPA
 
 
 def test_the_base_model_ships_with_the_package():

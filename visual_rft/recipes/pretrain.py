@@ -101,6 +101,10 @@ class PretrainConfig:
     too costs classification (37% against 95%), 0.1 there changes little (RESULTS.md section 14)."""
     binding_stages: list[str] = field(default_factory=lambda: ["locate"])
     """The SFT stages (locate, align, joint) that add the binding loss when its weight is above 0."""
+    position_stages: list[str] = field(default_factory=lambda: ["locate"])
+    """The SFT stages that add the position loss (`recipes/position.py`) when `binding.position_weight` is
+    above 0: each image token's cell and its object's box linearly readable entering `binding.position_layer`
+    (RESULTS.md section 16)."""
     ship: bool = False
     """Also copy the result to the package's shipped location (visual_rft/assets/base-5m)."""
     progress: bool = True
@@ -115,9 +119,10 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             f"locate_kinds: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
             f"{GROUNDING_BASE_KINDS}"
         )
-    unknown = set(cfg.binding_stages) - {"locate", "align", "joint"}
-    if unknown:
-        raise ValueError(f"binding_stages: {sorted(unknown)} are not SFT stages (locate, align, joint)")
+    for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
+        unknown = set(stages) - {"locate", "align", "joint"}
+        if unknown:
+            raise ValueError(f"{name}: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     files = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
@@ -135,7 +140,11 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         ("joint", cfg.joint, samples),
     ):
         if stage.run.steps:
-            binding = cfg.binding if name in cfg.binding_stages else BindingConfig()
+            binding = replace(
+                cfg.binding,
+                weight=cfg.binding.weight if name in cfg.binding_stages else 0.0,
+                position_weight=cfg.binding.position_weight if name in cfg.position_stages else 0.0,
+            )
             model = sft_stage(stage, model, out / name, cfg, data, binding)
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
