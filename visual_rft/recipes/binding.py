@@ -168,7 +168,8 @@ class AttentionRecorder:
 
 
 class BindingSFTTrainer(SFTTrainer):
-    """SFT plus the binding loss (module docstring) on the world's samples with several objects."""
+    """SFT plus the binding loss (module docstring) on the world's samples with several objects, and the position
+    loss (`recipes/position.py`) on every world scene, each when its weight is above 0."""
 
     name = "sft+binding"
 
