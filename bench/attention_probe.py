@@ -54,14 +54,20 @@ BINS = (0.0, 0.5, 0.8, 0.95, 1.01)
 """Selectivity bins of `hits_by_selectivity`."""
 
 
+def teacher_forced(processor, sample: Sample, convention: str):
+    """(the processor's inputs for the sample's prompt followed by its reference answer, as SFT trains on it;
+    the image's coordinate frame)."""
+    images = [open_images(sample)]
+    frame = frames_for(images, convention, processor)[0]
+    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, THINK) + "<|im_end|>"
+    return processor(images=images[0], text=[text], return_tensors="pt"), frame
+
+
 def query_attention(model, processor, sample: Sample, convention: str) -> tuple[torch.Tensor, np.ndarray]:
     """([layers, heads, D, n_image] each head's attention over the image tokens, renormalised, at the D
     positions that predict a token of the reference answer's reading: a digit of a box, any token of a
     class name; [n_image] cell owners)."""
-    images = [open_images(sample)]
-    frame = frames_for(images, convention, processor)[0]
-    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, THINK) + "<|im_end|>"
-    inputs = processor(images=images[0], text=[text], return_tensors="pt")
+    inputs, frame = teacher_forced(processor, sample, convention)
     ids = inputs["input_ids"][0]  # [S]
     with torch.no_grad():
         out = model(**inputs, output_attentions=True)

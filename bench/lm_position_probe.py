@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.linear_model import Ridge
 
-from visual_rft.data.answer import answer_text
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Sample
-from visual_rft.models.inputs import frames_for, open_images, prompt_texts
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
-from visual_rft.recipes.base_model import THINK
 from visual_rft.world import build
-from visual_rft.world.dense import box_owners
+from visual_rft.world.dense import box_owners, cell_grid, owner_boxes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
+from attention_probe import teacher_forced  # noqa: E402
 
 
 @torch.no_grad()
@@ -43,10 +44,7 @@ def residuals(model, processor, sample: Sample, convention: str) -> dict[str, np
     """One query's residual streams: `image` [layers+1, n, H], `answer` [layers+1, H] at the position that
     predicts the first box digit, `cell` [n, 2] (column, row), `owner_box` [n, 4] (nan off objects) and
     `box` [4] the asked object's box, in the processor's pixels."""
-    images = [open_images(sample)]
-    frame = frames_for(images, convention, processor)[0]
-    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, THINK) + "<|im_end|>"
-    inputs = processor(images=images[0], text=[text], return_tensors="pt")
+    inputs, frame = teacher_forced(processor, sample, convention)
     ids = inputs["input_ids"][0]  # [S]
     hidden = torch.stack(model(**inputs, output_hidden_states=True).hidden_states)[:, 0]  # [layers+1, S, H]
     image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # [n]
@@ -58,13 +56,11 @@ def residuals(model, processor, sample: Sample, convention: str) -> dict[str, np
     scale = frame.resized[0] / frame.size[0] if frame.resized else 1.0
     boxes = np.array([o["box"] for o in sample.meta["objects"]], dtype=float) * scale  # [k, 4]
     owners = box_owners([o["box"] for o in sample.meta["objects"]], rows, cols, scale)  # [n]
-    row, col = np.mgrid[0:rows, 0:cols]  # [rows, cols]
-    owner_box = np.where((owners >= 0)[:, None], boxes[np.maximum(owners, 0)], np.nan)  # [n, 4]
     return {
         "image": hidden[:, image].float().numpy(),
         "answer": hidden[:, first_digit - 1].float().numpy(),
-        "cell": np.stack([col.reshape(-1), row.reshape(-1)], 1).astype(float),
-        "owner_box": owner_box,
+        "cell": cell_grid(rows, cols).astype(float),
+        "owner_box": owner_boxes(boxes, owners).astype(float),
         "box": np.array(sample.target.box.xyxy, dtype=float) * scale,
     }
 

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from visual_rft import world as W
-from visual_rft.world.dense import CELL, SHAPE_CLASSES, box_owners, cell_targets, object_map
+from visual_rft.world.dense import (
+    CELL,
+    SHAPE_CLASSES,
+    box_owners,
+    cell_grid,
+    cell_targets,
+    object_map,
+    owner_boxes,
+)
 from visual_rft.world.scene import corners_of
 
 
@@ -97,3 +105,13 @@ def test_boxes_are_scaled_into_the_processors_resized_image():
 
 def test_a_scene_without_boxes_owns_no_cell():
     assert box_owners([], rows=2, cols=2).tolist() == [-1, -1, -1, -1]
+
+
+def test_each_cell_gets_its_owners_box_and_its_own_column_and_row():
+    boxes = [(0, 0, 10, 10), (30, 0, 50, 20)]
+    owners = np.array([0, -1, 1, -1])  # a 2 x 2 grid, raster order
+    out = owner_boxes(boxes, owners)
+    np.testing.assert_array_equal(out[[0, 2]], [[0, 0, 10, 10], [30, 0, 50, 20]])
+    assert np.isnan(out[[1, 3]]).all()
+    assert np.isnan(owner_boxes([], np.array([-1, -1]))).all()  # a scene with no object
+    np.testing.assert_array_equal(cell_grid(2, 3), [[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1]])

@@ -39,7 +39,7 @@ from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, core_model
 from visual_rft.recipes.position import ResidualRecorder, position_loss
 from visual_rft.sft.trainer import SFTTrainer
-from visual_rft.world.dense import box_owners
+from visual_rft.world.dense import box_owners, cell_grid, owner_boxes
 
 HELD_EAGER = "vrft_held_eager"
 """The attention implementation of a binding stage (a `model.attn_implementation` value, registered with
@@ -269,21 +269,17 @@ class BindingSFTTrainer(SFTTrainer):
         if self.residuals is None:
             return None
         device = rollout.prompt_ids.device
-        tokens, cells, owner_boxes = [], [], []
+        tokens, cells, targets = [], [], []
         for r, sample in enumerate(samples):
             if "objects" not in sample.meta:  # not a world scene (a class answer, a user's file): no boxes
                 continue
             image, owners, boxes = self.cells(rollout, r, sample)
             _, h, w = rollout.image_grid_thw[r].tolist()
-            row, col = np.mgrid[0 : h // self.merge, 0 : w // self.merge]  # [rows, cols]
             tokens.append(self.residuals.hidden[r, image])  # [N, H]
-            cells.append(
-                torch.tensor(np.stack([col.ravel(), row.ravel()], 1), dtype=torch.float32, device=device)
-            )
-            box = np.full((len(owners), 4), np.nan, np.float32)  # [N, 4] nan on background
-            box[owners >= 0] = boxes[owners[owners >= 0]]
-            owner_boxes.append(torch.from_numpy(box).to(device))
-        loss, metrics = position_loss(tokens, cells, owner_boxes)
+            grid = cell_grid(h // self.merge, w // self.merge)  # [N, 2]
+            cells.append(torch.tensor(grid, dtype=torch.float32, device=device))
+            targets.append(torch.from_numpy(owner_boxes(boxes, owners)).to(device))  # [N, 4] nan: background
+        loss, metrics = position_loss(tokens, cells, targets)
         self._metrics.update(metrics)
         return None if loss is None else self.binding.position_weight * loss
 

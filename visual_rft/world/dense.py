@@ -17,7 +17,9 @@ order. For each cell this reads, from the scene's masks:
 - `obj`: the index of the covering object in `scene.objects` (-1: background), to pool an object's tokens.
 
 `box_owners` gives the same ownership from the objects' boxes alone (a sample's `meta.objects`, no masks):
-what the language model's attention is held against (`recipes/binding.py`, `bench/attention_probe.py`).
+what the language model's attention is held against (`recipes/binding.py`, `bench/attention_probe.py`);
+`owner_boxes` and `cell_grid` give each cell its owner's box and its own (column, row), the position loss's
+targets (`recipes/position.py`, `bench/lm_position_probe.py`).
 """
 
 from __future__ import annotations
@@ -84,6 +86,21 @@ def box_owners(
         if owner[r, c] == -1:
             owner[r, c] = i
     return owner.reshape(-1).astype(np.int64)
+
+
+def owner_boxes(boxes: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """[N, 4] the box (a row of `boxes` [k, 4]) of the object owning each cell (`owners` [N], from
+    `box_owners`), nan where the cell is background."""
+    out = np.full((len(owners), 4), np.nan, np.float32)  # [N, 4]
+    on = owners >= 0  # [N]
+    out[on] = np.asarray(boxes, np.float32).reshape(-1, 4)[owners[on]]
+    return out
+
+
+def cell_grid(rows: int, cols: int) -> np.ndarray:
+    """[rows * cols, 2] each merged cell's (column, row), in the tower's raster order."""
+    row, col = np.mgrid[0:rows, 0:cols]  # [rows, cols]
+    return np.stack([col.reshape(-1), row.reshape(-1)], 1)
 
 
 NORMAL_BINS = 8
