@@ -75,9 +75,12 @@ def centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
 
-def evaluate_kinds(models: list[Path], out: Path, kinds: list[str], seed: int, n: int) -> list[Path]:
-    """Evaluate each model on n held-out queries of each kind (world `seed`); the completions files."""
-    options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False)
+def evaluate_kinds(
+    models: list[Path], out: Path, kinds: list[str], seed: int, n: int, dtype: str = "auto"
+) -> list[Path]:
+    """Evaluate each model on n held-out queries of each kind (world `seed`, model `dtype`); the completions
+    files."""
+    options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False, dtype=dtype)
     named = {f"m{i}": m for i, m in enumerate(models)}
     for kind in kinds:
         data = build("grounding", out / "held_out", n, seed=seed, categories=[kind], name=f"grounding_{kind}")
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["single", *GROUNDING_BASE_KINDS])
     parser.add_argument("--seed", type=int, default=23, help="the held-out world's seed")
     parser.add_argument("--n", type=int, default=100, help="queries per kind")
+    parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (auto: bf16 on a GPU)")
     args = parser.parse_args()
     if args.models and args.out is None:
         parser.error("--models needs --out")
@@ -103,7 +107,9 @@ def main() -> None:
     for i, m in enumerate(args.models):
         print(f"m{i} = {m}")
     files = args.files + (
-        evaluate_kinds(args.models, args.out, args.kinds, args.seed, args.n) if args.models else []
+        evaluate_kinds(args.models, args.out, args.kinds, args.seed, args.n, args.dtype)
+        if args.models
+        else []
     )
     print("| file | n | acc@0.5 (the asked object) | box on some object | no box | median centre error, px |")
     print("|---|---|---|---|---|---|")

@@ -3,7 +3,8 @@
     python bench/staged_base.py --out runs/staged                       # the default recipe
     python bench/staged_base.py --out runs/staged vision.steps=750
 
-Overrides are PretrainConfig key=value (e.g. joint.run.steps=600). The held-out sets are drawn from a world
+Overrides are PretrainConfig key=value (e.g. joint.run.steps=600); --dtype is the evaluation's (auto: bf16
+on a GPU). The held-out sets are drawn from a world
 of another seed (--test-seed, default 1) than the pre-training data (seed 0): classification on the 51
 base classes, detection on the base categories, grounding on the base kinds, --n-test queries each.
 Prints the metrics and writes OUT/result.json.
@@ -34,6 +35,7 @@ def main() -> None:
     add_shapes_option(parser)
     parser.add_argument("--test-seed", type=int, default=1)
     parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (EvalOptions.dtype)")
     parser.add_argument("overrides", nargs="*", help="PretrainConfig key=value")
     args = parser.parse_args()
     shapes = apply_shapes_option(args)
@@ -47,7 +49,7 @@ def main() -> None:
         "detection": DETECTION_BASE,
         "grounding": GROUNDING_BASE_KINDS,
     }
-    options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False)
+    options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False, dtype=args.dtype)
     metrics = {}
     for task, names in tests.items():
         data = build(task, held_out, args.n_test, seed=args.test_seed, categories=names, name=f"{task}_test")

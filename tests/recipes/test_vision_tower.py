@@ -100,6 +100,23 @@ def test_an_interrupted_stage_resumes_where_an_uninterrupted_one_ends(tiny_model
     assert not all(torch.equal(start[k], after[k]) for k in start if "visual" in k)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stage_one_on_a_gpu_trains_the_tower_as_on_the_cpu(tiny_model_dir, tmp_path):
+    cpu = train_vision(tiny_model_dir, tmp_path / "cpu", replace(SMALL, device="cpu"))
+    gpu = train_vision(tiny_model_dir, tmp_path / "gpu", replace(SMALL, device="cuda"))
+    rows = {
+        d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+        for d in ("cpu", "gpu")
+    }
+    # the same scenes and initial weights: the first step's loss agrees (TF32 and kernel order aside)
+    assert rows["gpu"][0]["loss"] == pytest.approx(rows["cpu"][0]["loss"], rel=1e-2)
+    a = load_model(cpu, device="cpu").model.visual.state_dict()
+    b = load_model(gpu, device="cpu").model.visual.state_dict()  # saved fp32, read back on the CPU
+    assert all(b[k].dtype == torch.float32 for k in b)
+    assert all(torch.allclose(a[k], b[k], atol=1e-2) for k in a)
+
+
 @pytest.mark.slow
 def test_a_miniature_stage_one_teaches_the_tower_shape(tmp_path):
     """150 steps of 16 single-object scenes (about a minute): the held-out linear probe's shape accuracy rises

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from visual_rft.data.files import atomic_path
 from visual_rft.models.forward import encode_images
-from visual_rft.models.loading import load_model, load_processor
+from visual_rft.models.loading import load_model, load_processor, resolve_device
 from visual_rft.world import CLASSIFICATION_BASE, COLOURS, DETECTION_BASE, SHADES, SHAPES, WorldConfig
 from visual_rft.world.dense import CELL, NORMAL_BINS, SHAPE_CLASSES, cell_targets
 from visual_rft.world.tasks import classification_scene, detection_scene
@@ -82,6 +82,9 @@ class VisionStageConfig:
     to say 'no corner' everywhere)."""
     seed: int = 0
     """Seed of the scenes (step s draws from PCG64([seed, 1, s]): resuming is exact)."""
+    device: str = "auto"
+    """Where the tower trains: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:1. The
+    weights stay fp32 on every device; the scenes are drawn on the CPU either way."""
     save_every: int = 500
     """Write a resumable checkpoint every N steps (and at the end)."""
     log_every: int = 25
@@ -162,7 +165,7 @@ def dense_loss(heads: DenseHeads, tokens: torch.Tensor, t: dict, cfg: VisionStag
         if (target >= 0).any():
             weight = None
             if name == "corner":
-                weight = torch.full((heads.names[name],), cfg.corner_weight)
+                weight = torch.full((heads.names[name],), cfg.corner_weight, device=tokens.device)
                 weight[0] = 1.0
             scale = cfg.position_weight if name in POSITION_HEADS else 1.0
             loss = loss + scale * F.cross_entropy(logits[name], target, weight=weight, ignore_index=-1)
@@ -204,7 +207,7 @@ def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
 
 def tower_tokens(model, processor, images) -> torch.Tensor:
     """[n_tokens, H] the merged tokens of `images`, image after image, each in raster order."""
-    inputs = processor.image_processor(images=images, return_tensors="pt")
+    inputs = processor.image_processor(images=images, return_tensors="pt").to(model.device)
     return encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [n_tokens, H]
 
 
@@ -220,10 +223,12 @@ def train_vision(
         return out / "model"  # finished: not run again
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
-    model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
+    device = resolve_device(cfg.device)
+    model = load_model(model_dir, device=str(device), dtype="float32")
+    processor = load_processor(model_dir)
     tower = model.model.visual
     torch.manual_seed(cfg.seed)  # the heads' initial weights: a run is a function of its config
-    heads = DenseHeads(model.config.text_config.hidden_size, position=cfg.position_weight > 0)
+    heads = DenseHeads(model.config.text_config.hidden_size, position=cfg.position_weight > 0).to(device)
     params = [*tower.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr)
     warm, total = max(1, cfg.warmup_steps), max(1, cfg.steps)
@@ -232,7 +237,7 @@ def train_vision(
     )
     start = 0
     if (out / "checkpoint.pt").exists():
-        state = torch.load(out / "checkpoint.pt", weights_only=False)
+        state = torch.load(out / "checkpoint.pt", weights_only=False, map_location=device)
         tower.load_state_dict(state["tower"])
         heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
@@ -244,7 +249,8 @@ def train_vision(
     for step in bar:
         scenes = draw_batch(cfg, step)
         tokens = tower_tokens(model, processor, [image for image, _ in scenes])  # [n, H]
-        loss, metrics = dense_loss(heads, tokens, batch_targets(scenes), cfg)
+        targets = {k: v.to(device) for k, v in batch_targets(scenes).items()}
+        loss, metrics = dense_loss(heads, tokens, targets, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
@@ -295,7 +301,7 @@ def probe(
     for i in range(n_train + n_test):
         rng = np.random.Generator(np.random.PCG64([seed, 2, i]))
         image, scene = classification_scene(rng, world, CLASSIFICATION_BASE[i % len(CLASSIFICATION_BASE)])
-        tokens = tower_tokens(model, processor, [image])  # [n, H]
+        tokens = tower_tokens(model, processor, [image]).cpu()  # [n, H]
         obj = torch.from_numpy(cell_targets(scene).flat()["obj"])
         mean, _ = pooled(tokens, obj, len(scene.objects))
         top = tokens[obj == 0].amax(0) if (obj == 0).any() else torch.zeros_like(mean[0])  # [H]
