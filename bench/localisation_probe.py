@@ -227,7 +227,7 @@ def add_cell_oracle(scale: float = 5.0, grid: int = 16) -> None:
 
 def copy_vision(model, source: str) -> None:
     """Overwrite `model`'s vision tower and merger with those of the model folder `source` (same sizes)."""
-    trained = type(model).from_pretrained(source)
+    trained = type(model).from_pretrained(source, use_kernels=False)
     model.model.visual.load_state_dict(trained.model.visual.state_dict())
 
 

@@ -99,6 +99,14 @@ def test_an_adapter_folder_names_its_base_and_loads_merged(tiny_model_dir, tmp_p
     assert not is_model_folder(tmp_path)
 
 
+def test_a_loaded_model_asks_for_no_hub_kernels(tiny_model_dir):
+    # transformers turns Hub kernels on by default where the kernels package is installed; on a GPU the first
+    # model.train() then fetches kernels-community/liger-kernels and fails offline (seen on an H200 here)
+    model = load_model(tiny_model_dir, device="cpu")
+    model.train()
+    assert model.use_kernels is False
+
+
 def test_attention_auto_is_sdpa_on_a_cpu():
     assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
     assert resolve_attention("eager", torch.device("cpu")) == "eager"

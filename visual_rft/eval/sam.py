@@ -20,7 +20,7 @@ class SamMasks:
 
     def __init__(self, folder: str, device: str = "auto"):
         self.device = resolve_device(device)
-        self.model = SamModel.from_pretrained(folder).to(self.device).eval()
+        self.model = SamModel.from_pretrained(folder, use_kernels=False).to(self.device).eval()
         self.processor = SamProcessor.from_pretrained(folder)
 
     @torch.no_grad()

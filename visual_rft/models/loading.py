@@ -176,6 +176,9 @@ def load_model(
         folder,
         dtype=resolve_dtype(dtype, dev),
         attn_implementation=resolve_attention(attn_implementation, dev),
+        # no Hub kernels: transformers would fetch them (kernels-community/...) at the first model.train() on
+        # a GPU, and fail offline; nothing this library runs is downloaded
+        use_kernels=False,
     )
     if is_adapter(path):
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
