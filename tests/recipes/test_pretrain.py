@@ -103,6 +103,19 @@ def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classificati
     located = locate_samples(parts, ["single", "classification"])
     assert {s.task for s in located} == {"grounding", "classification"}
     assert [s.id for s in located if s.task == "classification"] == [s.id for s in parts["cls_base_train"]]
+    quarter = locate_samples(parts, ["single", "classification"], classification=0.25)
+    classes = [s.id for s in parts["cls_base_train"]]
+    assert [s.id for s in quarter if s.task == "classification"] == classes[: round(len(classes) / 4)]
+    assert [s.id for s in quarter if s.task == "grounding"] == [
+        s.id for s in located if s.task == "grounding"
+    ]
+
+
+def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), locate_classification=1.5, progress=False)
+    with pytest.raises(ValueError, match=r"locate_classification: 1.5"):
+        run_pretrain(cfg)
+    assert not (tmp_path / "pre").exists()
 
 
 @pytest.mark.parametrize("field", ["binding_stages", "position_stages"])
