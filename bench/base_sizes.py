@@ -2,7 +2,7 @@
 GPU's), from the same world and recipe, each writing its result as it ends, all stopped at a deadline.
 
     python bench/base_sizes.py --out runs/sizes --deadline 540 --vision 5m=runs/pos/vision
-    python bench/base_sizes.py --out runs/sizes_cpu --reduced          # every stage a few steps (the test)
+    python bench/base_sizes.py --out runs/sizes_cpu --reduced --workers 0   # every stage a few steps (the test)
 
 `RUNS` holds the runs: the default recipe at 5m and at 20m, and 20m with the position loss read where its
 first held layer reads (layer 4 of 6, as layer 2 of 4 in the 5m; RESULTS.md section 16). A run is
@@ -56,10 +56,12 @@ SEED = 23
 """The held-out world's seed (the pre-training world's is 0)."""
 
 
-def stage1_command(out: Path, size: str, reduced: bool) -> list[str]:
-    """`vrft world pretrain` with no SFT steps: the world, the initial model and stage 1 alone."""
+def stage1_command(out: Path, size: str, reduced: bool, workers: int) -> list[str]:
+    """`vrft world pretrain` with no SFT steps: the world, the initial model and stage 1 alone (its scenes
+    drawn ahead by `workers` processes)."""
     steps = [f"{stage}.run.steps=0" for stage in ("locate", "align", "joint")]
     extra = [r for r in REDUCED if r.startswith(("vision.", "n_per_task"))] if reduced else []
+    extra.append(f"vision.workers={workers}")
     return [
         sys.executable,
         "-m",
@@ -153,6 +155,9 @@ def main() -> None:
     parser.add_argument("--vision", nargs="*", default=[], help="SIZE=DIR: a finished stage 1 for that size")
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="these runs only")
     parser.add_argument("--reduced", action="store_true", help="every stage two steps (the CPU test)")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="processes drawing each stage 1's scenes ahead"
+    )
     args = parser.parse_args()
     given = dict(v.split("=", 1) for v in args.vision)
     for size, folder in given.items():
@@ -169,7 +174,9 @@ def main() -> None:
     ready = {s: Path(given[s]) for s in sizes if s in given}  # size -> its finished stage-1 folder
     stage1 = {
         s: launch(
-            stage1_command(args.out / f"stage1-{s}", s, args.reduced), args.out / f"stage1-{s}.log", threads
+            stage1_command(args.out / f"stage1-{s}", s, args.reduced, args.workers),
+            args.out / f"stage1-{s}.log",
+            threads,
         )
         for s in sizes - set(ready)
     }

@@ -100,6 +100,20 @@ def test_an_interrupted_stage_resumes_where_an_uninterrupted_one_ends(tiny_model
     assert not all(torch.equal(start[k], after[k]) for k in start if "visual" in k)
 
 
+def test_scenes_drawn_ahead_by_workers_train_the_tower_as_scenes_drawn_in_the_loop(tiny_model_dir, tmp_path):
+    cfg = replace(SMALL, steps=3, save_every=10)
+    loop = train_vision(tiny_model_dir, tmp_path / "loop", cfg)
+    ahead = train_vision(tiny_model_dir, tmp_path / "ahead", replace(cfg, workers=2))
+    a = load_model(loop, device="cpu").model.visual.state_dict()
+    b = load_model(ahead, device="cpu").model.visual.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and resumed with workers, from a checkpoint written without them
+    train_vision(tiny_model_dir, tmp_path / "cut", cfg, stop_after=1)
+    resumed = train_vision(tiny_model_dir, tmp_path / "cut", replace(cfg, workers=2))
+    c = load_model(resumed, device="cpu").model.visual.state_dict()
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_stage_one_on_a_gpu_trains_the_tower_as_on_the_cpu(tiny_model_dir, tmp_path):
