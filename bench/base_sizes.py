@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -113,7 +114,7 @@ def run_command(out: Path, overrides: list[str], reduced: bool) -> str:
         "--dtype",
         "fp32",
     ]
-    return " ".join(base) + " && " + " ".join(hits)
+    return shlex.join(base) + " && " + shlex.join(hits)  # quoted: overrides may hold spaces or brackets
 
 
 def launch(command: list[str] | str, log: Path, threads: int) -> subprocess.Popen:

@@ -126,17 +126,18 @@ def test_an_unknown_binding_or_position_stage_is_refused_before_any_work(tmp_pat
     assert not (tmp_path / "pre").exists()
 
 
+def miniature_pretrain(out, *overrides: str) -> None:
+    """`run_pretrain` of the 1m model on 4 samples a task, no stage 1, locate on `name` scenes for 2 steps of 4,
+    align and joint skipped unless `overrides` say otherwise."""
+    base = ["size=1m", "n_per_task=4", "vision.steps=0", "locate_kinds=[name]", "locate.run.steps=2"]
+    base += ["locate.sft.batch_size=4", "align.run.steps=0", "joint.run.steps=0"]
+    cfg = load_config(PretrainConfig, None, [f"out_dir={out}", *base, *overrides])
+    run_pretrain(replace(cfg, progress=False))
+
+
 @pytest.mark.slow
 def test_a_stage_with_the_binding_loss_runs_on_eager_attention_and_logs_the_selectivity(tmp_path):
-    overrides = ["size=1m", "n_per_task=4", "vision.steps=0", "align.run.steps=0", "joint.run.steps=0"]
-    overrides += [
-        "locate.run.steps=2",
-        "locate.sft.batch_size=4",
-        "locate_kinds=[name]",
-        "binding.weight=1.0",
-    ]
-    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", *overrides])
-    run_pretrain(replace(cfg, progress=False))
+    miniature_pretrain(tmp_path / "pre", "binding.weight=1.0")
     run = tmp_path / "pre" / "locate"
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(0 < r["binding/selectivity"] <= 1 for r in rows)
@@ -150,16 +151,14 @@ def test_a_stage_with_the_binding_loss_runs_on_eager_attention_and_logs_the_sele
 
 @pytest.mark.slow
 def test_the_position_loss_runs_in_the_stages_it_is_given_and_the_binding_loss_in_its_own(tmp_path):
-    overrides = ["size=1m", "n_per_task=4", "vision.steps=0", "joint.run.steps=0", "locate_kinds=[name]"]
-    overrides += [
-        "locate.run.steps=2",
-        "locate.sft.batch_size=4",
+    miniature_pretrain(
+        tmp_path / "pre",
         "align.run.steps=2",
         "align.sft.batch_size=4",
-    ]
-    overrides += ["binding.position_weight=1", "binding.position_layer=1", "position_stages=[locate, align]"]
-    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", *overrides])
-    run_pretrain(replace(cfg, progress=False))
+        "binding.position_weight=1",
+        "binding.position_layer=1",
+        "position_stages=[locate, align]",
+    )
     for stage, binding in (("locate", True), ("align", False)):
         rows = [json.loads(r) for r in (tmp_path / "pre" / stage / "metrics.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all(r["position/cell_rmse"] >= 0 for r in rows), stage
