@@ -10,7 +10,14 @@ from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import load_model
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
 from visual_rft.recipes.binding import HELD_EAGER
-from visual_rft.recipes.pretrain import PretrainConfig, locate_samples, run_pretrain
+from visual_rft.recipes.pretrain import (
+    PRETRAIN_FILES,
+    SAMPLE_KINDS,
+    PretrainConfig,
+    locate_samples,
+    mix_samples,
+    run_pretrain,
+)
 from visual_rft.world import build_suite
 
 
@@ -79,9 +86,10 @@ def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
     assert (tmp_path / "pre" / "joint" / "metrics.jsonl").stat().st_mtime_ns == stamp
 
 
-def test_an_unknown_locate_kind_is_refused_before_any_work(tmp_path):
-    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), locate_kinds=["single", "relation"], progress=False)
-    with pytest.raises(ValueError, match=r"locate_kinds: \['relation'\]"):
+@pytest.mark.parametrize("field", ["locate_kinds", "mix_kinds"])
+def test_an_unknown_sample_kind_is_refused_before_any_work(tmp_path, field):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), **{field: ["single", "relation"]}, progress=False)
+    with pytest.raises(ValueError, match=rf"{field}: \['relation'\]"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()  # nothing built, nothing trained
 
@@ -109,6 +117,18 @@ def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classificati
     assert [s.id for s in quarter if s.task == "grounding"] == [
         s.id for s in located if s.task == "grounding"
     ]
+
+
+def test_align_and_joint_take_every_sample_by_default_and_only_the_mix_kinds_when_told(tmp_path):
+    paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
+    parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
+    every = [s.id for k in PRETRAIN_FILES for s in parts[k]]
+    assert [s.id for s in mix_samples(parts, list(SAMPLE_KINDS))] == every  # file by file, as before the field
+    no_detection = mix_samples(parts, ["classification", "name", "extreme", "single"])
+    detection = {s.id for s in parts["det_base_train"]}
+    assert [s.id for s in no_detection] == [i for i in every if i not in detection]
+    only_extreme = mix_samples(parts, ["extreme"])
+    assert only_extreme and {(s.task, s.meta["kind"]) for s in only_extreme} == {("grounding", "extreme")}
 
 
 def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path):

@@ -28,12 +28,18 @@ from pathlib import Path
 
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, for_run
 from visual_rft.data.jsonl import read_samples
+from visual_rft.data.types import Sample
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import GROUNDING_BASE_KINDS, build_suite
+
+PRETRAIN_FILES = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
+"""`build_suite`'s pre-training files, in the order align and joint take them."""
+SAMPLE_KINDS = ("classification", "detection", *GROUNDING_BASE_KINDS, "single")
+"""The kinds of pre-training sample a stage can train on: a task, or a grounding sample's kind."""
 
 
 def default_locate() -> SFTTrainConfig:
@@ -95,6 +101,9 @@ class PretrainConfig:
     """With "classification" in `locate_kinds`: the share of the base classification samples the locate stage
     takes, the file's first ones (1: all `n_per_task`; 0.15 of 2,000 beside the 3,000 default grounding samples
     makes 9% of the stage)."""
+    mix_kinds: list[str] = field(default_factory=lambda: list(SAMPLE_KINDS))
+    """What align and joint train on, of the kinds `locate_kinds` names (default: every pre-training
+    sample, each base task's `n_per_task`)."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -117,12 +126,13 @@ class PretrainConfig:
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Run the stages that have not run yet and return the base model folder."""
-    unknown = set(cfg.locate_kinds) - {"single", "detection", "classification", *GROUNDING_BASE_KINDS}
-    if unknown:
-        raise ValueError(
-            f"locate_kinds: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
-            f"{GROUNDING_BASE_KINDS}"
-        )
+    for name, kinds in (("locate_kinds", cfg.locate_kinds), ("mix_kinds", cfg.mix_kinds)):
+        unknown = set(kinds) - set(SAMPLE_KINDS)
+        if unknown:
+            raise ValueError(
+                f"{name}: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
+                f"{GROUNDING_BASE_KINDS}"
+            )
     if not 0 <= cfg.locate_classification <= 1:
         raise ValueError(f"locate_classification: {cfg.locate_classification} is not a share in [0, 1]")
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
@@ -131,9 +141,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             raise ValueError(f"{name}: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
-    files = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
-    parts = {k: read_samples(paths[k]) for k in files}
-    samples = [s for k in files for s in parts[k]]
+    parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
+    samples = mix_samples(parts, cfg.mix_kinds)
     located = locate_samples(parts, cfg.locate_kinds, cfg.locate_classification)
     model = out / "init"
     if not (model / "config.json").exists():
@@ -161,13 +170,24 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     return base
 
 
+def sample_kind(sample: Sample) -> str:
+    """The sample's kind in SAMPLE_KINDS: its grounding kind ("single": one-object scenes), else its task."""
+    return sample.meta["kind"] if sample.task == "grounding" else sample.task
+
+
+def mix_samples(parts: dict[str, list], kinds: list[str]) -> list:
+    """Align and joint's samples, from `build_suite`'s training files as read ({file key: samples}): those
+    whose kind is in `kinds`, file by file (classification, detection, grounding, one-object grounding)."""
+    return [s for k in PRETRAIN_FILES for s in parts[k] if sample_kind(s) in kinds]
+
+
 def locate_samples(parts: dict[str, list], kinds: list[str], classification: float = 1.0) -> list:
     """The locate stage's samples, from `build_suite`'s training files as read ({file key: samples}): the
     one-object and grounding samples whose kind is in `kinds`, then every base detection sample if
     "detection" is, then the first `classification` share of the base classification samples if
     "classification" is."""
     grounding = parts["grd_single_train"] + parts["grd_base_train"]
-    located = [s for s in grounding if s.meta["kind"] in kinds]
+    located = [s for s in grounding if sample_kind(s) in kinds]
     located += parts["det_base_train"] if "detection" in kinds else []
     classes = parts["cls_base_train"][: round(classification * len(parts["cls_base_train"]))]
     return located + (classes if "classification" in kinds else [])
