@@ -8,6 +8,7 @@ matches some object of the scene, and how many answers held no box. With --model
 the model folders on --n held-out queries of each grounding kind, drawn from a world of --seed:
 
     python bench/grounding_hits.py runs/bench/grounding/*/seed0/eval/*/completions.jsonl
+    python bench/grounding_hits.py --by-kind runs/staged/eval/grounding/base/completions.jsonl   # name, extreme
     python bench/grounding_hits.py --out runs/hits --models runs/locA/locate/checkpoint-2000/model
 """
 
@@ -30,18 +31,21 @@ from visual_rft.world import GROUNDING_BASE_KINDS, build
 THRESHOLD = 0.5
 
 
-def grounding_hits(path: Path) -> dict:
-    """{'n', 'target', 'any_object', 'no_box'}: shares of one completions file's queries; 'centre_px': the
-    median distance in pixels from an answered box's centre to the asked object's (None: no box answered)."""
+def grounding_hits(path: Path, kind: str | None = None) -> dict:
+    """{'n', 'target', 'any_object', 'no_box'}: shares of one completions file's queries (of grounding `kind`
+    only, when given); 'centre_px': the median distance in pixels from an answered box's centre to the asked
+    object's (None: no box answered)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for i, r in enumerate(rows, 1):
+        if not r["sample"].get("meta", {}).get("objects"):
+            raise ValueError(f"{path}:{i}: the sample has no meta.objects (not a world grounding query)")
+    rows = [r for r in rows if kind is None or r["sample"]["meta"].get("kind") == kind]
     if not rows:
-        raise ValueError(f"{path}: no completions")
+        raise ValueError(f"{path}: no completions" + (f" of kind {kind!r}" if kind else ""))
     target = any_object = no_box = 0
     distances = []
-    for i, r in enumerate(rows, 1):
-        objects = r["sample"].get("meta", {}).get("objects")
-        if not objects:
-            raise ValueError(f"{path}:{i}: the sample has no meta.objects (not a world grounding query)")
+    for r in rows:
+        objects = r["sample"]["meta"]["objects"]
         box = answered_box(r)
         if box is None:
             no_box += 1
@@ -99,6 +103,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=23, help="the held-out world's seed")
     parser.add_argument("--n", type=int, default=100, help="queries per kind")
     parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (auto: bf16 on a GPU)")
+    parser.add_argument("--by-kind", action="store_true", help="a row per grounding kind of each file too")
     args = parser.parse_args()
     if args.models and args.out is None:
         parser.error("--models needs --out")
@@ -114,11 +119,20 @@ def main() -> None:
     print("| file | n | acc@0.5 (the asked object) | box on some object | no box | median centre error, px |")
     print("|---|---|---|---|---|---|")
     for path in files:
-        h = grounding_hits(path)
-        print(
-            f"| {path} | {h['n']} | {100 * h['target']:.0f}% | {100 * h['any_object']:.0f}% | {100 * h['no_box']:.0f}%"
-            f" | {'-' if h['centre_px'] is None else round(h['centre_px'], 1)} |"
-        )
+        kinds = [None] + (file_kinds(path) if args.by_kind else [])
+        for kind in kinds:
+            h = grounding_hits(path, kind)
+            print(
+                f"| {path}{f' ({kind})' if kind else ''} | {h['n']} | {100 * h['target']:.0f}% |"
+                f" {100 * h['any_object']:.0f}% | {100 * h['no_box']:.0f}%"
+                f" | {'-' if h['centre_px'] is None else round(h['centre_px'], 1)} |"
+            )
+
+
+def file_kinds(path: Path) -> list[str]:
+    """The grounding kinds of a completions file's queries, in the order they first come."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return list(dict.fromkeys(r["sample"]["meta"].get("kind") for r in rows))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 OBJECTS = [{"box": [10, 10, 30, 30]}, {"box": [60, 60, 90, 90]}]
 
 
-def row(answer, resized=(100, 100)):
+def row(answer, resized=(100, 100), kind="name"):
     return {
         "completion": f"<think>t</think><answer>{answer}</answer>",
         "frame": {"convention": "resized_pixels", "size": [100, 100], "resized": list(resized)},
@@ -15,7 +15,7 @@ def row(answer, resized=(100, 100)):
             "id": "x",
             "task": "grounding",
             "target": {"box": [10, 10, 30, 30]},
-            "meta": {"objects": OBJECTS},
+            "meta": {"objects": OBJECTS, "kind": kind},
         },
     }
 
@@ -43,6 +43,18 @@ def test_boxes_are_counted_on_the_target_on_another_object_or_nowhere(load_bench
         "no_box": 1 / 5,
         "centre_px": pytest.approx(14.63, abs=0.01),
     }
+
+
+def test_hits_are_counted_per_grounding_kind_when_asked(load_bench, tmp_path):
+    bench = load_bench("grounding_hits")
+    rows = [row("(10,10),(30,30)", kind="extreme"), row("(40,0),(55,20)"), row("(10,10),(30,31)")]
+    path = write(tmp_path, rows)
+    assert bench.file_kinds(path) == ["extreme", "name"]
+    assert bench.grounding_hits(path, "extreme")["target"] == 1
+    assert bench.grounding_hits(path, "name")["target"] == 1 / 2
+    assert bench.grounding_hits(path)["n"] == 3
+    with pytest.raises(ValueError, match="no completions of kind 'single'"):
+        bench.grounding_hits(path, "single")
 
 
 def test_a_sample_without_its_scene_is_an_error_naming_the_line(load_bench, tmp_path):
