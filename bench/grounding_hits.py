@@ -29,6 +29,7 @@ from visual_rft.eval.runner import evaluate_models
 from visual_rft.world import GROUNDING_BASE_KINDS, build
 
 THRESHOLD = 0.5
+"""A box counts at IoU above this, as the evaluation's acc@0.5 (`eval/metrics.py`) counts it."""
 
 
 def grounding_hits(path: Path, kind: str | None = None) -> dict:
@@ -51,9 +52,9 @@ def grounding_hits(path: Path, kind: str | None = None) -> dict:
             no_box += 1
             continue
         asked = tuple(r["sample"]["target"]["box"])
-        target += iou(box, asked) >= THRESHOLD
+        target += iou(box, asked) > THRESHOLD
         distances.append(math.dist(centre(box), centre(asked)))
-        any_object += max(iou(box, tuple(o["box"])) for o in objects) >= THRESHOLD
+        any_object += max(iou(box, tuple(o["box"])) for o in objects) > THRESHOLD
     n = len(rows)
     median = float(np.median(distances)) if distances else None
     return {
