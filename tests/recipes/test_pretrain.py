@@ -119,11 +119,21 @@ def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classificati
     ]
 
 
+@pytest.mark.parametrize("field", ["locate_kinds", "mix_kinds"])
+def test_no_sample_kind_for_a_stage_with_steps_is_refused_before_any_work(tmp_path, field):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), **{field: []}, progress=False)
+    with pytest.raises(ValueError, match=f"{field} is empty"):
+        run_pretrain(cfg)
+    assert not (tmp_path / "pre").exists()
+
+
 def test_align_and_joint_take_every_sample_by_default_and_only_the_mix_kinds_when_told(tmp_path):
     paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
     parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
     every = [s.id for k in PRETRAIN_FILES for s in parts[k]]
-    assert [s.id for s in mix_samples(parts, list(SAMPLE_KINDS))] == every  # file by file, as before the field
+    assert [
+        s.id for s in mix_samples(parts, list(SAMPLE_KINDS))
+    ] == every  # file by file, as before the field
     no_detection = mix_samples(parts, ["classification", "name", "extreme", "single"])
     detection = {s.id for s in parts["det_base_train"]}
     assert [s.id for s in no_detection] == [i for i in every if i not in detection]

@@ -133,6 +133,12 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
                 f"{name}: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
                 f"{GROUNDING_BASE_KINDS}"
             )
+    for name, kinds, stages in (
+        ("locate_kinds", cfg.locate_kinds, [cfg.locate]),
+        ("mix_kinds", cfg.mix_kinds, [cfg.align, cfg.joint]),
+    ):
+        if not kinds and any(stage.run.steps for stage in stages):
+            raise ValueError(f"{name} is empty: its stages have steps to train and nothing to train on")
     if not 0 <= cfg.locate_classification <= 1:
         raise ValueError(f"locate_classification: {cfg.locate_classification} is not a share in [0, 1]")
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
