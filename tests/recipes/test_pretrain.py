@@ -13,6 +13,7 @@ from visual_rft.recipes.binding import HELD_EAGER
 from visual_rft.recipes.pretrain import (
     PRETRAIN_FILES,
     SAMPLE_KINDS,
+    LocatePhase,
     PretrainConfig,
     locate_samples,
     mix_samples,
@@ -154,6 +155,58 @@ def test_an_unknown_binding_or_position_stage_is_refused_before_any_work(tmp_pat
     with pytest.raises(ValueError, match=rf"{field}: \['vision'\]"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()
+
+
+@pytest.mark.parametrize(
+    "phase, message",
+    [
+        ("{steps: 5, kinds: [single, relation]}", r"locate_more\[1\].kinds: \['relation'\]"),
+        ("{steps: 5, lr: 0}", r"locate_more\[1\]: steps 5 and lr 0.0"),
+        ("{steps: -1}", r"locate_more\[1\]: steps -1"),
+    ],
+)
+def test_a_bad_locate_phase_is_refused_before_any_work(tmp_path, phase, message):
+    overrides = [f"out_dir={tmp_path / 'pre'}", f"locate_more=[{{steps: 5}}, {phase}]"]
+    cfg = load_config(PretrainConfig, None, overrides)
+    with pytest.raises(ValueError, match=message):
+        run_pretrain(replace(cfg, progress=False))
+    assert not (tmp_path / "pre").exists()
+
+
+def test_a_locate_phase_without_kinds_needs_the_locate_stage_to_have_some(tmp_path):
+    cfg = PretrainConfig(
+        out_dir=str(tmp_path / "pre"), locate_kinds=[], locate_more=[LocatePhase(steps=3)], progress=False
+    )
+    cfg = replace(cfg, locate=replace(cfg.locate, run=replace(cfg.locate.run, steps=0)))
+    with pytest.raises(ValueError, match=r"locate_more\[0\].kinds is empty"):
+        run_pretrain(cfg)
+    assert not (tmp_path / "pre").exists()
+
+
+@pytest.mark.slow
+def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kinds(tmp_path):
+    out = tmp_path / "pre"
+    miniature_pretrain(
+        out, "binding.weight=1", "locate_more=[{steps: 2, lr: 1e-4, kinds: [single]}, {steps: 0}, {steps: 1}]"
+    )
+    second, fourth = out / "locate2", out / "locate4"
+    assert not (out / "locate3").exists()  # 0 steps: skipped
+    # the second phase starts from the locate stage's last model, the fourth from the second's
+    starts = {d: yaml.safe_load((d / "config.yaml").read_text())["model"]["path"] for d in (second, fourth)}
+    assert starts == {
+        second: str(out / "locate" / "checkpoint-2" / "model"),
+        fourth: str(second / "checkpoint-2" / "model"),
+    }
+    rows = [json.loads(r) for r in (second / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and max(r["lr"] for r in rows) <= 1e-4  # its own peak lr (warm-up, cosine)
+    assert all("binding/selectivity" in r for r in rows)  # the locate stage's losses
+    singles = len(read_samples(out / "world" / "grd_single_train.jsonl"))
+    names = sum(s.meta["kind"] == "name" for s in read_samples(out / "world" / "grd_base_train.jsonl"))
+    n_samples = {d: json.loads((d / "data.json").read_text())["n_samples"] for d in (second, fourth)}
+    assert n_samples == {second: singles, fourth: names}  # its own kinds, else the locate stage's
+    assert len((fourth / "metrics.jsonl").read_text().splitlines()) == 1
+    final = fourth / "checkpoint-1" / "model" / "model.safetensors"
+    assert (out / "base" / "model.safetensors").read_bytes() == final.read_bytes()
 
 
 def miniature_pretrain(out, *overrides: str) -> None:

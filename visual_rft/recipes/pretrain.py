@@ -5,6 +5,8 @@
                                                             targets from the world's masks (throw-away heads)
     locate  = SFT(vision, one-object grounding, tower frozen) the language model learns to read where a lone
                                                             object is (its box, from the RoPE of its tokens)
+    locate2 = SFT(locate, ...), locate3, ...                  `locate_more`: the locate stage continued in
+                                                            phases, each its own steps, lr and sample kinds
     align   = SFT(locate, base tasks, vision tower frozen)   stage 2: the language model learns to read it
     joint   = SFT(align, base tasks, vision at a lower lr)  stage 3: everything, the vision side gently
     base    = joint's last checkpoint                        shipped in visual_rft/assets/base-5m (ship=true)
@@ -77,10 +79,23 @@ def default_joint() -> SFTTrainConfig:
 
 
 @dataclass
+class LocatePhase:
+    """A continuation of the locate stage: a run of its own (warm-up, then cosine to 0) from the previous
+    phase's last model, with the locate stage's settings (batch, frozen tower, losses, data order) but these."""
+
+    steps: int = 1000
+    """Optimizer steps (0: the phase is skipped)."""
+    lr: float = 5e-4
+    """Peak learning rate."""
+    kinds: list[str] = field(default_factory=list)
+    """What it trains on, as `locate_kinds` ([]: the locate stage's kinds)."""
+
+
+@dataclass
 class PretrainConfig:
     out_dir: str = "runs/pretrain"
-    """Run folder: world/, init/, vision/, locate/, align/, joint/ (each stage's run) and base/ (the final
-    model)."""
+    """Run folder: world/, init/, vision/, locate/ (locate2/, ... with `locate_more`), align/, joint/ (each
+    stage's run) and base/ (the final model)."""
     size: str = "5m"
     """Tiny model size: 1m, 5m or 20m."""
     seed: int = 0
@@ -97,6 +112,10 @@ class PretrainConfig:
     in scenes of several objects), "detection" (the base detection samples: every instance of a category,
     in reading order, among other objects) and "classification" (the base classes, so that the language model
     keeps reading colour and shape while it learns position): every pre-training sample of those kinds."""
+    locate_more: list[LocatePhase] = field(default_factory=list)
+    """Phases after the locate stage, run in order into locate2/, locate3/, ... (a curriculum: RESULTS.md
+    section 18 continued a 3,000-step stage at lr 5e-4, then taught `extreme` at 3e-4). They add the binding
+    and position losses when the locate stage does."""
     locate_classification: float = 1.0
     """With "classification" in `locate_kinds`: the share of the base classification samples the locate stage
     takes, the file's first ones (1: all `n_per_task`; 0.15 of 2,000 beside the 3,000 default grounding samples
@@ -126,19 +145,26 @@ class PretrainConfig:
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Run the stages that have not run yet and return the base model folder."""
-    for name, kinds in (("locate_kinds", cfg.locate_kinds), ("mix_kinds", cfg.mix_kinds)):
+    kinds_of = {  # field: (its sample kinds, the steps of the stages that train on them)
+        "locate_kinds": (cfg.locate_kinds, [cfg.locate.run.steps]),
+        "mix_kinds": (cfg.mix_kinds, [cfg.align.run.steps, cfg.joint.run.steps]),
+        **{
+            f"locate_more[{i}].kinds": (p.kinds or cfg.locate_kinds, [p.steps])
+            for i, p in enumerate(cfg.locate_more)
+        },
+    }
+    for name, (kinds, steps) in kinds_of.items():
         unknown = set(kinds) - set(SAMPLE_KINDS)
         if unknown:
             raise ValueError(
                 f"{name}: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
                 f"{GROUNDING_BASE_KINDS}"
             )
-    for name, kinds, stages in (
-        ("locate_kinds", cfg.locate_kinds, [cfg.locate]),
-        ("mix_kinds", cfg.mix_kinds, [cfg.align, cfg.joint]),
-    ):
-        if not kinds and any(stage.run.steps for stage in stages):
+        if not kinds and any(steps):
             raise ValueError(f"{name} is empty: its stages have steps to train and nothing to train on")
+    for i, phase in enumerate(cfg.locate_more):
+        if phase.steps < 0 or phase.lr <= 0:
+            raise ValueError(f"locate_more[{i}]: steps {phase.steps} and lr {phase.lr} must be >= 0 and > 0")
     if not 0 <= cfg.locate_classification <= 1:
         raise ValueError(f"locate_classification: {cfg.locate_classification} is not a share in [0, 1]")
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
@@ -155,18 +181,19 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
     if cfg.vision.steps:
         model = train_vision(model, out / "vision", replace(cfg.vision, seed=cfg.seed, progress=cfg.progress))
-    for name, stage, data in (
-        ("locate", cfg.locate, located),
-        ("align", cfg.align, samples),
-        ("joint", cfg.joint, samples),
-    ):
+    stages = [("locate", "locate", cfg.locate, located)]  # (run folder, losses as, config, samples)
+    for i, phase in enumerate(cfg.locate_more, 2):
+        data = locate_samples(parts, phase.kinds or cfg.locate_kinds, cfg.locate_classification)
+        stages.append((f"locate{i}", "locate", locate_phase(cfg.locate, phase), data))
+    stages += [("align", "align", cfg.align, samples), ("joint", "joint", cfg.joint, samples)]
+    for folder, name, stage, data in stages:
         if stage.run.steps:
             binding = replace(
                 cfg.binding,
                 weight=cfg.binding.weight if name in cfg.binding_stages else 0.0,
                 position_weight=cfg.binding.position_weight if name in cfg.position_stages else 0.0,
             )
-            model = sft_stage(stage, model, out / name, cfg, data, binding)
+            model = sft_stage(stage, model, out / folder, cfg, data, binding)
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(model, base)
@@ -174,6 +201,13 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         shutil.rmtree(SHIPPED_BASE, ignore_errors=True)
         shutil.copytree(base, SHIPPED_BASE)
     return base
+
+
+def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
+    """The locate stage's config with a phase's steps and peak lr."""
+    return replace(
+        locate, optim=replace(locate.optim, lr=phase.lr), run=replace(locate.run, steps=phase.steps)
+    )
 
 
 def sample_kind(sample: Sample) -> str:
