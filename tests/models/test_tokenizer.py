@@ -2,7 +2,9 @@
 
 import pytest
 
+from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.models.tokenizer import FORMAT_TOKENS, SPECIAL_TOKENS, train_tokenizer
+from visual_rft.world.vocab import CLASSIFICATION_BASE, CLASSIFICATION_FEWSHOT, DETECTION_ALL
 
 IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
 
@@ -95,3 +97,17 @@ def test_rendered_prompt_has_one_vision_start_per_image(tok):
     ids = tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=False)
     assert ids.count(tok.convert_tokens_to_ids("<|vision_start|>")) == 1
     assert ids.count(tok.convert_tokens_to_ids("<|image_pad|>")) == 1  # the processor expands it later
+
+
+NAMES = CLASSIFICATION_BASE + CLASSIFICATION_FEWSHOT + DETECTION_ALL
+WORLD_WORDS = sorted({word for name in NAMES for word in name.split()} | {"digit"})  # "digit 7"
+
+
+@pytest.mark.parametrize("word", WORLD_WORDS)
+def test_a_world_word_is_one_token_with_or_without_the_space_before_it(tok, word):
+    # a detection question quotes its category ("'red star'"), an answer starts right after <answer>:
+    # there the word has no space before it, and must not be spelt in pieces the model never learned
+    assert len(_tokens(tok, f" {word}")) == 1
+    question = _tokens(tok, DETECTION_PROBLEM.format(category=f"{word} star"))
+    assert question[question.index("Ġ'") + 1] == word
+    assert _tokens(tok, f"<answer>{word} star</answer>")[1] == word

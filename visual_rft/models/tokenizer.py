@@ -14,7 +14,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import PreTrainedTokenizerFast
 
 from visual_rft.data.coords import CoordFrame
-from visual_rft.data.prompts import build_prompt
+from visual_rft.data.prompts import DETECTION_PROBLEM, build_prompt
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
 
 # Qwen2's special tokens, in Qwen2's order (ids follow the BPE vocabulary).
@@ -83,6 +83,14 @@ def _corpus(seed: int = 0, n: int = 4000) -> list[str]:
         for words in itertools.islice(itertools.permutations(_WORDS[:30], 3), 50):
             problem = f"Find the {' '.join(words)} in the image."
             texts.append(build_prompt(Sample("c", ["x"], task, problem, target), frame))
+    # A detection question quotes its category, so its first word comes without the space before it ("'red"
+    # splits into "'" and "red"), as a class name does after <answer>. Without these the tokenizer never
+    # saw such a word and spelt it in pieces ("re", "d"): a colour the language model knew as " red" in
+    # every other question was, in detection's, letters it had to learn again (RESULTS.md section 19).
+    for i, word in enumerate(_WORDS):
+        for other in (_WORDS[(i + 1) % len(_WORDS)], _WORDS[(i + 7) % len(_WORDS)]):
+            problem = DETECTION_PROBLEM.format(category=f"{word} {other}")
+            texts.append(build_prompt(Sample("d", ["x"], "detection", problem, DetectionTarget()), frame))
     for _ in range(n):
         words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 12)))
         nums = [rng.randint(0, 1000) for _ in range(4)]
