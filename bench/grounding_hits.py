@@ -10,6 +10,7 @@ the model folders on --n held-out queries of each grounding kind, drawn from a w
     python bench/grounding_hits.py runs/bench/grounding/*/seed0/eval/*/completions.jsonl
     python bench/grounding_hits.py --by-kind runs/staged/eval/grounding/base/completions.jsonl   # name, extreme
     python bench/grounding_hits.py --out runs/hits --models runs/locA/locate/checkpoint-2000/model
+    python bench/grounding_hits.py --picks runs/staged/eval/grounding/base/completions.jsonl  # wrong picks by attribute
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,42 @@ def grounding_hits(path: Path, kind: str | None = None) -> dict:
     }
 
 
+def picks(path: Path, kind: str = "name") -> Counter:
+    """What the boxes of one completions file's queries of `kind` landed on: 'right', 'on none' (no object at
+    IoU > 0.5), 'no box', or, for a box on another object, how that object differs from the asked one
+    ('other colour, same shape', 'a digit' for a shape asked, ...): a wrong pick of the asked colour or shape
+    is a misreading, one of neither is a pick that ignores the question."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = Counter()
+    for r in rows:
+        meta = r["sample"]["meta"]
+        if meta.get("kind") != kind:
+            continue
+        box = answered_box(r)
+        if box is None:
+            out["no box"] += 1
+            continue
+        asked = next(o for o in meta["objects"] if tuple(o["box"]) == tuple(r["sample"]["target"]["box"]))
+        hit = max(meta["objects"], key=lambda o: iou(box, tuple(o["box"])))
+        out[
+            "on none"
+            if iou(box, tuple(hit["box"])) <= THRESHOLD
+            else "right"
+            if hit is asked
+            else difference(asked, hit)
+        ] += 1
+    return out
+
+
+def difference(asked: dict, other: dict) -> str:
+    """How a scene object differs from the asked one: its kind, else its colour and its shape or digit."""
+    if other["kind"] != asked["kind"]:
+        return f"a {other['kind']}"
+    what = "shape" if asked["kind"] == "shape" else "digit"
+    colour = "same colour" if other["colour"] == asked["colour"] else "other colour"
+    return f"{colour}, {'same' if other[what] == asked[what] else 'other'} {what}"
+
+
 def answered_box(row: dict) -> tuple[float, float, float, float] | None:
     """The box a completions.jsonl row answered, in the image's pixels (None: no box)."""
     answered = grounding_answer(row["completion"])
@@ -105,6 +143,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="queries per kind")
     parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (auto: bf16 on a GPU)")
     parser.add_argument("--by-kind", action="store_true", help="a row per grounding kind of each file too")
+    parser.add_argument(
+        "--picks",
+        action="store_true",
+        help="then what each file's `name` boxes landed on, wrong picks by attribute",
+    )
     args = parser.parse_args()
     if args.models and args.out is None:
         parser.error("--models needs --out")
@@ -128,6 +171,8 @@ def main() -> None:
                 f" {100 * h['any_object']:.0f}% | {100 * h['no_box']:.0f}%"
                 f" | {'-' if h['centre_px'] is None else round(h['centre_px'], 1)} |"
             )
+    for path in files if args.picks else []:
+        print(f"{path} (name): " + ", ".join(f"{k} {v}" for k, v in sorted(picks(path).items())))
 
 
 def file_kinds(path: Path) -> list[str]:

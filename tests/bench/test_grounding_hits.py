@@ -73,3 +73,28 @@ def test_models_are_evaluated_per_kind_on_a_fresh_world(load_bench, tiny_model_d
         assert h["n"] == 2 and 0 <= h["target"] <= h["any_object"] <= 1
     single = [json.loads(line) for line in files[0].read_text().splitlines()]
     assert all(len(r["sample"]["meta"]["objects"]) == 1 for r in single)
+
+
+def test_wrong_picks_are_told_apart_by_what_the_picked_object_shares_with_the_asked_one(load_bench, tmp_path):
+    scene = [
+        {"kind": "shape", "colour": "red", "shape": "star", "box": [0, 0, 20, 20]},  # asked
+        {"kind": "shape", "colour": "red", "shape": "circle", "box": [40, 0, 60, 20]},
+        {"kind": "shape", "colour": "blue", "shape": "star", "box": [0, 40, 20, 60]},
+        {"kind": "shape", "colour": "blue", "shape": "circle", "box": [40, 40, 60, 60]},
+        {"kind": "digit", "colour": "red", "digit": 7, "box": [75, 75, 95, 95]},
+    ]
+    answers = ["(0,0),(20,20)", "(40,0),(60,20)", "(0,40),(20,60)", "(41,41),(60,60)", "(75,75),(95,95)"]
+    answers += ["(20,20),(40,40)", "a star", "(0,0),(20,20)"]
+    rows = [row(a, kind="extreme" if i == len(answers) - 1 else "name") for i, a in enumerate(answers)]
+    for r in rows:
+        r["sample"]["meta"]["objects"] = scene
+        r["sample"]["target"]["box"] = [0, 0, 20, 20]
+    assert load_bench("grounding_hits").picks(write(tmp_path, rows)) == {
+        "right": 1,
+        "same colour, other shape": 1,
+        "other colour, same shape": 1,
+        "other colour, other shape": 1,
+        "a digit": 1,
+        "on none": 1,
+        "no box": 1,
+    }  # the `extreme` query is not counted

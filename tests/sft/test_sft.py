@@ -32,7 +32,7 @@ def test_sft_lowers_the_answer_loss_and_teaches_the_format(tiny_model_dir, toy_s
         [
             f"model.path={tiny_model_dir}",
             f"run.output_dir={tmp_path}/sft",
-            "run.steps=40",
+            "run.steps=100",
             "sft.batch_size=4",
             "sft.think=I look at the image.",
             "optim.lr=3e-3",
@@ -44,7 +44,7 @@ def test_sft_lowers_the_answer_loss_and_teaches_the_format(tiny_model_dir, toy_s
     SFTTrainer(cfg, samples=samples).fit()
     losses = [json.loads(x)["loss"] for x in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < 0.2 * losses[0], losses
-    model_dir = tmp_path / "sft" / "checkpoint-40" / "model"
+    model_dir = tmp_path / "sft" / "checkpoint-100" / "model"
     model, processor = load_model(model_dir, device="cpu"), load_processor(model_dir)
     inputs, frames = encode_prompts(samples, processor, "resized_pixels")
     with torch.no_grad():
