@@ -5,7 +5,7 @@
                                                             targets from the world's masks (throw-away heads)
     locate  = SFT(vision, one-object grounding, tower frozen) the language model learns to read where a lone
                                                             object is (its box, from the RoPE of its tokens)
-    locate2 = SFT(locate, ...), locate3, ...                  `locate_more`: the locate stage continued in
+    locate2 = SFT(locate, ...), locate3, ...                `locate_more`: the locate stage continued in
                                                             phases, each its own steps, lr and sample kinds
     align   = SFT(locate, base tasks, vision tower frozen)   stage 2: the language model learns to read it
     joint   = SFT(align, base tasks, vision at a lower lr)  stage 3: everything, the vision side gently
