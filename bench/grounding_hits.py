@@ -38,7 +38,7 @@ def grounding_hits(path: Path, kind: str | None = None) -> dict:
     """{'n', 'target', 'any_object', 'no_box'}: shares of one completions file's queries (of grounding `kind`
     only, when given); 'centre_px': the median distance in pixels from an answered box's centre to the asked
     object's (None: no box answered)."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = completion_rows(path)
     for i, r in enumerate(rows, 1):
         if not r["sample"].get("meta", {}).get("objects"):
             raise ValueError(f"{path}:{i}: the sample has no meta.objects (not a world grounding query)")
@@ -73,7 +73,7 @@ def picks(path: Path, kind: str = "name") -> Counter:
     IoU > 0.5), 'no box', or, for a box on another object, how that object differs from the asked one
     ('other colour, same shape', 'a digit' for a shape asked, ...): a wrong pick of the asked colour or shape
     is a misreading, one of neither is a pick that ignores the question."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = completion_rows(path)
     out = Counter()
     for r in rows:
         meta = r["sample"]["meta"]
@@ -85,13 +85,12 @@ def picks(path: Path, kind: str = "name") -> Counter:
             continue
         asked = next(o for o in meta["objects"] if tuple(o["box"]) == tuple(r["sample"]["target"]["box"]))
         hit = max(meta["objects"], key=lambda o: iou(box, tuple(o["box"])))
-        out[
-            "on none"
-            if iou(box, tuple(hit["box"])) <= THRESHOLD
-            else "right"
-            if hit is asked
-            else difference(asked, hit)
-        ] += 1
+        if iou(box, tuple(hit["box"])) <= THRESHOLD:
+            out["on none"] += 1
+        elif hit is asked:
+            out["right"] += 1
+        else:
+            out[difference(asked, hit)] += 1
     return out
 
 
@@ -102,6 +101,11 @@ def difference(asked: dict, other: dict) -> str:
     what = "shape" if asked["kind"] == "shape" else "digit"
     colour = "same colour" if other["colour"] == asked["colour"] else "other colour"
     return f"{colour}, {'same' if other[what] == asked[what] else 'other'} {what}"
+
+
+def completion_rows(path: Path) -> list[dict]:
+    """The rows of a completions.jsonl file."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def answered_box(row: dict) -> tuple[float, float, float, float] | None:
@@ -177,7 +181,7 @@ def main() -> None:
 
 def file_kinds(path: Path) -> list[str]:
     """The grounding kinds of a completions file's queries, in the order they first come."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = completion_rows(path)
     return list(dict.fromkeys(r["sample"]["meta"].get("kind") for r in rows))
 
 

@@ -132,9 +132,8 @@ def test_align_and_joint_take_every_sample_by_default_and_only_the_mix_kinds_whe
     paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
     parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
     every = [s.id for k in PRETRAIN_FILES for s in parts[k]]
-    assert [
-        s.id for s in mix_samples(parts, list(SAMPLE_KINDS))
-    ] == every  # file by file, as before the field
+    # file by file, as before the field
+    assert [s.id for s in mix_samples(parts, list(SAMPLE_KINDS))] == every
     no_detection = mix_samples(parts, ["classification", "name", "extreme", "single"])
     detection = {s.id for s in parts["det_base_train"]}
     assert [s.id for s in no_detection] == [i for i in every if i not in detection]
