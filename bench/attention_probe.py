@@ -22,7 +22,8 @@ scenes show which heads find a lone object; scenes of several show whether those
 --hits COMPLETIONS...: instead, for each query of a grounding evaluation of the one model given (its
 `completions.jsonl`, e.g. from bench/grounding_hits.py), the selectivity of the last two layers' heads
 (mean over heads and digit positions, teacher-forced) beside whether the greedy answer's box hit the asked
-object (IoU >= 0.5): acc@0.5 per selectivity bin, to tell picking the object from reading its position.
+object (IoU >= 0.5): acc@0.5 per selectivity bin, to tell picking the object from reading its position,
+and the mean selectivity over the queries (held out: the binding's generalisation, against its training value).
 
     python bench/attention_probe.py --models MODEL --out runs/attn --hits runs/hits/eval/name/m0/completions.jsonl
 """
@@ -175,6 +176,17 @@ def hits_by_selectivity(rows: list[tuple[float, float]]) -> list[dict]:
     return out
 
 
+def hits_summary(rows: list[tuple[float, float]]) -> dict:
+    """Over all queries: n, the mean selectivity, acc@0.5; and the bins of `hits_by_selectivity`."""
+    sel, hit = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    return {
+        "n": len(rows),
+        "mean_selectivity": round(float(sel.mean()), 3),
+        "acc@0.5": float((hit >= 0.5).mean()),
+        "bins": hits_by_selectivity(rows),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
@@ -196,8 +208,14 @@ def main() -> None:
                 "--hits reads the attention of the one model that wrote the completions: give one --models"
             )
         for path in args.hits:
-            result[str(path)] = bins = hits_by_selectivity(selectivity_hits(args.models[0], path))
-            print(path, *bins, sep="\n  ")
+            result[str(path)] = summary = hits_summary(selectivity_hits(args.models[0], path))
+            print(
+                path,
+                f"n {summary['n']}, mean selectivity {summary['mean_selectivity']}, "
+                f"acc@0.5 {summary['acc@0.5']:.2f}",
+                *summary["bins"],
+                sep="\n  ",
+            )
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "hits.json").write_text(json.dumps(result, indent=1))
         return

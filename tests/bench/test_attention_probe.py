@@ -47,6 +47,10 @@ def test_hits_are_binned_by_the_held_heads_selectivity(load_bench):
     assert [b["n"] for b in bins] == [1, 2, 2]
     assert [b["acc@0.5"] for b in bins] == [1.0, 0.5, 0.5]
     assert bins[1]["mean_iou"] == 0.45
+    summary = bench.hits_summary(rows)
+    assert summary["n"] == 5 and summary["bins"] == bins
+    assert summary["mean_selectivity"] == 0.814  # (0.3 + 0.9 + 0.9 + 0.97 + 1.0) / 5
+    assert summary["acc@0.5"] == 0.6  # IoU 0.6, 0.7, 0.8 of 5
 
 
 def test_hits_need_the_one_model_that_wrote_them(load_bench, tmp_path, monkeypatch, capsys):
