@@ -18,8 +18,9 @@ from visual_rft.recipes.pretrain import (
     locate_samples,
     mix_samples,
     run_pretrain,
+    single_detection,
 )
-from visual_rft.world import build_suite
+from visual_rft.world import DETECTION_BASE, build_suite
 
 
 @pytest.mark.slow
@@ -141,6 +142,34 @@ def test_align_and_joint_take_every_sample_by_default_and_only_the_mix_kinds_whe
     assert only_extreme and {(s.task, s.meta["kind"]) for s in only_extreme} == {("grounding", "extreme")}
 
 
+def test_the_one_object_scenes_ask_detection_of_their_object_or_of_a_category_they_do_not_show(tmp_path):
+    paths = build_suite(tmp_path, seed=0, n_pretrain=40, n_test=0, shots=(1,))
+    singles = read_samples(paths["grd_single_train"])
+    asked = single_detection(singles, DETECTION_BASE, seed=0)
+    assert len(asked) == len(singles) and len({s.id for s in asked} | {s.id for s in singles}) == 2 * len(
+        singles
+    )
+    present = 0
+    for one, det in zip(singles, asked):
+        name, category = one.meta["query"]["name"], det.target.category
+        assert det.task == "detection" and det.images == one.images and det.meta["kind"] == "detection_single"
+        assert det.problem == f"Detect all objects belonging to the category '{category}' in the image."
+        assert category in DETECTION_BASE
+        if name in DETECTION_BASE:  # its own object, its one box
+            assert category == name and [b.xyxy for b in det.target.boxes] == [one.target.box.xyxy]
+            present += 1
+        else:  # a base category the scene does not show: No Objects
+            assert category != name and det.target.boxes == ()
+    assert 0 < present < len(singles)  # both answers are taught
+    assert [s.id for s in single_detection(singles, DETECTION_BASE, seed=0)] == [s.id for s in asked]
+    parts = {"grd_single_train": singles, "grd_base_train": [], "det_base_train": [], "cls_base_train": []}
+    parts["det_single_train"] = asked
+    located = locate_samples(parts, ["single", "detection_single"])
+    assert [s.id for s in located] == [s.id for s in singles + asked]
+    assert mix_samples(parts, ["detection_single"]) == asked
+    assert "detection_single" not in PretrainConfig().mix_kinds  # align and joint: build_suite's files only
+
+
 def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path):
     cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), locate_classification=1.5, progress=False)
     with pytest.raises(ValueError, match=r"locate_classification: 1.5"):
@@ -186,7 +215,9 @@ def test_a_locate_phase_without_kinds_needs_the_locate_stage_to_have_some(tmp_pa
 def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kinds(tmp_path):
     out = tmp_path / "pre"
     miniature_pretrain(
-        out, "binding.weight=1", "locate_more=[{steps: 2, lr: 1e-4, kinds: [single]}, {steps: 0}, {steps: 1}]"
+        out,
+        "binding.weight=1",
+        "locate_more=[{steps: 2, lr: 1e-4, kinds: [single, detection_single]}, {steps: 0}, {steps: 1}]",
     )
     second, fourth = out / "locate2", out / "locate4"
     assert not (out / "locate3").exists()  # 0 steps: skipped
@@ -202,7 +233,8 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kind
     singles = len(read_samples(out / "world" / "grd_single_train.jsonl"))
     names = sum(s.meta["kind"] == "name" for s in read_samples(out / "world" / "grd_base_train.jsonl"))
     n_samples = {d: json.loads((d / "data.json").read_text())["n_samples"] for d in (second, fourth)}
-    assert n_samples == {second: singles, fourth: names}  # its own kinds, else the locate stage's
+    # its own kinds (each one-object scene twice: its box, its detection question), else the locate stage's
+    assert n_samples == {second: 2 * singles, fourth: names}
     assert len((fourth / "metrics.jsonl").read_text().splitlines()) == 1
     final = fourth / "checkpoint-1" / "model" / "model.safetensors"
     assert (out / "base" / "model.safetensors").read_bytes() == final.read_bytes()

@@ -24,24 +24,27 @@ model's heads held on the object the question names while the answer writes its 
 
 from __future__ import annotations
 
+import random
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, for_run
 from visual_rft.data.jsonl import read_samples
-from visual_rft.data.types import Sample
+from visual_rft.data.prompts import DETECTION_PROBLEM
+from visual_rft.data.types import DetectionTarget, Sample
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.train.checkpoint import latest_checkpoint
-from visual_rft.world import GROUNDING_BASE_KINDS, build_suite
+from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
 
 PRETRAIN_FILES = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
 """`build_suite`'s pre-training files, in the order align and joint take them."""
-SAMPLE_KINDS = ("classification", "detection", *GROUNDING_BASE_KINDS, "single")
-"""The kinds of pre-training sample a stage can train on: a task, or a grounding sample's kind."""
+SAMPLE_KINDS = ("classification", "detection", *GROUNDING_BASE_KINDS, "single", "detection_single")
+"""The kinds of pre-training sample a stage can train on: a task, a grounding sample's kind, or
+"detection_single" (detection's question on the one-object scenes, `single_detection`)."""
 
 
 def default_locate() -> SFTTrainConfig:
@@ -110,8 +113,10 @@ class PretrainConfig:
     locate_kinds: list[str] = field(default_factory=lambda: ["single", "name"])
     """What the locate stage trains on: "single" (one-object scenes), any of GROUNDING_BASE_KINDS (grounding
     in scenes of several objects), "detection" (the base detection samples: every instance of a category,
-    in reading order, among other objects) and "classification" (the base classes, so that the language model
-    keeps reading colour and shape while it learns position): every pre-training sample of those kinds."""
+    in reading order, among other objects), "detection_single" (detection's question on the one-object
+    scenes: present or not, one box at most; `single_detection`) and "classification" (the base classes, so
+    that the language model keeps reading colour and shape while it learns position): every pre-training
+    sample of those kinds."""
     locate_more: list[LocatePhase] = field(default_factory=list)
     """Phases after the locate stage, run in order into locate2/, locate3/, ... (a curriculum: RESULTS.md
     section 18 continued a 3,000-step stage at lr 5e-4, then taught `extreme` at 3e-4). They add the binding
@@ -120,9 +125,9 @@ class PretrainConfig:
     """With "classification" in `locate_kinds`: the share of the base classification samples the locate stage
     takes, the file's first ones (1: all `n_per_task`; 0.15 of 2,000 beside the 3,000 default grounding samples
     makes 9% of the stage)."""
-    mix_kinds: list[str] = field(default_factory=lambda: list(SAMPLE_KINDS))
-    """What align and joint train on, of the kinds `locate_kinds` names (default: every pre-training
-    sample, each base task's `n_per_task`)."""
+    mix_kinds: list[str] = field(default_factory=lambda: list(SAMPLE_KINDS[:-1]))
+    """What align and joint train on, of the kinds `locate_kinds` names (default: every sample of
+    `build_suite`'s pre-training files, each base task's `n_per_task`; "detection_single" is not one)."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -157,8 +162,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         unknown = set(kinds) - set(SAMPLE_KINDS)
         if unknown:
             raise ValueError(
-                f"{name}: {sorted(unknown)} are not 'single', 'detection', 'classification' or one of "
-                f"{GROUNDING_BASE_KINDS}"
+                f"{name}: {sorted(unknown)} are not 'single', 'detection', 'detection_single', "
+                f"'classification' or one of {GROUNDING_BASE_KINDS}"
             )
         if not kinds and any(steps):
             raise ValueError(f"{name} is empty: its stages have steps to train and nothing to train on")
@@ -174,6 +179,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
+    parts["det_single_train"] = single_detection(parts["grd_single_train"], DETECTION_BASE, cfg.seed)
     samples = mix_samples(parts, cfg.mix_kinds)
     located = locate_samples(parts, cfg.locate_kinds, cfg.locate_classification)
     model = out / "init"
@@ -211,23 +217,51 @@ def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
 
 
 def sample_kind(sample: Sample) -> str:
-    """The sample's kind in SAMPLE_KINDS: its grounding kind ("single": one-object scenes), else its task."""
-    return sample.meta["kind"] if sample.task == "grounding" else sample.task
+    """The sample's kind in SAMPLE_KINDS: its kind in meta (a grounding kind, "single" for one-object scenes;
+    "detection_single"), else its task."""
+    return sample.meta.get("kind", sample.task)
+
+
+def single_detection(samples: list[Sample], categories: list[str], seed: int) -> list[Sample]:
+    """Detection's question on the one-object grounding scenes ("detection_single"), a bridge from what the
+    locate stage reads first, a lone object's box, to detection: a scene whose object's name is one of
+    `categories` is asked for it (its one box), any other for a category of `categories` it does not show
+    (No Objects), so that whether the category is there must be read. The same images; nothing is drawn."""
+    rng = random.Random(seed)
+    asked = []
+    for s in samples:
+        name = s.meta["query"]["name"]
+        present = name in categories
+        category = name if present else rng.choice([c for c in categories if c != name])
+        boxes = (replace(s.target.box, category=category),) if present else ()
+        asked.append(
+            replace(
+                s,
+                id=f"{s.id}-detection",
+                task="detection",
+                problem=DETECTION_PROBLEM.format(category=category),
+                target=DetectionTarget(boxes=boxes, category=category),
+                meta={**s.meta, "kind": "detection_single"},
+            )
+        )
+    return asked
 
 
 def mix_samples(parts: dict[str, list], kinds: list[str]) -> list:
-    """Align and joint's samples, from `build_suite`'s training files as read ({file key: samples}): those
-    whose kind is in `kinds`, file by file (classification, detection, grounding, one-object grounding)."""
-    return [s for k in PRETRAIN_FILES for s in parts[k] if sample_kind(s) in kinds]
+    """Align and joint's samples, from `build_suite`'s training files as read ({file key: samples}, in the
+    order of PRETRAIN_FILES, then the derived ones): those whose kind is in `kinds`, part by part."""
+    return [s for part in parts.values() for s in part if sample_kind(s) in kinds]
 
 
 def locate_samples(parts: dict[str, list], kinds: list[str], classification: float = 1.0) -> list:
     """The locate stage's samples, from `build_suite`'s training files as read ({file key: samples}): the
-    one-object and grounding samples whose kind is in `kinds`, then every base detection sample if
-    "detection" is, then the first `classification` share of the base classification samples if
+    one-object and grounding samples whose kind is in `kinds`, then the one-object scenes' detection samples
+    (parts["det_single_train"], `single_detection`) if "detection_single" is, then every base detection
+    sample if "detection" is, then the first `classification` share of the base classification samples if
     "classification" is."""
     grounding = parts["grd_single_train"] + parts["grd_base_train"]
     located = [s for s in grounding if sample_kind(s) in kinds]
+    located += parts["det_single_train"] if "detection_single" in kinds else []
     located += parts["det_base_train"] if "detection" in kinds else []
     classes = parts["cls_base_train"][: round(classification * len(parts["cls_base_train"]))]
     return located + (classes if "classification" in kinds else [])
