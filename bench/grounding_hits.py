@@ -111,11 +111,13 @@ def completion_rows(path: Path) -> list[dict]:
 def answered_box(row: dict) -> tuple[float, float, float, float] | None:
     """The box a completions.jsonl row answered, in the image's pixels (None: no box)."""
     answered = grounding_answer(row["completion"])
-    if answered is None:
-        return None
+    return None if answered is None else answer_to_pixels(answered, row_frame(row)).xyxy
+
+
+def row_frame(row: dict) -> CoordFrame:
+    """The coordinate frame a completions.jsonl row's answer is written in."""
     f = row["frame"]
-    resized = tuple(f["resized"]) if f.get("resized") else None
-    return answer_to_pixels(answered, CoordFrame(f["convention"], tuple(f["size"]), resized)).xyxy
+    return CoordFrame(f["convention"], tuple(f["size"]), tuple(f["resized"]) if f.get("resized") else None)
 
 
 def centre(box: tuple[float, float, float, float]) -> tuple[float, float]:

@@ -1,0 +1,144 @@
+"""Detection's answers read apart: does the model say whether the category is there, and where are its boxes?
+
+AP50 near 0 can mean a model that answers "No Objects" to every question, one that writes boxes for absent
+categories, or boxes on no object. This reads the completions an evaluation wrote of world detection queries
+(each sample's `meta.objects` lists every object of its scene) and prints, per file: of the queries whose
+category is in the image, the share answered "No Objects"; of those whose category is not, the share answered
+with boxes; of the boxes written, the share on an instance of the asked category (IoU > 0.5, as AP50 counts),
+on another object, on none; their median area against the objects'. With --models it first evaluates the
+model folders on --n held-out questions of each set, drawn from a world of --seed: `single` (detection's
+question on one-object scenes, `recipes/pretrain.py` `single_detection`) and `base` (the base categories
+among other objects: with the same --seed and --n, the file `bench/staged_base.py` writes):
+
+    python bench/detection_hits.py runs/tok2/eval/detection/base/completions.jsonl
+    python bench/detection_hits.py --out runs/dethits --models runs/bridge/base runs/tok2/base
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from grounding_hits import THRESHOLD, completion_rows, row_frame  # noqa: E402
+
+from visual_rft.config import EvalOptions  # noqa: E402
+from visual_rft.data.answer import detection_answer  # noqa: E402
+from visual_rft.data.boxes import iou  # noqa: E402
+from visual_rft.data.coords import answer_to_pixels  # noqa: E402
+from visual_rft.data.jsonl import read_samples, write_samples  # noqa: E402
+from visual_rft.eval.runner import evaluate_models  # noqa: E402
+from visual_rft.recipes.pretrain import single_detection  # noqa: E402
+from visual_rft.world import DETECTION_BASE, build  # noqa: E402
+
+SETS = ("single", "base")
+"""The held-out sets --models evaluates on: detection's question on one-object scenes, and the base queries."""
+
+
+def detection_hits(path: Path) -> dict:
+    """Shares of one completions file's queries: 'present' / 'absent' (how many have their category in the
+    image / not), 'missed' (present, answered No Objects), 'invented' (absent, answered with boxes),
+    'unreadable'; of the boxes written ('boxes'), 'on_asked' (IoU > 0.5 with an instance of the asked
+    category), 'on_other' (with another object only), 'on_none'; 'box_area' / 'object_area': median areas in
+    px2 of the boxes written and of the scenes' objects (None: none)."""
+    rows = completion_rows(path)
+    for i, r in enumerate(rows, 1):
+        if r["sample"]["task"] != "detection" or "objects" not in r["sample"].get("meta", {}):
+            raise ValueError(f"{path}:{i}: not a world detection query (task detection with meta.objects)")
+    if not rows:
+        raise ValueError(f"{path}: no completions")
+    count = dict.fromkeys(("present", "absent", "missed", "invented", "unreadable"), 0)
+    on = dict.fromkeys(("on_asked", "on_other", "on_none"), 0)
+    areas, object_areas = [], []
+    for r in rows:
+        objects = [tuple(o["box"]) for o in r["sample"]["meta"]["objects"]]
+        asked = [tuple(b) for b in r["sample"]["target"]["boxes"]]
+        object_areas += [area(b) for b in objects]
+        answer = detection_answer(r["completion"])
+        boxes = [answer_to_pixels(p.box, row_frame(r)).xyxy for p in answer.predictions]
+        count["present" if asked else "absent"] += 1
+        count["unreadable"] += not answer.readable
+        count["missed"] += bool(asked) and answer.empty
+        count["invented"] += not asked and bool(boxes)
+        for box in boxes:
+            areas.append(area(box))
+            hits = [iou(box, o) > THRESHOLD for o in objects]
+            kind = (
+                "on_asked"
+                if any(iou(box, a) > THRESHOLD for a in asked)
+                else "on_other"
+                if any(hits)
+                else "on_none"
+            )
+            on[kind] += 1
+    n_boxes = len(areas)
+    return {
+        "n": len(rows),
+        **count,
+        "boxes": n_boxes,
+        **{k: v / n_boxes if n_boxes else None for k, v in on.items()},
+        "box_area": float(np.median(areas)) if areas else None,
+        "object_area": float(np.median(object_areas)) if object_areas else None,
+    }
+
+
+def area(box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def held_out_sets(out: Path, seed: int, n: int) -> dict[str, Path]:
+    """The held-out files of SETS, drawn from a world of `seed` into out/held_out."""
+    held_out = out / "held_out"
+    scenes = build("grounding", held_out, n, seed=seed, categories=["single"], name="single_scenes")
+    single = held_out / "detection_single.jsonl"
+    write_samples(single, single_detection(read_samples(scenes), DETECTION_BASE, seed))
+    base = build("detection", held_out, n, seed=seed, categories=DETECTION_BASE, name="detection_test")
+    return {"single": single, "base": base}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="completions.jsonl files of world detection evals"
+    )
+    parser.add_argument("--models", nargs="+", type=Path, default=[], help="model folders to evaluate first")
+    parser.add_argument("--out", type=Path, help="with --models: the folder for the held-out sets and evals")
+    parser.add_argument("--seed", type=int, default=23, help="the held-out world's seed")
+    parser.add_argument("--n", type=int, default=100, help="questions per set")
+    parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (auto: bf16 on a GPU)")
+    args = parser.parse_args()
+    if args.models and args.out is None:
+        parser.error("--models needs --out")
+    if not args.files and not args.models:
+        parser.error("give completions files or --models")
+    files = list(args.files)
+    if args.models:
+        named = {f"m{i}": m for i, m in enumerate(args.models)}
+        print("\n".join(f"{k} = {m}" for k, m in named.items()))
+        options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False, dtype=args.dtype)
+        for name, data in held_out_sets(args.out, args.seed, args.n).items():
+            evaluate_models(named, data, args.out / "eval" / name, options)
+            files += [args.out / "eval" / name / m / "completions.jsonl" for m in named]
+    print(
+        "| file | present: No Objects | absent: boxes | unreadable | boxes | on an asked instance | on another"
+        " object | on none | median area px2 (objects') |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in files:
+        h = detection_hits(path)
+        shares = " | ".join(
+            "-" if h[k] is None else f"{100 * h[k]:.0f}%" for k in ("on_asked", "on_other", "on_none")
+        )
+        areas = "-" if h["box_area"] is None else f"{h['box_area']:.0f} ({h['object_area']:.0f})"
+        print(
+            f"| {path} | {h['missed']} of {h['present']} | {h['invented']} of {h['absent']} | {h['unreadable']}"
+            f" | {h['boxes']} | {shares} | {areas} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""bench/detection_hits.py: is the category's presence read, and where do the boxes fall?"""
+
+import json
+
+import pytest
+
+from visual_rft.data.jsonl import read_samples
+
+OBJECTS = [{"box": [10, 10, 30, 30]}, {"box": [60, 60, 90, 90]}]
+
+
+def row(answer, asked, resized=(100, 100)):
+    return {
+        "completion": f"<think>t</think><answer>{answer}</answer>",
+        "frame": {"convention": "resized_pixels", "size": [100, 100], "resized": list(resized)},
+        "sample": {
+            "id": "x",
+            "task": "detection",
+            "target": {"category": "red circle", "boxes": asked},
+            "meta": {"objects": OBJECTS},
+        },
+    }
+
+
+def boxes(*xyxy):
+    return str([{"Position": list(b), "Confidence": 1} for b in xyxy])
+
+
+def write(tmp_path, rows):
+    path = tmp_path / "completions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_presence_and_the_boxes_places_are_counted_by_hand(load_bench, tmp_path):
+    red = [[10, 10, 30, 30]]
+    rows = [
+        row(boxes([10, 10, 30, 30]), red),  # present, its box
+        row("No Objects", red),  # present, missed
+        row(boxes([60, 60, 90, 90]), []),  # absent, a box invented on the other object
+        row("No Objects", []),  # absent, right
+        row("a red circle", red),  # unreadable: neither missed nor a box
+        row(
+            boxes([80, 0, 110, 40], [20, 20, 60, 60]), red, resized=(200, 200)
+        ),  # on nothing; on it, 2x frame
+    ]
+    h = load_bench("detection_hits").detection_hits(write(tmp_path, rows))
+    # boxes in pixels: (10,10,30,30) 400 px2, (60,60,90,90) 900, (40,0,55,20) 300, (10,10,30,30) 400;
+    # objects: 400 and 900 in each of the 6 scenes
+    assert h == {
+        "n": 6,
+        "present": 4,
+        "absent": 2,
+        "missed": 1,
+        "invented": 1,
+        "unreadable": 1,
+        "boxes": 4,
+        "on_asked": 0.5,
+        "on_other": 0.25,
+        "on_none": 0.25,
+        "box_area": 400.0,
+        "object_area": 650.0,
+    }
+
+
+def test_a_file_of_other_queries_is_refused_with_its_line(load_bench, tmp_path):
+    grounding = row("No Objects", [])
+    grounding["sample"]["task"] = "grounding"
+    path = write(tmp_path, [row("No Objects", []), grounding])
+    with pytest.raises(ValueError, match=r"completions.jsonl:2: not a world detection query"):
+        load_bench("detection_hits").detection_hits(path)
+
+
+def test_the_held_out_sets_ask_detection_on_lone_objects_and_among_others(load_bench, tmp_path):
+    sets = load_bench("detection_hits").held_out_sets(tmp_path, seed=5, n=8)
+    single, base = read_samples(sets["single"]), read_samples(sets["base"])
+    assert len(single) == 8 and {s.meta["kind"] for s in single} == {"detection_single"}
+    assert all(len(s.meta["objects"]) == 1 and len(s.target.boxes) <= 1 for s in single)
+    assert base and {s.task for s in base} == {"detection"}
+    assert sets["base"].name == "detection_test.jsonl"  # bench/staged_base.py's file, for the same seed
