@@ -6,8 +6,9 @@ categories, or boxes on no object. This reads the completions an evaluation wrot
 category is in the image, the share answered "No Objects"; of those whose category is not, the share answered
 with boxes; of the boxes written, the share on an instance of the asked category (IoU > 0.5, as AP50 counts),
 on another object, on none; their median area against the objects'. With --models it first evaluates the
-model folders on --n held-out questions of each set, drawn from a world of --seed: `single` (detection's
-question on one-object scenes, `recipes/pretrain.py` `single_detection`) and `base` (the base categories
+model folders on --n held-out questions of each set, drawn from a world of --seed: `single` and `name`
+(detection's question on the scenes of one-object and `name` grounding queries, `recipes/pretrain.py`
+`grounded_detection`) and `base` (the base categories
 among other objects: with the same --seed and --n, the file `bench/staged_base.py` writes):
 
     python bench/detection_hits.py runs/tok2/eval/detection/base/completions.jsonl
@@ -32,11 +33,12 @@ from visual_rft.data.boxes import iou  # noqa: E402
 from visual_rft.data.coords import answer_to_pixels  # noqa: E402
 from visual_rft.data.jsonl import read_samples, write_samples  # noqa: E402
 from visual_rft.eval.runner import evaluate_models  # noqa: E402
-from visual_rft.recipes.pretrain import single_detection  # noqa: E402
+from visual_rft.recipes.pretrain import grounded_detection  # noqa: E402
 from visual_rft.world import DETECTION_BASE, build  # noqa: E402
 
-SETS = ("single", "base")
-"""The held-out sets --models evaluates on: detection's question on one-object scenes, and the base queries."""
+SETS = ("single", "name", "base")
+"""The held-out sets --models evaluates on: detection's question on the scenes of one-object and `name`
+grounding queries, and the base queries."""
 
 
 def detection_hits(path: Path) -> dict:
@@ -93,11 +95,15 @@ def area(box) -> float:
 def held_out_sets(out: Path, seed: int, n: int) -> dict[str, Path]:
     """The held-out files of SETS, drawn from a world of `seed` into out/held_out."""
     held_out = out / "held_out"
-    scenes = build("grounding", held_out, n, seed=seed, categories=["single"], name="single_scenes")
-    single = held_out / "detection_single.jsonl"
-    write_samples(single, single_detection(read_samples(scenes), DETECTION_BASE, seed))
-    base = build("detection", held_out, n, seed=seed, categories=DETECTION_BASE, name="detection_test")
-    return {"single": single, "base": base}
+    sets = {}
+    for kind in SETS[:2]:
+        scenes = build("grounding", held_out, n, seed=seed, categories=[kind], name=f"{kind}_scenes")
+        sets[kind] = held_out / f"detection_{kind}.jsonl"
+        write_samples(sets[kind], grounded_detection(read_samples(scenes), DETECTION_BASE, seed))
+    sets["base"] = build(
+        "detection", held_out, n, seed=seed, categories=DETECTION_BASE, name="detection_test"
+    )
+    return sets
 
 
 def main() -> None:

@@ -73,8 +73,10 @@ def test_a_file_of_other_queries_is_refused_with_its_line(load_bench, tmp_path):
 
 def test_the_held_out_sets_ask_detection_on_lone_objects_and_among_others(load_bench, tmp_path):
     sets = load_bench("detection_hits").held_out_sets(tmp_path, seed=5, n=8)
-    single, base = read_samples(sets["single"]), read_samples(sets["base"])
+    single, name, base = (read_samples(sets[k]) for k in ("single", "name", "base"))
     assert len(single) == 8 and {s.meta["kind"] for s in single} == {"detection_single"}
     assert all(len(s.meta["objects"]) == 1 and len(s.target.boxes) <= 1 for s in single)
+    assert len(name) == 8 and {s.meta["kind"] for s in name} == {"detection_name"}
+    assert all(len(s.meta["objects"]) > 1 and len(s.target.boxes) <= 1 for s in name)
     assert base and {s.task for s in base} == {"detection"}
     assert sets["base"].name == "detection_test.jsonl"  # bench/staged_base.py's file, for the same seed

@@ -11,14 +11,16 @@ from visual_rft.models.loading import load_model
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
 from visual_rft.recipes.binding import HELD_EAGER
 from visual_rft.recipes.pretrain import (
+    GROUNDED_DETECTION,
     PRETRAIN_FILES,
     SAMPLE_KINDS,
     LocatePhase,
     PretrainConfig,
+    category_of,
+    grounded_detection,
     locate_samples,
     mix_samples,
     run_pretrain,
-    single_detection,
 )
 from visual_rft.world import DETECTION_BASE, build_suite
 
@@ -142,32 +144,38 @@ def test_align_and_joint_take_every_sample_by_default_and_only_the_mix_kinds_whe
     assert only_extreme and {(s.task, s.meta["kind"]) for s in only_extreme} == {("grounding", "extreme")}
 
 
-def test_the_one_object_scenes_ask_detection_of_their_object_or_of_a_category_they_do_not_show(tmp_path):
+def test_the_named_scenes_ask_detection_of_their_object_or_of_a_category_none_of_theirs_has(tmp_path):
     paths = build_suite(tmp_path, seed=0, n_pretrain=40, n_test=0, shots=(1,))
-    singles = read_samples(paths["grd_single_train"])
-    asked = single_detection(singles, DETECTION_BASE, seed=0)
-    assert len(asked) == len(singles) and len({s.id for s in asked} | {s.id for s in singles}) == 2 * len(
-        singles
-    )
+    singles, grounding = read_samples(paths["grd_single_train"]), read_samples(paths["grd_base_train"])
+    named = singles + [s for s in grounding if s.meta["kind"] == "name"]
+    assert len(named) < len(singles + grounding)  # `extreme` asks no name: skipped
+    asked = grounded_detection(singles + grounding, DETECTION_BASE, seed=0)
+    assert [s.id for s in asked] == [f"{s.id}-detection" for s in named]
     present = 0
-    for one, det in zip(singles, asked):
+    for one, det in zip(named, asked):
         name, category = one.meta["query"]["name"], det.target.category
-        assert det.task == "detection" and det.images == one.images and det.meta["kind"] == "detection_single"
+        assert det.task == "detection" and det.images == one.images
+        assert det.meta["kind"] == f"detection_{one.meta['kind']}"
         assert det.problem == f"Detect all objects belonging to the category '{category}' in the image."
         assert category in DETECTION_BASE
+        shown = {category_of(o) for o in one.meta["objects"]}
+        assert name in shown
         if name in DETECTION_BASE:  # its own object, its one box
             assert category == name and [b.xyxy for b in det.target.boxes] == [one.target.box.xyxy]
             present += 1
-        else:  # a base category the scene does not show: No Objects
-            assert category != name and det.target.boxes == ()
-    assert 0 < present < len(singles)  # both answers are taught
-    assert [s.id for s in single_detection(singles, DETECTION_BASE, seed=0)] == [s.id for s in asked]
+        else:  # a base category no object of the scene has: No Objects
+            assert category not in shown and det.target.boxes == ()
+    assert 0 < present < len(named)  # both answers are taught
+    assert {s.meta["kind"] for s in asked} == {"detection_single", "detection_name"}
+    assert [s.id for s in grounded_detection(named, DETECTION_BASE, seed=0)] == [s.id for s in asked]
     parts = {"grd_single_train": singles, "grd_base_train": [], "det_base_train": [], "cls_base_train": []}
-    parts["det_single_train"] = asked
+    parts["det_grounded_train"] = asked
     located = locate_samples(parts, ["single", "detection_single"])
-    assert [s.id for s in located] == [s.id for s in singles + asked]
-    assert mix_samples(parts, ["detection_single"]) == asked
-    assert "detection_single" not in PretrainConfig().mix_kinds  # align and joint: build_suite's files only
+    assert [s.id for s in located] == [s.id for s in singles] + [
+        s.id for s in asked if s.meta["kind"] == "detection_single"
+    ]
+    assert mix_samples(parts, ["detection_name"]) == [s for s in asked if s.meta["kind"] == "detection_name"]
+    assert not set(GROUNDED_DETECTION) & set(PretrainConfig().mix_kinds)  # align, joint: build_suite's files
 
 
 def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path):

@@ -42,9 +42,11 @@ from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
 
 PRETRAIN_FILES = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
 """`build_suite`'s pre-training files, in the order align and joint take them."""
-SAMPLE_KINDS = ("classification", "detection", *GROUNDING_BASE_KINDS, "single", "detection_single")
-"""The kinds of pre-training sample a stage can train on: a task, a grounding sample's kind, or
-"detection_single" (detection's question on the one-object scenes, `single_detection`)."""
+GROUNDED_DETECTION = ("detection_single", "detection_name")
+"""Detection's question on the scenes of the `single` and `name` grounding samples (`grounded_detection`)."""
+SAMPLE_KINDS = ("classification", "detection", *GROUNDING_BASE_KINDS, "single", *GROUNDED_DETECTION)
+"""The kinds of pre-training sample a stage can train on: a task, a grounding sample's kind, or one of
+GROUNDED_DETECTION."""
 
 
 def default_locate() -> SFTTrainConfig:
@@ -113,8 +115,9 @@ class PretrainConfig:
     locate_kinds: list[str] = field(default_factory=lambda: ["single", "name"])
     """What the locate stage trains on: "single" (one-object scenes), any of GROUNDING_BASE_KINDS (grounding
     in scenes of several objects), "detection" (the base detection samples: every instance of a category,
-    in reading order, among other objects), "detection_single" (detection's question on the one-object
-    scenes: present or not, one box at most; `single_detection`) and "classification" (the base classes, so
+    in reading order, among other objects), "detection_single" and "detection_name" (detection's question on
+    the scenes of the one-object and `name` samples: present, one box, or not; `grounded_detection`) and
+    "classification" (the base classes, so
     that the language model keeps reading colour and shape while it learns position): every pre-training
     sample of those kinds."""
     locate_more: list[LocatePhase] = field(default_factory=list)
@@ -125,9 +128,11 @@ class PretrainConfig:
     """With "classification" in `locate_kinds`: the share of the base classification samples the locate stage
     takes, the file's first ones (1: all `n_per_task`; 0.15 of 2,000 beside the 3,000 default grounding samples
     makes 9% of the stage)."""
-    mix_kinds: list[str] = field(default_factory=lambda: list(SAMPLE_KINDS[:-1]))
+    mix_kinds: list[str] = field(
+        default_factory=lambda: [k for k in SAMPLE_KINDS if k not in GROUNDED_DETECTION]
+    )
     """What align and joint train on, of the kinds `locate_kinds` names (default: every sample of
-    `build_suite`'s pre-training files, each base task's `n_per_task`; "detection_single" is not one)."""
+    `build_suite`'s pre-training files, each base task's `n_per_task`; not GROUNDED_DETECTION's)."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -162,8 +167,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         unknown = set(kinds) - set(SAMPLE_KINDS)
         if unknown:
             raise ValueError(
-                f"{name}: {sorted(unknown)} are not 'single', 'detection', 'detection_single', "
-                f"'classification' or one of {GROUNDING_BASE_KINDS}"
+                f"{name}: {sorted(unknown)} are not 'single', 'detection', 'classification', one of "
+                f"{GROUNDING_BASE_KINDS} or of {GROUNDED_DETECTION}"
             )
         if not kinds and any(steps):
             raise ValueError(f"{name} is empty: its stages have steps to train and nothing to train on")
@@ -179,7 +184,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out_dir)
     paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
     parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
-    parts["det_single_train"] = single_detection(parts["grd_single_train"], DETECTION_BASE, cfg.seed)
+    grounded = parts["grd_single_train"] + parts["grd_base_train"]
+    parts["det_grounded_train"] = grounded_detection(grounded, DETECTION_BASE, cfg.seed)
     samples = mix_samples(parts, cfg.mix_kinds)
     located = locate_samples(parts, cfg.locate_kinds, cfg.locate_classification)
     model = out / "init"
@@ -218,21 +224,26 @@ def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
 
 def sample_kind(sample: Sample) -> str:
     """The sample's kind in SAMPLE_KINDS: its kind in meta (a grounding kind, "single" for one-object scenes;
-    "detection_single"), else its task."""
+    one of GROUNDED_DETECTION), else its task."""
     return sample.meta.get("kind", sample.task)
 
 
-def single_detection(samples: list[Sample], categories: list[str], seed: int) -> list[Sample]:
-    """Detection's question on the one-object grounding scenes ("detection_single"), a bridge from what the
-    locate stage reads first, a lone object's box, to detection: a scene whose object's name is one of
-    `categories` is asked for it (its one box), any other for a category of `categories` it does not show
-    (No Objects), so that whether the category is there must be read. The same images; nothing is drawn."""
+def grounded_detection(samples: list[Sample], categories: list[str], seed: int) -> list[Sample]:
+    """Detection's question on the scenes of the grounding samples that ask for an object by its name (kinds
+    `single` and `name`; the others are skipped), a bridge from what the locate stage reads first, the named
+    object's box, to detection: a scene whose named object is of one of `categories` (the only one of its name
+    there) is asked for it, its one box; any other for a category of `categories` that no object of the scene
+    has (No Objects), so that whether the category is there must be read. Kind "detection_" + the grounding
+    kind; the same images, nothing is drawn."""
     rng = random.Random(seed)
     asked = []
     for s in samples:
-        name = s.meta["query"]["name"]
+        name = s.meta.get("query", {}).get("name")
+        if s.meta.get("kind") not in ("single", "name") or name is None:
+            continue
+        shown = {category_of(o) for o in s.meta["objects"]}
         present = name in categories
-        category = name if present else rng.choice([c for c in categories if c != name])
+        category = name if present else rng.choice([c for c in categories if c not in shown])
         boxes = (replace(s.target.box, category=category),) if present else ()
         asked.append(
             replace(
@@ -241,10 +252,15 @@ def single_detection(samples: list[Sample], categories: list[str], seed: int) ->
                 task="detection",
                 problem=DETECTION_PROBLEM.format(category=category),
                 target=DetectionTarget(boxes=boxes, category=category),
-                meta={**s.meta, "kind": "detection_single"},
+                meta={**s.meta, "kind": f"detection_{s.meta['kind']}"},
             )
         )
     return asked
+
+
+def category_of(obj: dict) -> str:
+    """The detection category of an object of a sample's `meta.objects` (as `ObjectSpec.category`)."""
+    return f"digit {obj['digit']}" if obj["kind"] == "digit" else f"{obj['colour']} {obj['shape']}"
 
 
 def mix_samples(parts: dict[str, list], kinds: list[str]) -> list:
@@ -255,13 +271,13 @@ def mix_samples(parts: dict[str, list], kinds: list[str]) -> list:
 
 def locate_samples(parts: dict[str, list], kinds: list[str], classification: float = 1.0) -> list:
     """The locate stage's samples, from `build_suite`'s training files as read ({file key: samples}): the
-    one-object and grounding samples whose kind is in `kinds`, then the one-object scenes' detection samples
-    (parts["det_single_train"], `single_detection`) if "detection_single" is, then every base detection
+    one-object and grounding samples whose kind is in `kinds`, then the grounded detection samples
+    (parts["det_grounded_train"], `grounded_detection`) whose kind is, then every base detection
     sample if "detection" is, then the first `classification` share of the base classification samples if
     "classification" is."""
     grounding = parts["grd_single_train"] + parts["grd_base_train"]
     located = [s for s in grounding if sample_kind(s) in kinds]
-    located += parts["det_single_train"] if "detection_single" in kinds else []
+    located += [s for s in parts.get("det_grounded_train", []) if sample_kind(s) in kinds]
     located += parts["det_base_train"] if "detection" in kinds else []
     classes = parts["cls_base_train"][: round(classification * len(parts["cls_base_train"]))]
     return located + (classes if "classification" in kinds else [])
