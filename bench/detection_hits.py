@@ -8,7 +8,7 @@ with boxes; of the boxes written, the share on an instance of the asked category
 on another object, on none; their median area against the objects'. With --models it first evaluates the
 model folders on --n held-out questions of each set, drawn from a world of --seed: `single` and `name`
 (detection's question on the scenes of one-object and `name` grounding queries, `recipes/pretrain.py`
-`grounded_detection`) and `base` (the base categories
+`grounded_detection`, every scene asked) and `base` (the base categories
 among other objects: with the same --seed and --n, the file `bench/staged_base.py` writes):
 
     python bench/detection_hits.py runs/tok2/eval/detection/base/completions.jsonl
@@ -99,7 +99,9 @@ def held_out_sets(out: Path, seed: int, n: int) -> dict[str, Path]:
     for kind in SETS[:2]:
         scenes = build("grounding", held_out, n, seed=seed, categories=[kind], name=f"{kind}_scenes")
         sets[kind] = held_out / f"detection_{kind}.jsonl"
-        write_samples(sets[kind], grounded_detection(read_samples(scenes), DETECTION_BASE, seed))
+        write_samples(
+            sets[kind], grounded_detection(read_samples(scenes), DETECTION_BASE, seed, balance=False)
+        )
     sets["base"] = build(
         "detection", held_out, n, seed=seed, categories=DETECTION_BASE, name="detection_test"
     )

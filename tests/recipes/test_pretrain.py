@@ -150,9 +150,20 @@ def test_the_named_scenes_ask_detection_of_their_object_or_of_a_category_none_of
     named = singles + [s for s in grounding if s.meta["kind"] == "name"]
     assert len(named) < len(singles + grounding)  # `extreme` asks no name: skipped
     asked = grounded_detection(singles + grounding, DETECTION_BASE, seed=0)
-    assert [s.id for s in asked] == [f"{s.id}-detection" for s in named]
+    by_id = {f"{s.id}-detection": s for s in named}
+    ids = {s.id for s in asked}
+    assert ids <= set(by_id) and [i for i in by_id if i in ids] == [
+        s.id for s in asked
+    ]  # in the scenes' order
+    for kind in ("detection_single", "detection_name"):  # No Objects at most half of each kind's answers
+        answers = [bool(s.target.boxes) for s in asked if s.meta["kind"] == kind]
+        assert answers and answers.count(False) <= answers.count(True)
+    # every named object of a base category is asked for; the absent questions dropped are the last ones
+    base_named = [s for s in named if s.meta["query"]["name"] in DETECTION_BASE]
+    assert {f"{s.id}-detection" for s in base_named} <= {s.id for s in asked}
     present = 0
-    for one, det in zip(named, asked):
+    for det in asked:
+        one = by_id[det.id]
         name, category = one.meta["query"]["name"], det.target.category
         assert det.task == "detection" and det.images == one.images
         assert det.meta["kind"] == f"detection_{one.meta['kind']}"
@@ -165,9 +176,11 @@ def test_the_named_scenes_ask_detection_of_their_object_or_of_a_category_none_of
             present += 1
         else:  # a base category no object of the scene has: No Objects
             assert category not in shown and det.target.boxes == ()
-    assert 0 < present < len(named)  # both answers are taught
+    assert 0 < present < len(asked)  # both answers are taught
     assert {s.meta["kind"] for s in asked} == {"detection_single", "detection_name"}
     assert [s.id for s in grounded_detection(named, DETECTION_BASE, seed=0)] == [s.id for s in asked]
+    every = grounded_detection(named, DETECTION_BASE, seed=0, balance=False)  # a held-out set: every scene
+    assert [s.id for s in every] == list(by_id) and len(every) > len(asked)
     parts = {"grd_single_train": singles, "grd_base_train": [], "det_base_train": [], "cls_base_train": []}
     parts["det_grounded_train"] = asked
     located = locate_samples(parts, ["single", "detection_single"])

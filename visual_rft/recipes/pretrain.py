@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -228,13 +229,18 @@ def sample_kind(sample: Sample) -> str:
     return sample.meta.get("kind", sample.task)
 
 
-def grounded_detection(samples: list[Sample], categories: list[str], seed: int) -> list[Sample]:
+def grounded_detection(
+    samples: list[Sample], categories: list[str], seed: int, balance: bool = True
+) -> list[Sample]:
     """Detection's question on the scenes of the grounding samples that ask for an object by its name (kinds
     `single` and `name`; the others are skipped), a bridge from what the locate stage reads first, the named
     object's box, to detection: a scene whose named object is of one of `categories` (the only one of its name
     there) is asked for it, its one box; any other for a category of `categories` that no object of the scene
-    has (No Objects), so that whether the category is there must be read. Kind "detection_" + the grounding
-    kind; the same images, nothing is drawn."""
+    has (No Objects), so that whether the category is there must be read. With `balance` (training), of each
+    kind the absent questions are at most as many as the present ones (the first; the `name` scenes' named
+    object is mostly a digit or a non-base name): with two thirds of them No Objects the base learnt to answer
+    nothing (RESULTS.md section 21); without it (a held-out set), every scene is asked.
+    Kind "detection_" + the grounding kind; the same images, nothing is drawn."""
     rng = random.Random(seed)
     asked = []
     for s in samples:
@@ -255,7 +261,14 @@ def grounded_detection(samples: list[Sample], categories: list[str], seed: int) 
                 meta={**s.meta, "kind": f"detection_{s.meta['kind']}"},
             )
         )
-    return asked
+    present = Counter(s.meta["kind"] for s in asked if s.target.boxes)
+    absent = Counter()
+    kept = []
+    for s in asked:
+        absent[s.meta["kind"]] += not s.target.boxes
+        if not balance or s.target.boxes or absent[s.meta["kind"]] <= present[s.meta["kind"]]:
+            kept.append(s)
+    return kept
 
 
 def category_of(obj: dict) -> str:
