@@ -8,8 +8,8 @@ with boxes; of the boxes written, the share on an instance of the asked category
 on another object, on none; their median area against the objects'. With --models it first evaluates the
 model folders on --n held-out questions of each set, drawn from a world of --seed: `single` and `name`
 (detection's question on the scenes of one-object and `name` grounding queries, `recipes/pretrain.py`
-`grounded_detection`, every scene asked) and `base` (the base categories
-among other objects: with the same --seed and --n, the file `bench/staged_base.py` writes):
+`grounded_detection`, every scene asked) and `base` (the base categories among other objects: with the same
+--seed and --n, the file `bench/staged_base.py` writes):
 
     python bench/detection_hits.py runs/tok2/eval/detection/base/completions.jsonl
     python bench/detection_hits.py --out runs/dethits --models runs/bridge/base runs/tok2/base

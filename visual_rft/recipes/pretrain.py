@@ -118,9 +118,8 @@ class PretrainConfig:
     in scenes of several objects), "detection" (the base detection samples: every instance of a category,
     in reading order, among other objects), "detection_single" and "detection_name" (detection's question on
     the scenes of the one-object and `name` samples: present, one box, or not; `grounded_detection`) and
-    "classification" (the base classes, so
-    that the language model keeps reading colour and shape while it learns position): every pre-training
-    sample of those kinds."""
+    "classification" (the base classes, so that the language model keeps reading colour and shape while it
+    learns position): every pre-training sample of those kinds."""
     locate_more: list[LocatePhase] = field(default_factory=list)
     """Phases after the locate stage, run in order into locate2/, locate3/, ... (a curriculum: RESULTS.md
     section 18 continued a 3,000-step stage at lr 5e-4, then taught `extreme` at 3e-4). They add the binding
