@@ -17,7 +17,6 @@ model folders on --n held-out questions of each set, drawn from a world of --see
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grounding_hits import THRESHOLD, completion_rows, row_frame  # noqa: E402
+from grounding_hits import THRESHOLD, completion_rows, hits_parser, parse_hits_args, row_frame  # noqa: E402
 
 from visual_rft.config import EvalOptions  # noqa: E402
 from visual_rft.data.answer import detection_answer  # noqa: E402
@@ -109,20 +108,8 @@ def held_out_sets(out: Path, seed: int, n: int) -> dict[str, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "files", nargs="*", type=Path, help="completions.jsonl files of world detection evals"
-    )
-    parser.add_argument("--models", nargs="+", type=Path, default=[], help="model folders to evaluate first")
-    parser.add_argument("--out", type=Path, help="with --models: the folder for the held-out sets and evals")
-    parser.add_argument("--seed", type=int, default=23, help="the held-out world's seed")
-    parser.add_argument("--n", type=int, default=100, help="questions per set")
-    parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (auto: bf16 on a GPU)")
-    args = parser.parse_args()
-    if args.models and args.out is None:
-        parser.error("--models needs --out")
-    if not args.files and not args.models:
-        parser.error("give completions files or --models")
+    parser = hits_parser(__doc__.split("\n")[0], "detection", "set")
+    args = parse_hits_args(parser)
     files = list(args.files)
     if args.models:
         named = {f"m{i}": m for i, m in enumerate(args.models)}

@@ -137,28 +137,39 @@ def evaluate_kinds(
     return [out / "eval" / kind / name / "completions.jsonl" for kind in kinds for name in named]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "files", nargs="*", type=Path, help="completions.jsonl files of world grounding evals"
-    )
+def hits_parser(description: str, task: str, per: str) -> argparse.ArgumentParser:
+    """The command line of a hits script: completions files of world `task` evals, or --models to evaluate
+    first on --n held-out queries per `per` of a world of --seed (--out, --dtype)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("files", nargs="*", type=Path, help=f"completions.jsonl files of world {task} evals")
     parser.add_argument("--models", nargs="+", type=Path, default=[], help="model folders to evaluate first")
     parser.add_argument("--out", type=Path, help="with --models: the folder for the held-out sets and evals")
-    parser.add_argument("--kinds", nargs="+", default=["single", *GROUNDING_BASE_KINDS])
     parser.add_argument("--seed", type=int, default=23, help="the held-out world's seed")
-    parser.add_argument("--n", type=int, default=100, help="queries per kind")
+    parser.add_argument("--n", type=int, default=100, help=f"queries per {per}")
     parser.add_argument("--dtype", default="auto", help="the evaluation's model dtype (auto: bf16 on a GPU)")
+    return parser
+
+
+def parse_hits_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """`hits_parser`'s arguments, refused when they name nothing to read."""
+    args = parser.parse_args()
+    if args.models and args.out is None:
+        parser.error("--models needs --out")
+    if not args.files and not args.models:
+        parser.error("give completions files or --models")
+    return args
+
+
+def main() -> None:
+    parser = hits_parser(__doc__.split("\n")[0], "grounding", "kind")
+    parser.add_argument("--kinds", nargs="+", default=["single", *GROUNDING_BASE_KINDS])
     parser.add_argument("--by-kind", action="store_true", help="a row per grounding kind of each file too")
     parser.add_argument(
         "--picks",
         action="store_true",
         help="then what each file's `name` boxes landed on, wrong picks by attribute",
     )
-    args = parser.parse_args()
-    if args.models and args.out is None:
-        parser.error("--models needs --out")
-    if not args.files and not args.models:
-        parser.error("give completions files or --models")
+    args = parse_hits_args(parser)
     for i, m in enumerate(args.models):
         print(f"m{i} = {m}")
     files = args.files + (
