@@ -152,15 +152,19 @@ def test_the_named_scenes_ask_detection_of_their_object_or_of_a_category_none_of
     asked = grounded_detection(singles + grounding, DETECTION_BASE, seed=0)
     by_id = {f"{s.id}-detection": s for s in named}
     ids = {s.id for s in asked}
-    assert ids <= set(by_id) and [i for i in by_id if i in ids] == [
-        s.id for s in asked
-    ]  # in the scenes' order
+    in_scene_order = [i for i in by_id if i in ids]
+    assert ids <= set(by_id) and in_scene_order == [s.id for s in asked]
     for kind in ("detection_single", "detection_name"):  # No Objects at most half of each kind's answers
         answers = [bool(s.target.boxes) for s in asked if s.meta["kind"] == kind]
         assert answers and answers.count(False) <= answers.count(True)
     # every named object of a base category is asked for; the absent questions dropped are the last ones
     base_named = [s for s in named if s.meta["query"]["name"] in DETECTION_BASE]
     assert {f"{s.id}-detection" for s in base_named} <= {s.id for s in asked}
+    uncapped = grounded_detection(singles + grounding, DETECTION_BASE, seed=0, balance=False)
+    for kind in ("detection_single", "detection_name"):
+        kept = [s.id for s in asked if s.meta["kind"] == kind and not s.target.boxes]
+        every = [s.id for s in uncapped if s.meta["kind"] == kind and not s.target.boxes]
+        assert kept == every[: len(kept)]
     present = 0
     for det in asked:
         one = by_id[det.id]

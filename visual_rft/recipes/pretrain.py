@@ -260,12 +260,14 @@ def grounded_detection(
                 meta={**s.meta, "kind": f"detection_{s.meta['kind']}"},
             )
         )
-    present = Counter(s.meta["kind"] for s in asked if s.target.boxes)
-    absent = Counter()
+    if not balance:
+        return asked
+    n_present = Counter(s.meta["kind"] for s in asked if s.target.boxes)
+    n_absent = Counter()  # the absent questions of each kind so far
     kept = []
     for s in asked:
-        absent[s.meta["kind"]] += not s.target.boxes
-        if not balance or s.target.boxes or absent[s.meta["kind"]] <= present[s.meta["kind"]]:
+        n_absent[s.meta["kind"]] += not s.target.boxes
+        if s.target.boxes or n_absent[s.meta["kind"]] <= n_present[s.meta["kind"]]:
             kept.append(s)
     return kept
 
