@@ -145,7 +145,8 @@ class SFTConfig:
     micro_batch_size: int = 0
     """Samples per forward/backward chunk (0: the whole batch)."""
     think: str = ""
-    """Text put in <think></think> before the answer ('' : answer only, no think part)."""
+    """Text put in <think></think> before the answer ('' : answer only, no think part); `{problem}` in it
+    stands for the sample's question (`data.answer.PROBLEM_SLOT`)."""
     aggregation: str = "token"
     """How answer-token losses are averaged: token (every token of the batch alike: long detection answers
     outweigh short class names) or sequence (each answer's mean, then the mean over answers)."""

@@ -35,6 +35,23 @@ def test_answers_render_in_the_models_convention():
     assert "class name" in build_prompt(c, None)
 
 
+def test_a_think_text_can_restate_the_question():
+    frame = CoordFrame("resized_pixels", (200, 100), (200, 100))
+    g = Sample(
+        "g",
+        ["a.png"],
+        "grounding",
+        " Find the red square in the image. ",
+        GroundingTarget(Box(10, 20, 50, 60)),
+    )
+    assert (
+        answer_text(g, frame, think="Asked: {problem}")
+        == "<think>Asked: Find the red square in the image.</think><answer>(10,20),(50,60)</answer>"
+    )
+    braces = answer_text(g, frame, think="{x} {problem")  # other braces are text, not a template
+    assert braces.startswith("<think>{x} {problem</think>")
+
+
 def test_messages_put_one_image_entry_per_image():
     s = Sample("m", ["a.png", "b.png"], "classification", "q", ClassTarget("x"))
     content = messages(s, None)[0]["content"]

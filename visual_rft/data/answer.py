@@ -46,6 +46,9 @@ from visual_rft.data.types import ClassTarget, DetectionTarget, GroundingTarget,
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
+PROBLEM_SLOT = "{problem}"
+"""In a think text (`answer_text`), stands for the sample's question: a think that restates what is asked
+puts it a few tokens before the answer (RESULTS.md section 22)."""
 NO_OBJECTS = "No Objects"
 """The answer of a detection query for a category that is absent."""
 
@@ -129,10 +132,13 @@ def box_spans(text: str) -> list[tuple[int, int]]:
 
 
 def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = None) -> str:
-    """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>."""
+    """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>.
+    `PROBLEM_SLOT` in `think` is replaced by the sample's question."""
     target = sample.target if frame is None else target_to_model(sample.target, frame)
     body = f"<answer>{answer_body(target)}</answer>"
-    return body if think is None else f"<think>{think}</think>{body}"
+    if think is None:
+        return body
+    return f"<think>{think.replace(PROBLEM_SLOT, sample.problem.strip())}</think>{body}"
 
 
 # ----------------------------------------------------------------------------------------------------------
