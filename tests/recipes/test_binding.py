@@ -18,6 +18,7 @@ from visual_rft.recipes.binding import (
     BindingSFTTrainer,
     asked_objects,
     digit_targets,
+    first_reads,
     selectivity_loss,
 )
 from visual_rft.world import build
@@ -87,6 +88,43 @@ def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(ti
     ids = tok(grounding, add_special_tokens=False)["input_ids"]
     g = digit_targets(grounding, tok, [7])
     assert "".join(tok.decode([i]) for i, t in zip(ids, g) if t == 7) == "345060"
+
+
+def test_first_reads_are_each_boxs_first_digit():
+    assert first_reads(torch.tensor([3, 3, 3, 3, 1, 1, 1, 1])).tolist() == [
+        0,
+        4,
+    ]  # two boxes of a detection answer
+    assert first_reads(torch.tensor([5, 5, 5, 5, 5, 5])).tolist() == [0]  # a grounding box
+
+
+def test_the_pick_weight_adds_the_first_digits_binding_loss(tiny_model_dir, tmp_path):
+    samples = read_samples(build("grounding", tmp_path / "w", 4, seed=3, categories=["pair"], name="pair"))
+
+    def loss_and_metrics(weight, pick_weight):
+        cfg = SFTTrainConfig(
+            model=ModelConfig(path=str(tiny_model_dir), attn_implementation=HELD_EAGER),
+            sft=SFTConfig(batch_size=4, think="x"),
+            run=RunConfig(steps=1, output_dir=str(tmp_path / f"r{weight}-{pick_weight}"), progress=False),
+        )
+        trainer = BindingSFTTrainer(
+            cfg, BindingConfig(weight=weight, pick_weight=pick_weight), samples=samples
+        )
+        rollout, texts = trainer.batch(samples)
+        with torch.no_grad():
+            trainer.policy_pass(rollout)
+            loss = trainer.binding_loss(rollout, samples, texts)
+        return loss.item(), trainer.auxiliary_metrics()
+
+    everywhere, m = loss_and_metrics(1.0, 0.0)  # mean over the samples of -log(selectivity) at every digit
+    both, m2 = loss_and_metrics(1.0, 1.0)  # ... plus the same at each box's first digit only
+    first = both - everywhere
+    assert first > 0 and m2 == {**m, "binding/loss": both}
+    assert (
+        0 < m["binding/first_selectivity"] < 1 and m["binding/first_selectivity"] != m["binding/selectivity"]
+    )
+    weighted, _ = loss_and_metrics(2.0, 3.0)
+    assert weighted == pytest.approx(2 * everywhere + 3 * first, rel=1e-5)
 
 
 def _binding_run(tiny_model_dir, tmp_path, weight, steps=30):

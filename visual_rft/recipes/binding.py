@@ -9,6 +9,11 @@ cells, the share on box j's object should be all of it:
     selectivity = sum of attention on the asked object's cells / sum of attention on any object's cells
     binding loss = mean over (held layer, held head, digit position) of -log(selectivity)
 
+The position that predicts a box's first digit is where the pick is made from the question alone; at the
+later digits the answer already says where the object is (RESULTS.md section 22: held out, selectivity 0.57 at
+the first digit against 0.89 over all of them). `pick_weight` adds the same loss over those first positions only,
+and the log keeps their selectivity apart (`binding/first_selectivity`).
+
 Only the split among objects is held: how much a head looks at objects at all, at background or at text is
 left free (that is where a head reads a lone object's position: RESULTS.md section 11). A position whose
 scene has no other object (selectivity is 1 there) or whose object owns no cell is not counted. Nothing is
@@ -69,6 +74,10 @@ class BindingConfig:
     """Language-model layers whose heads are held (negative: counted from the last)."""
     heads: list[int] = field(default_factory=list)
     """Heads of those layers that are held ([]: all of them)."""
+    pick_weight: float = 0.0
+    """Weight of the binding loss at only the position that predicts each box's first digit, added to `weight`'s
+    mean over every digit position: there the heads must pick the object from the question alone, before the
+    answer's digits say where it is (RESULTS.md section 22); 0: off. Needs `weight` > 0 (the heads are read)."""
     position_weight: float = 0.0
     """Weight of the position loss (`recipes/position.py`: each image token's cell and its object's box
     linearly readable from the residual stream entering `position_layer`); 0: off."""
@@ -128,6 +137,18 @@ def selectivity_loss(
     loss = -torch.log(sel.clamp_min(1e-6)).mean()
     chance = is_target[counted].sum(1).float() / is_object[counted].sum(1).float()  # [q]
     return loss, sel.detach().mean(), chance.mean()
+
+
+def first_reads(asked: torch.Tensor) -> torch.Tensor:
+    """[F] the indices of the first of `asked`'s [Q] digit positions for each object: each box's first digit,
+    since every box of an answer is a different object's."""
+    seen: set[int] = set()
+    out = []
+    for q, j in enumerate(asked.tolist()):
+        if j not in seen:
+            seen.add(j)
+            out.append(q)
+    return torch.tensor(out, dtype=torch.long, device=asked.device)
 
 
 class AttentionRecorder:
@@ -231,7 +252,7 @@ class BindingSFTTrainer(SFTTrainer):
         if self.recorder is None:
             return None
         L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
-        losses, sels, chances = [], [], []
+        losses, sels, picks, chances = [], [], [], []
         for r, (sample, text) in enumerate(zip(samples, texts)):
             targets = digit_targets(text, self.processor.tokenizer, asked_objects(sample))  # [T]
             reads = [t for t, j in enumerate(targets) if j >= 0]
@@ -240,28 +261,30 @@ class BindingSFTTrainer(SFTTrainer):
             image, owners, _ = self.cells(rollout, r, sample)
             queries = torch.tensor([L + t - 1 for t in reads], device=device)  # [Q] they predict t
             a = self.recorder.rows(r, self.binding.heads, queries, image)  # [l, h, Q, N]
-            loss, sel, chance = selectivity_loss(
-                a,
-                torch.from_numpy(owners).to(device),
-                torch.tensor([targets[t] for t in reads], device=device),
-            )
+            owner_ids = torch.from_numpy(owners).to(device)  # [N]
+            asked = torch.tensor([targets[t] for t in reads], device=device)  # [Q]
+            loss, sel, chance = selectivity_loss(a, owner_ids, asked)
+            first = first_reads(asked)  # [F] each box's first digit (one object a box)
+            pick, pick_sel, _ = selectivity_loss(a[:, :, first], owner_ids, asked[first])
             if float(chance) > 0:
-                losses.append(loss)
+                losses.append(self.binding.weight * loss + self.binding.pick_weight * pick)
                 sels.append(float(sel))
+                picks.append(float(pick_sel))
                 chances.append(float(chance))
         n = len(losses)
         self._metrics.update(
             {
                 "binding/selectivity": float(np.mean(sels)) if n else math.nan,
+                "binding/first_selectivity": float(np.mean(picks)) if n else math.nan,
                 "binding/chance": float(np.mean(chances)) if n else math.nan,
                 "binding/share": n / len(samples),
             }
         )
         if not n:
             return None
-        mean = torch.stack(losses).mean()
+        mean = torch.stack(losses).mean()  # weighted: binding + pick
         self._metrics["binding/loss"] = mean.item()
-        return self.binding.weight * mean * n / len(samples)  # a mean over the chunk's samples
+        return mean * n / len(samples)  # a mean over the chunk's samples
 
     def position_term(self, rollout: Rollout, samples: list[Sample]) -> torch.Tensor | None:
         """The position loss (`recipes/position.py`) of one micro-batch, over its samples that list their scene's
