@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,20 +56,22 @@ BINS = (0.0, 0.5, 0.8, 0.95, 1.01)
 """Selectivity bins of `hits_by_selectivity`."""
 
 
-def teacher_forced(processor, sample: Sample, convention: str):
-    """(the processor's inputs for the sample's prompt followed by its reference answer, as SFT trains on it;
-    the image's coordinate frame)."""
+def teacher_forced(processor, sample: Sample, convention: str, think: str = THINK):
+    """(the processor's inputs for the sample's prompt followed by its reference answer with the think text
+    the model was trained to write, as SFT trains on it; the image's coordinate frame)."""
     images = [open_images(sample)]
     frame = frames_for(images, convention, processor)[0]
-    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, THINK) + "<|im_end|>"
+    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, think) + "<|im_end|>"
     return processor(images=images[0], text=[text], return_tensors="pt"), frame
 
 
-def query_attention(model, processor, sample: Sample, convention: str) -> tuple[torch.Tensor, np.ndarray]:
+def query_attention(
+    model, processor, sample: Sample, convention: str, think: str = THINK
+) -> tuple[torch.Tensor, np.ndarray]:
     """([layers, heads, D, n_image] each head's attention over the image tokens, renormalised, at the D
     positions that predict a token of the reference answer's reading: a digit of a box, any token of a
     class name; [n_image] cell owners)."""
-    inputs, frame = teacher_forced(processor, sample, convention)
+    inputs, frame = teacher_forced(processor, sample, convention, think)
     ids = inputs["input_ids"][0]  # [S]
     with torch.no_grad():
         out = model(**inputs, output_attentions=True)
@@ -114,14 +117,14 @@ def head_shares(on_image: torch.Tensor, owners: np.ndarray, target: int) -> dict
     }
 
 
-def probe(model_dir: Path, samples: list[Sample]) -> dict[str, list]:
+def probe(model_dir: Path, samples: list[Sample], think: str = THINK) -> dict[str, list]:
     """head_shares averaged over the samples, as nested lists [layers][heads]."""
     model = load_model(model_dir, device="cpu", dtype="fp32", attn_implementation="eager")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model.config))
     totals: dict[str, np.ndarray] = {}
     for s in samples:
-        on_image, owners = query_attention(model, processor, s, convention)
+        on_image, owners = query_attention(model, processor, s, convention, think)
         for k, v in head_shares(on_image, owners, asked_object(s)).items():
             totals[k] = totals.get(k, 0) + v / len(samples)
     return {k: np.round(v, 3).tolist() for k, v in totals.items()}
@@ -141,9 +144,44 @@ def summary(shares: dict[str, list]) -> str:
     return "; ".join(layers) + f" (selectivity's chance {chance:.2f})"
 
 
-def selectivity_hits(model_dir: Path, completions: Path) -> list[tuple[float, float]]:
-    """Per query of a grounding eval's completions: (the last two layers' selectivity, mean over heads and
-    digit positions under teacher forcing; the IoU of the answered box with the asked object's, 0: none)."""
+class QueryPick(NamedTuple):
+    """One grounding query of `selectivity_hits`."""
+
+    selectivity: float
+    """The last two layers' selectivity, mean over heads and the box's digit positions (teacher-forced)."""
+    by_digit: tuple[float, ...]
+    """The same at each position that predicts a digit of the box, in order (mean over the heads)."""
+    iou: float
+    """IoU of the greedy answer's box with the asked object's (0: no box)."""
+    confusers: str
+    """The query's kind and what the scene's other objects share with the asked one (`confusers`)."""
+
+    @property
+    def first(self) -> float:
+        """The selectivity at the position that predicts the box's first digit: the pick, made before the
+        answer's digits say where the object is (RESULTS.md section 22)."""
+        return self.by_digit[0]
+
+
+def confusers(objects: list[dict], target: int) -> str:
+    """What the other objects of a scene share with the asked one: for a digit, whether other digits are
+    there; for a shape, whether another has its shape, else its colour, else nothing."""
+    asked, others = objects[target], [o for i, o in enumerate(objects) if i != target]
+    if asked.get("kind") == "digit":
+        return (
+            "digit, other digits"
+            if any(o.get("kind") == "digit" for o in others)
+            else "digit, no other digit"
+        )
+    if any(o.get("shape") == asked.get("shape") for o in others):
+        return "shape, same shape"
+    if any(o.get("colour") == asked.get("colour") for o in others):
+        return "shape, same colour only"
+    return "shape, nothing shared"
+
+
+def selectivity_hits(model_dir: Path, completions: Path, think: str = THINK) -> list[QueryPick]:
+    """Per query of a grounding eval's completions, its `QueryPick`."""
     model = load_model(model_dir, device="cpu", dtype="fp32", attn_implementation="eager")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model.config))
@@ -151,15 +189,27 @@ def selectivity_hits(model_dir: Path, completions: Path) -> list[tuple[float, fl
     for line in completions.read_text().splitlines():
         row = json.loads(line)
         sample = sample_from_dict(row["sample"])
-        on_image, owners = query_attention(model, processor, sample, convention)
-        sel = head_shares(on_image[-2:], owners, asked_object(sample))["selectivity"]  # [2, heads]
+        on_image, owners = query_attention(model, processor, sample, convention, think)  # [L, H, D, N]
+        target = asked_object(sample)
+        sel = head_shares(on_image[-2:], owners, target)["selectivity"]  # [2, heads]
+        last = on_image[-2:]  # [2, heads, D, N]
+        on_target = last[..., torch.from_numpy(owners == target)].sum(-1)  # [2, heads, D]
+        on_objects = last[..., torch.from_numpy(owners >= 0)].sum(-1)  # [2, heads, D]
+        by_digit = (on_target / on_objects.clamp_min(1e-12)).mean((0, 1))  # [D]
         box = answered_box(row)
-        out.append((float(sel.mean()), iou(box, sample.target.box.xyxy) if box else 0.0))
+        out.append(
+            QueryPick(
+                float(sel.mean()),
+                tuple(by_digit.tolist()),
+                iou(box, sample.target.box.xyxy) if box else 0.0,
+                f"{sample.meta.get('kind', sample.task)}: {confusers(sample.meta['objects'], target)}",
+            )
+        )
     return out
 
 
 def hits_by_selectivity(rows: list[tuple[float, float]]) -> list[dict]:
-    """Per selectivity bin (BINS) with queries: n, acc@0.5 and mean IoU."""
+    """Per selectivity bin (BINS) with queries, of (selectivity, IoU) rows: n, acc@0.5 and mean IoU."""
     sel, hit = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
     out = []
     for lo, hi in zip(BINS, BINS[1:]):
@@ -176,14 +226,30 @@ def hits_by_selectivity(rows: list[tuple[float, float]]) -> list[dict]:
     return out
 
 
-def hits_summary(rows: list[tuple[float, float]]) -> dict:
-    """Over all queries: n, the mean selectivity, acc@0.5; and the bins of `hits_by_selectivity`."""
-    sel, hit = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+def hits_summary(rows: list[QueryPick]) -> dict:
+    """Over all queries: n, the mean selectivity and first-digit selectivity, acc@0.5, the mean selectivity at
+    each of the first six digits; the bins of `hits_by_selectivity` by the mean and the first digit's; per
+    `confusers` group: n, first-digit selectivity, acc@0.5."""
+    hit = np.array([r.iou for r in rows]) >= 0.5
+    groups = {}
+    for label in sorted({r.confusers for r in rows}):
+        g = [r for r in rows if r.confusers == label]
+        groups[label] = {
+            "n": len(g),
+            "first_selectivity": round(float(np.mean([r.first for r in g])), 3),
+            "acc@0.5": round(float(np.mean([r.iou >= 0.5 for r in g])), 3),
+        }
     return {
         "n": len(rows),
-        "mean_selectivity": round(float(sel.mean()), 3),
-        "acc@0.5": float((hit >= 0.5).mean()),
-        "bins": hits_by_selectivity(rows),
+        "mean_selectivity": round(float(np.mean([r.selectivity for r in rows])), 3),
+        "mean_first_selectivity": round(float(np.mean([r.first for r in rows])), 3),
+        "selectivity_by_digit": [  # over the queries whose box has that many digits (every box has 4)
+            round(float(np.mean([r.by_digit[d] for r in rows if len(r.by_digit) > d])), 3) for d in range(6)
+        ],
+        "acc@0.5": float(hit.mean()),
+        "bins": hits_by_selectivity([(r.selectivity, r.iou) for r in rows]),
+        "bins_first": hits_by_selectivity([(r.first, r.iou) for r in rows]),
+        "by_confusers": groups,
     }
 
 
@@ -198,6 +264,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=23, help="world seed of the held-out queries")
     ap.add_argument("--n", type=int, default=50, help="queries per kind")
     ap.add_argument(
+        "--think",
+        default=THINK,
+        help="the think text the models were trained to write (sft.think; default: THINK)",
+    )
+    ap.add_argument(
         "--hits", nargs="*", type=Path, default=[], help="grounding completions.jsonl (module doc)"
     )
     args = ap.parse_args()
@@ -208,12 +279,16 @@ def main() -> None:
                 "--hits reads the attention of the one model that wrote the completions: give one --models"
             )
         for path in args.hits:
-            result[str(path)] = summary = hits_summary(selectivity_hits(args.models[0], path))
+            result[str(path)] = summary = hits_summary(selectivity_hits(args.models[0], path, args.think))
             print(
                 path,
-                f"n {summary['n']}, mean selectivity {summary['mean_selectivity']}, "
-                f"acc@0.5 {summary['acc@0.5']:.2f}",
+                f"n {summary['n']}, mean selectivity {summary['mean_selectivity']} (first digit "
+                f"{summary['mean_first_selectivity']}), acc@0.5 {summary['acc@0.5']:.2f}",
+                f"selectivity at the first six digits: {summary['selectivity_by_digit']}",
                 *summary["bins"],
+                "by the first digit's selectivity:",
+                *summary["bins_first"],
+                *(f"{k}: {v}" for k, v in summary["by_confusers"].items()),
                 sep="\n  ",
             )
         args.out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +301,7 @@ def main() -> None:
     for path in built + args.data:
         kind, samples = path.stem, read_samples(path)[: args.n]
         for m in args.models:
-            shares = probe(m, samples)
+            shares = probe(m, samples, args.think)
             result[f"{m} {kind}"] = shares
             print(f"{kind:8s} {m}: {summary(shares)}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from sklearn.linear_model import Ridge
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
+from visual_rft.recipes.base_model import THINK
 from visual_rft.world import build
 from visual_rft.world.dense import box_owners, cell_grid, owner_boxes
 
@@ -40,11 +41,12 @@ from attention_probe import teacher_forced  # noqa: E402
 
 
 @torch.no_grad()
-def residuals(model, processor, sample: Sample, convention: str) -> dict[str, np.ndarray]:
-    """One query's residual streams: `image` [layers+1, n, H], `answer` [layers+1, H] at the position that
-    predicts the first box digit, `cell` [n, 2] (column, row), `owner_box` [n, 4] (nan off objects) and
-    `box` [4] the asked object's box, in the processor's pixels."""
-    inputs, frame = teacher_forced(processor, sample, convention)
+def residuals(model, processor, sample: Sample, convention: str, think: str = THINK) -> dict[str, np.ndarray]:
+    """One query's residual streams (its reference answer written with `think`): `image` [layers+1, n, H],
+    `answer` [layers+1, H] at the position that predicts the first box digit, `cell` [n, 2] (column, row),
+    `owner` [n] the index in `meta.objects` of each cell's object (-1: background), `owner_box` [n, 4] (nan off
+    objects) and `box` [4] the asked object's box, in the processor's pixels."""
+    inputs, frame = teacher_forced(processor, sample, convention, think)
     ids = inputs["input_ids"][0]  # [S]
     hidden = torch.stack(model(**inputs, output_hidden_states=True).hidden_states)[:, 0]  # [layers+1, S, H]
     image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # [n]
@@ -60,6 +62,7 @@ def residuals(model, processor, sample: Sample, convention: str) -> dict[str, np
         "image": hidden[:, image].float().numpy(),
         "answer": hidden[:, first_digit - 1].float().numpy(),
         "cell": cell_grid(rows, cols).astype(float),
+        "owner": owners,
         "owner_box": owner_boxes(boxes, owners).astype(float),
         "box": np.array(sample.target.box.xyxy, dtype=float) * scale,
     }

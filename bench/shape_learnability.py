@@ -1,7 +1,8 @@
 """Is shape slow to learn because of the tower? The 5m tower and a small CNN side by side, on one label.
 
 Each model learns one attribute of the classification scene's one big object (its shape: 5 classes; or
-its colour: 5 classes) from fresh base-class scenes, 32 a step, AdamW with a 25-step warm-up. The tower
+its colour: 5 classes) from fresh base-class scenes (or, `--targets digit`, the value of one big digit,
+drawn as the world draws digits: 10 classes), 32 a step, AdamW with a 25-step warm-up. The tower
 reads the object through the mean of its merged tokens (as stage 1's pooled head does) into a linear
 head; the CNN (four 3x3/5x5 stride-2 convolutions with batch norm, global max pool, linear) sees the
 image zero-padded to 224 x 224. Accuracy is measured on each step's batch before the step updates the
@@ -14,6 +15,7 @@ weights, so every number is on images the model has not trained on.
     python bench/shape_learnability.py --out runs/window56 --steps 150 --models tower --targets shape --window 56 --flat
     python bench/shape_learnability.py --out runs/patch7 --steps 75 --models tower --targets shape --patch 7 --flat
     python bench/shape_learnability.py --out runs/shape_fills --steps 100 --models tower --targets shape
+    python bench/shape_learnability.py --out runs/digit_learnability --steps 300 --targets digit
 
 --patch 7 rebuilds the tower with 7-px patches merged 4 x 4 (`with_patch`: still one token per 28-px cell).
 --flat draws the shapes in flat colour, as the world did when RESULTS.md section 9 was measured; without
@@ -46,15 +48,22 @@ from visual_rft.world import CLASSIFICATION_BASE, COLOURS, WorldConfig
 from visual_rft.world.dense import SHAPE_CLASSES, cell_targets
 from visual_rft.world.tasks import classification_scene
 
-TARGETS = {"shape": lambda o: SHAPE_CLASSES.index(o.shape), "colour": lambda o: list(COLOURS).index(o.colour)}
+TARGETS = {
+    "shape": lambda o: SHAPE_CLASSES.index(o.shape),
+    "colour": lambda o: list(COLOURS).index(o.colour),
+    "digit": lambda o: o.digit,
+}
+CLASSES = {"shape": 5, "colour": 5, "digit": 10}
 WINDOW = 25
 
 
-def draw(step: int, batch: int, fills: bool = True) -> list:
+def draw(step: int, batch: int, fills: bool = True, digits: bool = False) -> list:
     """One step's scenes, a function of the step: every run sees the same images (`fills`: each shape in
-    its fill pattern, the world's default; False: flat colour, the world of RESULTS.md section 9)."""
+    its fill pattern, the world's default; False: flat colour, the world of RESULTS.md section 9; `digits`:
+    one big digit a scene, "digit 0" to "digit 9", instead of a base class)."""
     rng = np.random.Generator(np.random.PCG64([0, 1, step]))
-    labels = [CLASSIFICATION_BASE[rng.integers(len(CLASSIFICATION_BASE))] for _ in range(batch)]
+    pool = [f"digit {d}" for d in range(10)] if digits else CLASSIFICATION_BASE
+    labels = [pool[rng.integers(len(pool))] for _ in range(batch)]
     return [
         classification_scene(rng, WorldConfig(fills=fills), label) for label in labels
     ]  # [(image, scene)]
@@ -168,17 +177,19 @@ def run(
         folder = write_tiny(out / "init", "qwen2_5_vl", "5m", seed=0)
         folder = with_patch(folder, patch) if patch != 14 else folder
         pool = "max" if kind == "tower_max" else "mean"
-        model = TowerReader(folder, 5, mimetic=kind == "tower_mimetic", pool=pool, window=window)
+        model = TowerReader(
+            folder, CLASSES[target], mimetic=kind == "tower_mimetic", pool=pool, window=window
+        )
     else:
-        model = SmallCNN(5)
+        model = SmallCNN(CLASSES[target])
     params = model.parameters_to_train()
     optimizer = torch.optim.AdamW(params, lr=lr)
     warm = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / WINDOW))
     correct, windows, t0 = [], [], time.perf_counter()
     for step in range(steps):
-        scenes = draw(step, batch, fills)
+        scenes = draw(step, batch, fills, digits=target == "digit")
         y = torch.tensor([TARGETS[target](scene.objects[0]) for _, scene in scenes])  # [B]
-        logits = model(scenes)  # [B, 5]
+        logits = model(scenes)  # [B, classes]
         loss = F.cross_entropy(logits, y)
         correct.append(float((logits.argmax(-1) == y).float().mean()))  # before this step's update
         optimizer.zero_grad(set_to_none=True)

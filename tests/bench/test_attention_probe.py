@@ -47,10 +47,49 @@ def test_hits_are_binned_by_the_held_heads_selectivity(load_bench):
     assert [b["n"] for b in bins] == [1, 2, 2]
     assert [b["acc@0.5"] for b in bins] == [1.0, 0.5, 0.5]
     assert bins[1]["mean_iou"] == 0.45
-    summary = bench.hits_summary(rows)
+    firsts = [0.2, 0.4, 0.6, 0.9, 0.3]
+    groups = ["a", "b", "a", "b", "b"]
+    picks = [
+        bench.QueryPick(s, (f, 0.5, 0.5, 0.5) + (0.9,) * k, i, g)
+        for k, ((s, i), f, g) in enumerate(zip(rows, firsts, groups))
+    ]
+    summary = bench.hits_summary(picks)
     assert summary["n"] == 5 and summary["bins"] == bins
     assert summary["mean_selectivity"] == 0.814  # (0.3 + 0.9 + 0.9 + 0.97 + 1.0) / 5
+    assert summary["mean_first_selectivity"] == 0.48  # (0.2 + 0.4 + 0.6 + 0.9 + 0.3) / 5
     assert summary["acc@0.5"] == 0.6  # IoU 0.6, 0.7, 0.8 of 5
+    assert summary["selectivity_by_digit"] == [
+        0.48,
+        0.5,
+        0.5,
+        0.5,
+        0.9,
+        0.9,
+    ]  # 5th, 6th digit: the last 4, 3 rows
+    assert [b["n"] for b in summary["bins_first"]] == [3, 1, 1]  # 0.2, 0.4, 0.3 | 0.6 | 0.9
+    assert [b["acc@0.5"] for b in summary["bins_first"]] == pytest.approx(
+        [1 / 3, 1.0, 1.0]
+    )  # IoU 0.6, 0.2, 0.4 | 0.7 | 0.8
+    assert summary["by_confusers"] == {
+        "a": {"n": 2, "first_selectivity": 0.4, "acc@0.5": 1.0},  # IoU 0.6, 0.7
+        "b": {"n": 3, "first_selectivity": 0.533, "acc@0.5": 0.333},  # IoU 0.2, 0.8, 0.4
+    }
+
+
+def test_confusers_say_what_the_other_objects_share_with_the_asked_one(load_bench):
+    confusers = load_bench("attention_probe").confusers
+    red_square = {"kind": "shape", "colour": "red", "shape": "square"}
+    red_star = {"kind": "shape", "colour": "red", "shape": "star"}
+    blue_square = {"kind": "shape", "colour": "blue", "shape": "square"}
+    seven, three = (
+        {"kind": "digit", "colour": "red", "digit": 7},
+        {"kind": "digit", "colour": "blue", "digit": 3},
+    )
+    assert confusers([red_square, blue_square, red_star], 0) == "shape, same shape"
+    assert confusers([red_square, red_star, seven], 0) == "shape, same colour only"
+    assert confusers([blue_square, red_star, seven], 0) == "shape, nothing shared"
+    assert confusers([seven, three], 0) == "digit, other digits"
+    assert confusers([seven, red_square, blue_square], 0) == "digit, no other digit"
 
 
 def test_hits_need_the_one_model_that_wrote_them(load_bench, tmp_path, monkeypatch, capsys):

@@ -99,3 +99,13 @@ def test_fills_change_the_images_and_flat_draws_the_old_world(load_bench):
     assert set(shapes) - {"circle"}  # at least one patterned shape among them
     for (a, _), (b, _), shape in zip(filled, flat, shapes):
         assert (a.tobytes() == b.tobytes()) == (shape == "circle")  # a circle is solid: drawn the same
+
+
+def test_digit_scenes_hold_one_big_digit_labelled_by_its_value(load_bench):
+    bench = load_bench("shape_learnability")
+    scenes = bench.draw(5, 16, digits=True)
+    values = [bench.TARGETS["digit"](s.objects[0]) for _, s in scenes]
+    assert all(s.objects[0].kind == "digit" and len(s.objects) == 1 for _, s in scenes)
+    assert len(set(values)) > 3 and all(0 <= v < bench.CLASSES["digit"] for v in values)
+    for _, s in scenes:  # big: at least 45% of the shorter side, as the classification scene's object
+        assert max(s.objects[0].w, s.objects[0].h) >= 0.4 * min(s.width, s.height)
