@@ -107,3 +107,25 @@ def test_each_shape_is_drawn_in_its_own_fill_pattern_and_fills_false_is_flat():
     assert not W.fill_pattern("solid", (0, 0, 6, 6)).any()
     # the pattern is fixed to the image, not the object: a box at (1, 0) sees the columns shifted by one
     assert W.fill_pattern("columns", (1, 0, 7, 6))[0].astype(int).tolist() == [0, 0, 1, 1, 1, 0]
+
+
+def test_digit_fills_draw_each_digit_in_its_values_pattern_in_a_light_tint():
+    rng = np.random.Generator(np.random.PCG64(4))
+    cfg = W.WorldConfig(noise=0.0, clutter=0, digit_fills=True)
+    for digit in range(10):
+        obj = W.make_object(rng, cfg, "digit", "purple", size=48, digit=digit)
+        scene = W.layout_scene(rng, cfg, [obj], size=(112, 112))
+        assert scene.digit_fills
+        obj = scene.objects[0]
+        x1, y1, x2, y2 = obj.box
+        image = np.asarray(W.draw(scene))[y1:y2, x1:x2]  # [h, w, 3]
+        mask = W.mask_of(obj)
+        second = mask & W.fill_pattern(W.DIGIT_FILLS[digit], obj.box)
+        tint = tuple(int(v + (255 - v) * 0.5) for v in obj.rgb)
+        assert {tuple(p) for p in image[second]} <= {tint} and {tuple(p) for p in image[mask & ~second]} == {
+            obj.rgb
+        }
+        assert second.any() == (W.DIGIT_FILLS[digit] != "solid"), digit
+        flat = np.asarray(W.draw(replace(scene, digit_fills=False)))[y1:y2, x1:x2][mask]
+        assert {tuple(p) for p in flat} == {obj.rgb}
+    assert not W.WorldConfig().digit_fills  # the default world keeps flat digits

@@ -46,12 +46,12 @@ and files of different names (a training pool and its test set) use different ra
 """
 
 from visual_rft.world.build import build, build_suite, split_of
+from visual_rft.world.patterns import fill_pattern
 from visual_rft.world.scene import (
     ObjectSpec,
     Scene,
     WorldConfig,
     draw,
-    fill_pattern,
     layout_scene,
     make_object,
     mask_of,
@@ -76,6 +76,7 @@ from visual_rft.world.vocab import (
     DETECTION_BASE,
     DETECTION_FEWSHOT,
     DETECTION_NOVEL,
+    DIGIT_FILLS,
     FILLS,
     GROUNDING_BASE_KINDS,
     GROUNDING_KINDS,
@@ -99,6 +100,7 @@ __all__ = [
     "GROUNDING_PROBLEM",
     "GROUNDING_REASONING_KINDS",
     "QUERIES",
+    "DIGIT_FILLS",
     "FILLS",
     "SHADES",
     "SHAPES",

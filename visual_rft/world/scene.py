@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 from sklearn.datasets import load_digits
 
 from visual_rft.data.boxes import iou
-from visual_rft.world.vocab import COLOURS, DETECTION_ALL, FILLS, SHAPES
+from visual_rft.world.patterns import fill_pattern
+from visual_rft.world.vocab import COLOURS, DETECTION_ALL, DIGIT_FILLS, FILLS, SHAPES
 
 
 @dataclass
@@ -55,6 +56,9 @@ class WorldConfig:
     fills: bool = True
     """Draw each shape with its own fill pattern (vocab.FILLS: the pattern's second tone is the object's
     colour at 70% brightness); False: flat colour through the mask, as the worlds before it."""
+    digit_fills: bool = False
+    """Draw each digit in its value's fill pattern (vocab.DIGIT_FILLS, second tone a light tint of its colour);
+    False: flat colour, the value in the outline only (RESULTS.md section 22: the 5m tower does not learn it)."""
     digit_angle: float = 15.0
     """Digits are rotated by up to this many degrees either way."""
     p_absent: float = 0.5
@@ -117,6 +121,8 @@ class Scene:
     noise_seed: int = 0
     fills: bool = False
     """Shapes drawn with their fill pattern (WorldConfig.fills)."""
+    digit_fills: bool = False
+    """Digits drawn with their value's fill pattern (WorldConfig.digit_fills)."""
 
 
 def shade_rgb(colour: str, shade: str, jitter: float = 0.0) -> tuple[int, int, int]:
@@ -338,6 +344,7 @@ def layout_scene(
         float(rng.uniform(0, cfg.noise)) if cfg.noise > 0 else 0.0,
         int(rng.integers(2**32)),
         cfg.fills,
+        cfg.digit_fills,
     )
 
 
@@ -351,7 +358,7 @@ def render_scene(
 
 def draw(scene: Scene) -> Image.Image:
     """The RGB image of a scene: background, clutter, objects (their colour through their masks, in their
-    shape's fill pattern when `scene.fills`), noise."""
+    shape's fill pattern when `scene.fills`, in their digit's when `scene.digit_fills`), noise."""
     canvas = np.empty((scene.height, scene.width, 3), np.uint8)
     canvas[:] = scene.background
     for x, y, w, h, rgb in scene.clutter:
@@ -362,28 +369,15 @@ def draw(scene: Scene) -> Image.Image:
         if scene.fills and o.kind == "shape":
             second = mask & fill_pattern(FILLS[o.shape], o.box)  # [h, w] the pattern's second tone
             region[second] = tuple(int(v * 0.7) for v in o.rgb)
+        if scene.digit_fills and o.kind == "digit":
+            second = mask & fill_pattern(DIGIT_FILLS[o.digit], o.box)  # [h, w]
+            region[second] = tuple(int(v + (255 - v) * 0.5) for v in o.rgb)
     if scene.noise > 0:
         noise = np.random.Generator(np.random.PCG64(scene.noise_seed)).standard_normal(
             canvas.shape, np.float32
         )
         canvas = np.clip(canvas + np.rint(noise * scene.noise), 0, 255).astype(np.uint8)
     return Image.fromarray(canvas, "RGB")
-
-
-def fill_pattern(fill: str, box: tuple[int, int, int, int]) -> np.ndarray:
-    """[h, w] where a fill pattern takes its second tone inside `box`, in image coordinates (so the pattern
-    is the same wherever the object stands: stripes and checks of 3 px, 2-px dots every 6 px)."""
-    x1, y1, x2, y2 = box
-    ys, xs = np.mgrid[y1:y2, x1:x2]  # [h, w] each
-    if fill == "rows":
-        return (ys // 3) % 2 == 1
-    if fill == "columns":
-        return (xs // 3) % 2 == 1
-    if fill == "checks":
-        return (xs // 3 + ys // 3) % 2 == 1
-    if fill == "dots":
-        return (xs % 6 < 2) & (ys % 6 < 2)
-    return np.zeros(ys.shape, bool)  # solid
 
 
 def scene_graph(scene: Scene) -> list[dict]:
