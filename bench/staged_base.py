@@ -52,7 +52,15 @@ def main() -> None:
     options = EvalOptions(batch_size=16, max_new_tokens=160, progress=False, dtype=args.dtype)
     metrics = {}
     for task, names in tests.items():
-        data = build(task, held_out, args.n_test, seed=args.test_seed, categories=names, name=f"{task}_test")
+        data = build(
+            task,
+            held_out,
+            args.n_test,
+            seed=args.test_seed,
+            categories=names,
+            name=f"{task}_test",
+            cfg=cfg.vision.world,  # drawn as the base's pre-training scenes were
+        )
         metrics[task] = evaluate_models({"base": base}, data, args.out / "eval" / task, options)["base"]
     keys = {"classification": ["accuracy"], "detection": ["mAP", "AP50"], "grounding": ["giou", "acc@0.5"]}
     result = {

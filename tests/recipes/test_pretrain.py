@@ -266,6 +266,23 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kind
     assert (out / "base" / "model.safetensors").read_bytes() == final.read_bytes()
 
 
+def test_the_pretraining_files_are_drawn_in_the_world_of_stage_1(tmp_path):
+    miniature_pretrain(
+        tmp_path / "pre", "n_per_task=16", "locate.run.steps=0", "vision.world.digit_fills=true"
+    )
+    flat = build_suite(tmp_path / "flat", seed=0, n_pretrain=16, shots=(1,))  # the default world, same seed
+    drawn = tmp_path / "pre" / "world"
+    samples = read_samples(drawn / "det_base_train.jsonl")
+    digits = [any(o.get("digit") for o in s.meta["objects"]) for s in samples]  # a digit other than 0 (solid)
+    assert any(digits) and not all(digits)
+    for s, has_digit in zip(samples, digits):
+        image = s.images[0].split("/")[-1]
+        same = (drawn / "images" / image).read_bytes() == (
+            flat["det_base_train"].parent / "images" / image
+        ).read_bytes()
+        assert same != has_digit, s.id  # the same scenes; only the digits are drawn in their patterns
+
+
 def miniature_pretrain(out, *overrides: str) -> None:
     """`run_pretrain` of the 1m model on 4 samples a task, no stage 1, locate on `name` scenes for 2 steps of 4,
     align and joint skipped unless `overrides` say otherwise."""

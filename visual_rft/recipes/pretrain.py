@@ -182,7 +182,9 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         if unknown:
             raise ValueError(f"{name}: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     out = Path(cfg.out_dir)
-    paths = build_suite(out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,))
+    paths = build_suite(
+        out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,), cfg=cfg.vision.world
+    )
     parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
     grounded = parts["grd_single_train"] + parts["grd_base_train"]
     parts["det_grounded_train"] = grounded_detection(grounded, DETECTION_BASE, cfg.seed)

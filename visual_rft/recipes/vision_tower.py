@@ -96,7 +96,7 @@ class VisionStageConfig:
     progress: bool = True
     """Progress bar."""
     world: WorldConfig = field(default_factory=WorldConfig)
-    """How scenes are drawn."""
+    """How scenes are drawn (in `vrft world pretrain`, the pre-training files' scenes too)."""
 
 
 class DenseHeads(nn.Module):
