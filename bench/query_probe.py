@@ -12,6 +12,7 @@ of the scored rows.
 
     python bench/query_probe.py --models runs/l3k_p8_big/base --out runs/qprobe --n 800
     python bench/query_probe.py --models runs/think2k/base --out runs/qprobe --n 800 --think '{problem}'
+    python bench/query_probe.py --models runs/dfill_s1/base --out runs/qprobe_dfill --n 800 --digit-fills
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.recipes.base_model import THINK
-from visual_rft.world import build
+from visual_rft.world import WorldConfig, build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
 from attention_probe import asked_object  # noqa: E402
@@ -115,8 +116,20 @@ def main() -> None:
     ap.add_argument(
         "--think", default=THINK, help="the think text the models were trained to write (sft.think)"
     )
+    ap.add_argument(
+        "--digit-fills", action="store_true", help="digits in their value's pattern (WorldConfig)"
+    )
     args = ap.parse_args()
-    data = build("grounding", args.out / "held_out", args.n, seed=args.seed, categories=["name"], name="name")
+    world = WorldConfig(digit_fills=args.digit_fills)
+    data = build(
+        "grounding",
+        args.out / "held_out",
+        args.n,
+        seed=args.seed,
+        categories=["name"],
+        name="name",
+        cfg=world,
+    )
     result = {}
     for m in args.models:
         result[str(m)] = layers = probe_model(m, data, args.think)

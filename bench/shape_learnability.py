@@ -16,6 +16,7 @@ weights, so every number is on images the model has not trained on.
     python bench/shape_learnability.py --out runs/patch7 --steps 75 --models tower --targets shape --patch 7 --flat
     python bench/shape_learnability.py --out runs/shape_fills --steps 100 --models tower --targets shape
     python bench/shape_learnability.py --out runs/digit_learnability --steps 300 --targets digit
+    python bench/shape_learnability.py --out runs/digit_fills --steps 300 --models tower --targets digit --digit-fills
 
 --patch 7 rebuilds the tower with 7-px patches merged 4 x 4 (`with_patch`: still one token per 28-px cell).
 --flat draws the shapes in flat colour, as the world did when RESULTS.md section 9 was measured; without
@@ -57,16 +58,16 @@ CLASSES = {"shape": 5, "colour": 5, "digit": 10}
 WINDOW = 25
 
 
-def draw(step: int, batch: int, fills: bool = True, digits: bool = False) -> list:
+def draw(step: int, batch: int, fills: bool = True, digits: bool = False, digit_fills: bool = False) -> list:
     """One step's scenes, a function of the step: every run sees the same images (`fills`: each shape in
     its fill pattern, the world's default; False: flat colour, the world of RESULTS.md section 9; `digits`:
-    one big digit a scene, "digit 0" to "digit 9", instead of a base class)."""
+    one big digit a scene, "digit 0" to "digit 9", instead of a base class; `digit_fills`: each digit in its
+    value's fill pattern, `WorldConfig.digit_fills`)."""
     rng = np.random.Generator(np.random.PCG64([0, 1, step]))
     pool = [f"digit {d}" for d in range(10)] if digits else CLASSIFICATION_BASE
     labels = [pool[rng.integers(len(pool))] for _ in range(batch)]
-    return [
-        classification_scene(rng, WorldConfig(fills=fills), label) for label in labels
-    ]  # [(image, scene)]
+    cfg = WorldConfig(fills=fills, digit_fills=digit_fills)
+    return [classification_scene(rng, cfg, label) for label in labels]  # [(image, scene)]
 
 
 class TowerReader(nn.Module):
@@ -171,6 +172,7 @@ def run(
     window: int = 0,
     fills: bool = True,
     patch: int = 14,
+    digit_fills: bool = False,
 ) -> dict:
     torch.manual_seed(0)
     if kind.startswith("tower"):
@@ -187,7 +189,7 @@ def run(
     warm = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / WINDOW))
     correct, windows, t0 = [], [], time.perf_counter()
     for step in range(steps):
-        scenes = draw(step, batch, fills, digits=target == "digit")
+        scenes = draw(step, batch, fills, digits=target == "digit", digit_fills=digit_fills)
         y = torch.tensor([TARGETS[target](scene.objects[0]) for _, scene in scenes])  # [B]
         logits = model(scenes)  # [B, classes]
         loss = F.cross_entropy(logits, y)
@@ -208,6 +210,7 @@ def run(
         "window": window,
         "fills": fills,
         "patch": patch,
+        "digit_fills": digit_fills,
         "seconds": round(time.perf_counter() - t0),
         "accuracy_per_25_steps": windows,
     }
@@ -227,13 +230,23 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=0, help="the tower's attention window in px (0: 112)")
     ap.add_argument("--flat", action="store_true", help="shapes in flat colour (no fill patterns)")
     ap.add_argument("--patch", type=int, default=14, choices=(7, 14), help="the tower's patch size in px")
+    ap.add_argument("--digit-fills", action="store_true", help="digits in their value's fill pattern")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for kind in args.models.split(","):
         for target in args.targets.split(","):
             lr = args.cnn_lr if kind == "cnn" else args.tower_lr
             result = run(
-                kind, target, args.steps, lr, args.batch, args.out, args.window, not args.flat, args.patch
+                kind,
+                target,
+                args.steps,
+                lr,
+                args.batch,
+                args.out,
+                args.window,
+                not args.flat,
+                args.patch,
+                args.digit_fills,
             )
             print(json.dumps(result), flush=True)
 

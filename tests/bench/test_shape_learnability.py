@@ -109,3 +109,9 @@ def test_digit_scenes_hold_one_big_digit_labelled_by_its_value(load_bench):
     assert len(set(values)) > 3 and all(0 <= v < bench.CLASSES["digit"] for v in values)
     for _, s in scenes:  # big: at least 45% of the shorter side, as the classification scene's object
         assert max(s.objects[0].w, s.objects[0].h) >= 0.4 * min(s.width, s.height)
+    filled = bench.draw(
+        5, 16, digits=True, digit_fills=True
+    )  # the same scenes, each digit in its value's pattern
+    assert [s.objects for _, s in filled] == [s.objects for _, s in scenes]
+    for (a, s), (b, _) in zip(filled, scenes):
+        assert (a.tobytes() == b.tobytes()) == (s.objects[0].digit == 0)  # 0 is solid: drawn the same
