@@ -125,6 +125,8 @@ def test_the_pick_weight_adds_the_first_digits_binding_loss(tiny_model_dir, tmp_
     )
     weighted, _ = loss_and_metrics(2.0, 3.0)
     assert weighted == pytest.approx(2 * everywhere + 3 * first, rel=1e-5)
+    alone, _ = loss_and_metrics(0.0, 1.0)  # the first digits' loss alone still reads the heads
+    assert alone == pytest.approx(first, rel=1e-5)
 
 
 def _binding_run(tiny_model_dir, tmp_path, weight, steps=30):

@@ -77,12 +77,17 @@ class BindingConfig:
     pick_weight: float = 0.0
     """Weight of the binding loss at only the position that predicts each box's first digit, added to `weight`'s
     mean over every digit position: there the heads must pick the object from the question alone, before the
-    answer's digits say where it is (RESULTS.md section 22); 0: off. Needs `weight` > 0 (the heads are read)."""
+    answer's digits say where it is (RESULTS.md section 22); 0: off."""
     position_weight: float = 0.0
     """Weight of the position loss (`recipes/position.py`: each image token's cell and its object's box
     linearly readable from the residual stream entering `position_layer`); 0: off."""
     position_layer: int = 2
     """The decoder layer whose input residual stream the position loss reads (1 .. layers - 1)."""
+
+    @property
+    def reads_attention(self) -> bool:
+        """The binding loss is on (over every digit, the first ones, or both): the held heads' weights are read."""
+        return self.weight > 0 or self.pick_weight > 0
 
 
 def asked_objects(sample: Sample) -> list[int]:
@@ -202,14 +207,14 @@ class BindingSFTTrainer(SFTTrainer):
         resume: bool = False,
     ):
         attn = cfg.model.attn_implementation
-        if binding.weight > 0 and attn not in WEIGHTED_ATTENTION:  # before anything loads
+        if binding.reads_attention and attn not in WEIGHTED_ATTENTION:  # before anything loads
             raise ValueError(
-                f"binding.weight > 0 reads attention weights: set model.attn_implementation={HELD_EAGER} "
+                f"binding.weight or pick_weight > 0 reads attention weights: set model.attn_implementation={HELD_EAGER} "
                 f"(eager in the held layers only) or eager (got {attn!r})"
             )
         super().__init__(cfg, samples, resume)
         self.binding = binding
-        self.recorder = AttentionRecorder(self.model, binding.layers) if binding.weight > 0 else None
+        self.recorder = AttentionRecorder(self.model, binding.layers) if binding.reads_attention else None
         self.residuals = (
             ResidualRecorder(self.model, binding.position_layer) if binding.position_weight > 0 else None
         )

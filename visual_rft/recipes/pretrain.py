@@ -205,6 +205,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             binding = replace(
                 cfg.binding,
                 weight=cfg.binding.weight if name in cfg.binding_stages else 0.0,
+                pick_weight=cfg.binding.pick_weight if name in cfg.binding_stages else 0.0,
                 position_weight=cfg.binding.position_weight if name in cfg.position_stages else 0.0,
             )
             model = sft_stage(stage, model, out / folder, cfg, data, binding)
@@ -306,7 +307,7 @@ def sft_stage(
     when its weight is above 0 (eager attention in the layers whose weights it reads); returns the stage's
     last model."""
     stage = for_run(stage, model, run_dir, cfg.seed, cfg.progress)
-    if binding.weight > 0:
+    if binding.reads_attention:
         stage = replace(stage, model=replace(stage.model, attn_implementation=HELD_EAGER))
     final = run_dir / f"checkpoint-{stage.run.steps}" / "model"
     if not final.is_dir():  # a finished stage is not run again
