@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from visual_rft.data.types import ClassTarget, Sample
+from visual_rft.models.forward import encode_images
+from visual_rft.models.inputs import open_images
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.recipes.base_model import THINK
 from visual_rft.world import WorldConfig
@@ -138,6 +140,36 @@ def readings(model_dir: Path, samples: list[Sample], think: str) -> list[dict]:
     return rows
 
 
+@torch.no_grad()
+def variance_shares(model_dir: Path, samples: list[Sample]) -> dict[str, float]:
+    """Per word of the class names (a two-word name's shade is "mid"), the share of the object tokens' variance
+    that the word's value explains, the tokens RMS-normalised (the module docstring)."""
+    model, processor = load_model(model_dir, device="cpu", dtype="fp32"), load_processor(model_dir)
+    tokens, labels = [], []
+    for sample in samples:
+        inputs = processor.image_processor(images=[open_images(sample)[0]], return_tensors="pt")
+        grid = inputs["image_grid_thw"]  # [1, 3]
+        t = encode_images(model, inputs["pixel_values"], grid).tokens.float()  # [n, H]
+        t = t / t.pow(2).mean(-1, keepdim=True).sqrt()  # [n, H]
+        _, h, w = grid[0].tolist()
+        merge = processor.image_processor.merge_size
+        scale = w * processor.image_processor.patch_size / sample.width
+        owners = box_owners([o["box"] for o in sample.meta["objects"]], h // merge, w // merge, scale)  # [n]
+        tokens.append(t[torch.from_numpy(owners >= 0)].numpy())
+        words = {"shade": "mid", **words_of(sample.target.label)}
+        labels += [words] * int((owners >= 0).sum())
+    x = np.concatenate(tokens)  # [N, H]
+    return {role: round(explained_share(x, np.array([w[role] for w in labels])), 3) for role in OPTIONS}
+
+
+def explained_share(x: np.ndarray, y: np.ndarray) -> float:
+    """The share of the rows' variance (x [N, H]) that their labels (y [N]) explain: the between-class sum of
+    squares over the total one, both about the mean of all rows."""
+    x = x - x.mean(0)  # [N, H]
+    between = sum(float((x[y == v].mean(0) ** 2).sum()) * int((y == v).sum()) for v in set(y))
+    return between / float((x**2).sum())
+
+
 def summarise(rows: list[dict], n_train: int) -> dict:
     """Per word: `chosen` accuracy on the scored images, probes per layer, attention shares per layer and head
     (means over every image, rounded)."""
@@ -172,7 +204,11 @@ def main() -> None:
     result = {}
     for m in args.models:
         result[str(m)] = words = summarise(readings(m, samples, args.think), int(0.7 * args.n))
+        words["variance shares"] = shares = variance_shares(m, samples)
+        print(m, "object tokens' variance explained by", shares, flush=True)
         for role, r in words.items():
+            if role == "variance shares":
+                continue
             probes = " ".join(f"{v['acc']}" for k, v in r.items() if k.startswith("probe"))
             print(m, role, "chosen", r["chosen"], "| probes by layer", probes, flush=True)
             print("   object attention by layer, head:", r["object attention"], flush=True)

@@ -84,3 +84,21 @@ def test_summarise_scores_the_models_pick_on_the_held_images_only(load_bench):
     assert out["colour"]["probe layer 1"]["acc"] == 1.0 and out["colour"]["probe layer 0"]["acc"] < 0.9
     assert out["colour"]["object attention"] == [[0.25, 0.25]]
     assert out["colour"]["image attention"] == [[0.5, 0.5]]
+
+
+def test_explained_share_by_hand(load_bench):
+    share = load_bench("class_reading").explained_share
+    x = np.array([[1.0, 0.0], [3.0, 0.0], [-1.0, 0.0], [-3.0, 0.0]])  # mean 0, total sum of squares 20
+    # grouped {1, 3} and {-1, -3}: class means +-2, between 4 x 4 = 16 of 20
+    assert share(x, np.array(["a", "a", "b", "b"])) == pytest.approx(0.8)
+    assert share(x, np.array(["a", "b", "a", "b"])) == pytest.approx(0.0)  # both class means are 0
+    assert share(x, np.array(["a", "b", "c", "d"])) == pytest.approx(1.0)
+
+
+def test_variance_shares_on_the_tiny_model(load_bench, tiny_model_dir, tmp_path):
+    bench = load_bench("class_reading")
+    samples = bench.held_out(tmp_path, 12, seed=2, world=WorldConfig())  # red, green, blue; all of mid shade
+    shares = bench.variance_shares(tiny_model_dir, samples)
+    assert list(shares) == ["shade", "colour", "shape"]
+    assert shares["shade"] == 0.0  # one value explains nothing
+    assert 0.0 < shares["colour"] < 1.0 and 0.0 < shares["shape"] < 1.0
