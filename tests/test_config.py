@@ -1,6 +1,7 @@
 import pytest
 
 from visual_rft.config import ConfigError, SFTTrainConfig, TrainConfig, load_config, save_config
+from visual_rft.recipes.pretrain import PretrainConfig
 
 
 def test_yaml_and_dotted_overrides(tmp_path):
@@ -86,3 +87,12 @@ def test_a_nested_section_keeps_its_recipes_defaults():
     assert cfg.sft.run.seed == 3 and cfg.sft.run.steps == 60 and cfg.sft.optim.lr == 2e-4
     cfg = load_config(Recipe, None, ["sft.sft.think=a: b # c"])  # ": " and "#" stay text
     assert cfg.sft.sft.think == "a: b # c"
+
+
+def test_a_literal_field_takes_only_its_choices():
+    cfg = load_config(PretrainConfig, None, ["vision.world.digit_tone=grey"])
+    assert cfg.vision.world.digit_tone == "grey"
+    with pytest.raises(
+        ConfigError, match=r"'vision.world.digit_tone' must be one of \['light', 'dark', 'grey'\], got 'gray'"
+    ):
+        load_config(PretrainConfig, None, ["vision.world.digit_tone=gray"])

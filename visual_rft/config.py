@@ -271,6 +271,10 @@ def _coerce(value, hint, key: str, where: str):
             return float(value)
         except ValueError:
             pass
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{where}: '{key}' must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
     if hint in (int, float, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: '{key}' must be {hint.__name__}, got {value!r}")

@@ -4,6 +4,7 @@ from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
+import pytest
 
 from visual_rft import world as W
 from visual_rft.data.boxes import iou
@@ -109,9 +110,16 @@ def test_each_shape_is_drawn_in_its_own_fill_pattern_and_fills_false_is_flat():
     assert W.fill_pattern("columns", (1, 0, 7, 6))[0].astype(int).tolist() == [0, 0, 1, 1, 1, 0]
 
 
-def test_digit_fills_draw_each_digit_in_its_values_pattern_in_a_light_tint():
+@pytest.mark.parametrize(
+    "tone, expected",
+    [
+        ("light", lambda rgb: tuple(int(v + (255 - v) * 0.5) for v in rgb)),
+        ("grey", lambda rgb: (128, 128, 128)),
+    ],
+)
+def test_digit_fills_draw_each_digit_in_its_values_pattern_in_its_second_tone(tone, expected):
     rng = np.random.Generator(np.random.PCG64(4))
-    cfg = W.WorldConfig(noise=0.0, clutter=0, digit_fills=True)
+    cfg = W.WorldConfig(noise=0.0, clutter=0, digit_fills=True, digit_tone=tone)
     for digit in range(10):
         obj = W.make_object(rng, cfg, "digit", "purple", size=48, digit=digit)
         scene = W.layout_scene(rng, cfg, [obj], size=(112, 112))
@@ -121,7 +129,7 @@ def test_digit_fills_draw_each_digit_in_its_values_pattern_in_a_light_tint():
         image = np.asarray(W.draw(scene))[y1:y2, x1:x2]  # [h, w, 3]
         mask = W.mask_of(obj)
         second = mask & W.fill_pattern(W.DIGIT_FILLS[digit], obj.box)
-        tint = tuple(int(v + (255 - v) * 0.5) for v in obj.rgb)
+        tint = expected(obj.rgb)
         assert {tuple(p) for p in image[second]} <= {tint} and {tuple(p) for p in image[mask & ~second]} == {
             obj.rgb
         }
@@ -129,3 +137,12 @@ def test_digit_fills_draw_each_digit_in_its_values_pattern_in_a_light_tint():
         flat = np.asarray(W.draw(replace(scene, digit_fills=False)))[y1:y2, x1:x2][mask]
         assert {tuple(p) for p in flat} == {obj.rgb}
     assert not W.WorldConfig().digit_fills  # the default world keeps flat digits
+    assert W.WorldConfig().digit_tone == "light"
+
+
+def test_second_tone_by_hand_and_an_unknown_tone_refused():
+    assert W.second_tone((200, 100, 0), "dark") == (140, 70, 0)
+    assert W.second_tone((200, 100, 0), "light") == (227, 177, 127)
+    assert W.second_tone((200, 100, 0), "grey") == (128, 128, 128)
+    with pytest.raises(ValueError, match="unknown tone 'pink'"):
+        W.second_tone((200, 100, 0), "pink")

@@ -46,7 +46,7 @@ and files of different names (a training pool and its test set) use different ra
 """
 
 from visual_rft.world.build import build, build_suite, split_of
-from visual_rft.world.patterns import fill_pattern
+from visual_rft.world.patterns import fill_pattern, second_tone
 from visual_rft.world.scene import (
     ObjectSpec,
     Scene,
@@ -114,6 +114,7 @@ __all__ = [
     "detection_scene",
     "draw",
     "fill_pattern",
+    "second_tone",
     "grounding_example",
     "grounding_scene",
     "layout_scene",

@@ -8,6 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
+TONES = ("dark", "light", "grey")
+"""The second tones a pattern can take (`second_tone`)."""
+
+
+def second_tone(rgb: tuple[int, int, int], tone: str) -> tuple[int, int, int]:
+    """The colour of a fill pattern's second tone on an object of colour `rgb`: "dark" is 70% of its brightness
+    (the shapes'), "light" half-way to white (the digits' by default: what the light shade is, so it ties the digits'
+    patterns to shade), "grey" a mid grey whatever the colour (a pattern that says nothing of colour or shade)."""
+    if tone == "dark":
+        return tuple(int(v * 0.7) for v in rgb)
+    if tone == "light":
+        return tuple(int(v + (255 - v) * 0.5) for v in rgb)
+    if tone == "grey":
+        return (128, 128, 128)
+    raise ValueError(f"second_tone: unknown tone {tone!r}, expected one of {TONES}")
+
 
 def fill_pattern(fill: str, box: tuple[int, int, int, int]) -> np.ndarray:
     """[h, w] where a fill pattern takes its second tone inside `box`, in image coordinates (so the pattern

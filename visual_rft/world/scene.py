@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
 from sklearn.datasets import load_digits
 
 from visual_rft.data.boxes import iou
-from visual_rft.world.patterns import fill_pattern
+from visual_rft.world.patterns import fill_pattern, second_tone
 from visual_rft.world.vocab import COLOURS, DETECTION_ALL, DIGIT_FILLS, FILLS, SHAPES
 
 
@@ -57,8 +58,10 @@ class WorldConfig:
     """Draw each shape with its own fill pattern (vocab.FILLS: the pattern's second tone is the object's
     colour at 70% brightness); False: flat colour through the mask, as the worlds before it."""
     digit_fills: bool = False
-    """Draw each digit in its value's fill pattern (vocab.DIGIT_FILLS, second tone a light tint of its colour);
-    False: flat colour, the value in the outline only (RESULTS.md section 22: the 5m tower does not learn it)."""
+    """Draw each digit in its value's fill pattern (vocab.DIGIT_FILLS, second tone `digit_tone`); False: flat
+    colour, the value in the outline only (RESULTS.md section 22: the 5m tower does not learn it)."""
+    digit_tone: Literal["light", "dark", "grey"] = "light"
+    """The digits' pattern's second tone (`patterns.second_tone`): light tint, dark, or a mid grey."""
     digit_angle: float = 15.0
     """Digits are rotated by up to this many degrees either way."""
     p_absent: float = 0.5
@@ -123,6 +126,8 @@ class Scene:
     """Shapes drawn with their fill pattern (WorldConfig.fills)."""
     digit_fills: bool = False
     """Digits drawn with their value's fill pattern (WorldConfig.digit_fills)."""
+    digit_tone: str = "light"
+    """Their pattern's second tone (WorldConfig.digit_tone)."""
 
 
 def shade_rgb(colour: str, shade: str, jitter: float = 0.0) -> tuple[int, int, int]:
@@ -345,6 +350,7 @@ def layout_scene(
         int(rng.integers(2**32)),
         cfg.fills,
         cfg.digit_fills,
+        cfg.digit_tone,
     )
 
 
@@ -368,10 +374,10 @@ def draw(scene: Scene) -> Image.Image:
         region[mask] = o.rgb
         if scene.fills and o.kind == "shape":
             second = mask & fill_pattern(FILLS[o.shape], o.box)  # [h, w] the pattern's second tone
-            region[second] = tuple(int(v * 0.7) for v in o.rgb)
+            region[second] = second_tone(o.rgb, "dark")
         if scene.digit_fills and o.kind == "digit":
             second = mask & fill_pattern(DIGIT_FILLS[o.digit], o.box)  # [h, w]
-            region[second] = tuple(int(v + (255 - v) * 0.5) for v in o.rgb)
+            region[second] = second_tone(o.rgb, scene.digit_tone)
     if scene.noise > 0:
         noise = np.random.Generator(np.random.PCG64(scene.noise_seed)).standard_normal(
             canvas.shape, np.float32

@@ -24,10 +24,10 @@ can be read from any patch of the object; through the outline alone the 5m tower
 than 49% in 600 steps, where a small CNN reaches 99.8% (RESULTS.md section 9)."""
 
 DIGIT_FILLS = ("solid", "rows", "columns", "checks", "dots", "falling", "rising", "grid", "rings", "bars")
-"""The fill pattern of each digit value, 0 to 9 (`WorldConfig.digit_fills`), its second tone a light tint of the
-digit's colour (a shape's is a dark one): the value is then readable from any patch of the digit, as a shape is
-from its pattern; drawn in flat colour, a digit's value is in its outline alone, which the 5m tower does not learn
-(RESULTS.md section 22). `fill_pattern` draws them."""
+"""The fill pattern of each digit value, 0 to 9 (`WorldConfig.digit_fills`), its second tone by default a light
+tint of the digit's colour (a shape's is a dark one; `WorldConfig.digit_tone`): the value is then readable from any
+patch of the digit, as a shape is from its pattern; drawn in flat colour, a digit's value is in its outline alone,
+which the 5m tower does not learn (RESULTS.md section 22). `fill_pattern` draws them."""
 
 SHADES = ("dark", "mid", "light")
 """Shades of a colour: mixed half-way with black, pure, mixed half-way with white."""
