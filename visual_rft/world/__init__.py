@@ -114,7 +114,6 @@ __all__ = [
     "detection_scene",
     "draw",
     "fill_pattern",
-    "second_tone",
     "grounding_example",
     "grounding_scene",
     "layout_scene",
@@ -123,5 +122,6 @@ __all__ = [
     "random_object",
     "render_scene",
     "scene_graph",
+    "second_tone",
     "split_of",
 ]

@@ -14,8 +14,8 @@ TONES = ("dark", "light", "grey")
 
 def second_tone(rgb: tuple[int, int, int], tone: str) -> tuple[int, int, int]:
     """The colour of a fill pattern's second tone on an object of colour `rgb`: "dark" is 70% of its brightness
-    (the shapes'), "light" half-way to white (the digits' by default: what the light shade is, so it ties the digits'
-    patterns to shade), "grey" a mid grey whatever the colour (a pattern that says nothing of colour or shade)."""
+    (the shapes'), "light" half-way to white, as the light shade is (the digits' by default), "grey" a mid grey
+    whatever the colour (RESULTS.md section 24: the tower's colour share is the same with it)."""
     if tone == "dark":
         return tuple(int(v * 0.7) for v in rgb)
     if tone == "light":
