@@ -204,14 +204,12 @@ def main() -> None:
     result = {}
     for m in args.models:
         result[str(m)] = words = summarise(readings(m, samples, args.think), int(0.7 * args.n))
-        words["variance shares"] = shares = variance_shares(m, samples)
-        print(m, "object tokens' variance explained by", shares, flush=True)
         for role, r in words.items():
-            if role == "variance shares":
-                continue
             probes = " ".join(f"{v['acc']}" for k, v in r.items() if k.startswith("probe"))
             print(m, role, "chosen", r["chosen"], "| probes by layer", probes, flush=True)
             print("   object attention by layer, head:", r["object attention"], flush=True)
+        words["variance shares"] = shares = variance_shares(m, samples)
+        print(m, "object tokens' variance explained by", shares, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "class_reading.json").write_text(json.dumps(result, indent=1))
 

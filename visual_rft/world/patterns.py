@@ -6,13 +6,15 @@ A pattern is fixed to the image grid, so it is the same wherever the object stan
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
-TONES = ("dark", "light", "grey")
-"""The second tones a pattern can take (`second_tone`)."""
+Tone = Literal["light", "dark", "grey"]
+"""The second tones a pattern can take (`second_tone`; `WorldConfig.digit_tone` takes the same)."""
 
 
-def second_tone(rgb: tuple[int, int, int], tone: str) -> tuple[int, int, int]:
+def second_tone(rgb: tuple[int, int, int], tone: Tone) -> tuple[int, int, int]:
     """The colour of a fill pattern's second tone on an object of colour `rgb`: "dark" is 70% of its brightness
     (the shapes'), "light" half-way to white, as the light shade is (the digits' by default), "grey" a mid grey
     whatever the colour (RESULTS.md section 24: the tower's colour share is the same with it)."""
@@ -22,7 +24,7 @@ def second_tone(rgb: tuple[int, int, int], tone: str) -> tuple[int, int, int]:
         return tuple(int(v + (255 - v) * 0.5) for v in rgb)
     if tone == "grey":
         return (128, 128, 128)
-    raise ValueError(f"second_tone: unknown tone {tone!r}, expected one of {TONES}")
+    raise ValueError(f"second_tone: unknown tone {tone!r}, expected one of {get_args(Tone)}")
 
 
 def fill_pattern(fill: str, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
 from sklearn.datasets import load_digits
 
 from visual_rft.data.boxes import iou
-from visual_rft.world.patterns import fill_pattern, second_tone
+from visual_rft.world.patterns import Tone, fill_pattern, second_tone
 from visual_rft.world.vocab import COLOURS, DETECTION_ALL, DIGIT_FILLS, FILLS, SHAPES
 
 
@@ -60,7 +59,7 @@ class WorldConfig:
     digit_fills: bool = False
     """Draw each digit in its value's fill pattern (vocab.DIGIT_FILLS, second tone `digit_tone`); False: flat
     colour, the value in the outline only (RESULTS.md section 22: the 5m tower does not learn it)."""
-    digit_tone: Literal["light", "dark", "grey"] = "light"
+    digit_tone: Tone = "light"
     """The digits' pattern's second tone (`patterns.second_tone`): light tint, dark, or a mid grey."""
     digit_angle: float = 15.0
     """Digits are rotated by up to this many degrees either way."""
@@ -126,7 +125,7 @@ class Scene:
     """Shapes drawn with their fill pattern (WorldConfig.fills)."""
     digit_fills: bool = False
     """Digits drawn with their value's fill pattern (WorldConfig.digit_fills)."""
-    digit_tone: str = "light"
+    digit_tone: Tone = "light"
     """Their pattern's second tone (WorldConfig.digit_tone)."""
 
 
