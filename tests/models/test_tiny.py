@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -119,3 +121,16 @@ def test_the_language_models_mrope_turns_across_image_columns(size):
     t, h, w = rope["mrope_section"]
     assert t + h + w == inv_freq.numel() and h == w
     assert inv_freq[-w:].min() > 0.1 and inv_freq[t : t + h].min() > inv_freq[-w:].max() * 0.9
+
+
+def test_a_size_of_its_own_keeps_the_weight_count_with_more_heads():
+    """A TinySize given directly: twelve heads of 16 in the 5m's width have the same weights as six of 32
+    (the projections are hidden x hidden), and their mRoPE sections still fill the smaller head."""
+    six = build_tiny("qwen2_5_vl", "5m")[0]
+    twelve = build_tiny("qwen2_5_vl", replace(SIZES["5m"], heads=12))[0]
+    text = twelve.config.text_config
+    assert (text.num_attention_heads, text.num_key_value_heads) == (12, 6)
+    assert sum(text.rope_parameters["mrope_section"]) == text.hidden_size // 12 // 2
+    assert count_parameters(twelve) == count_parameters(six)
+    with pytest.raises(ValueError, match="does not split into 7 heads"):
+        build_tiny("qwen2_5_vl", replace(SIZES["5m"], heads=7))

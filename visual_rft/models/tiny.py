@@ -158,14 +158,18 @@ def tiny_image_processor(family: str) -> Qwen2VLImageProcessorPil:
     return Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
 
 
-def build_tiny(family: str = "qwen2_5_vl", size: str = "5m", seed: int = 0):
-    """Build (model, processor) in memory: random weights (seeded), trained tokenizer, image-only processor."""
-    if size not in SIZES:
+def build_tiny(family: str = "qwen2_5_vl", size: str | TinySize = "5m", seed: int = 0):
+    """Build (model, processor) in memory: random weights (seeded), trained tokenizer, image-only processor.
+    `size` is a name of SIZES or a TinySize of its own (e.g. `replace(SIZES["5m"], heads=12)`)."""
+    if isinstance(size, str) and size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
     if family not in MODEL_CLASSES:
         raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    dims = SIZES[size] if isinstance(size, str) else size
+    if dims.hidden % dims.heads or (dims.hidden // dims.heads) % 2:
+        raise ValueError(f"hidden size {dims.hidden} does not split into {dims.heads} heads of an even size")
     tokenizer = train_tokenizer(seed=seed)
-    config = tiny_config(family, SIZES[size], tokenizer)
+    config = tiny_config(family, dims, tokenizer)
     torch.manual_seed(seed)
     model = MODEL_CLASSES[family](config).eval()
     processor = QwenVLImageProcessor(
@@ -178,7 +182,9 @@ def build_tiny(family: str = "qwen2_5_vl", size: str = "5m", seed: int = 0):
     return model, processor
 
 
-def write_tiny(out_dir: str | Path, family: str = "qwen2_5_vl", size: str = "5m", seed: int = 0) -> Path:
+def write_tiny(
+    out_dir: str | Path, family: str = "qwen2_5_vl", size: str | TinySize = "5m", seed: int = 0
+) -> Path:
     """Build a tiny model and save it as an ordinary Hugging Face folder (safetensors)."""
     out = Path(out_dir)
     model, processor = build_tiny(family, size, seed)

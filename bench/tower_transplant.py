@@ -1,0 +1,44 @@
+"""A trained vision tower under a fresh language model of another shape: the 5m model's tower (and merger)
+copied from a model folder into a tiny Qwen2.5-VL whose text side has other heads or layers, written as an
+ordinary model folder, e.g. a `vrft world pretrain` run's init/ (a run whose init/ exists starts from it).
+
+    python bench/tower_transplant.py --tower runs/dfill_s1/vision/model --out runs/h12/init --heads 12
+
+The language model is randomly initialised (seed 0), as stage 1 leaves it in the 5m model; the tokenizer
+and image processor are the factory's. Twelve heads of 16 in the 5m's width keep its weight count (RESULTS.md
+section 25 asks whether the colour head and the digits' pick compete for the first layer's six heads).
+Prints the parameter counts of both models.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from transformers import AutoModelForImageTextToText
+
+from visual_rft.models.tiny import SIZES, build_tiny, count_parameters
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tower", type=Path, required=True, help="a 5m model folder whose tower is copied")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--heads", type=int, default=SIZES["5m"].heads, help="text attention heads a layer")
+    parser.add_argument("--layers", type=int, default=SIZES["5m"].layers, help="text decoder layers")
+    args = parser.parse_args()
+    if (args.out / "config.json").exists():
+        raise SystemExit(f"{args.out} already holds a model; remove it or choose another --out")
+    source = AutoModelForImageTextToText.from_pretrained(args.tower)
+    size = replace(SIZES["5m"], heads=args.heads, layers=args.layers)
+    model, processor = build_tiny("qwen2_5_vl", size, seed=0)
+    model.model.visual.load_state_dict(source.model.visual.state_dict())  # strict: same tower shape
+    model.save_pretrained(args.out)
+    processor.save_pretrained(args.out)
+    print(f"tower of {args.tower}: {count_parameters(source)}")
+    print(f"{args.out} ({args.heads} heads, {args.layers} layers): {count_parameters(model)}")
+
+
+if __name__ == "__main__":
+    main()
