@@ -28,16 +28,21 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=SIZES["5m"].heads, help="text attention heads a layer")
     parser.add_argument("--layers", type=int, default=SIZES["5m"].layers, help="text decoder layers")
     args = parser.parse_args()
-    if (args.out / "config.json").exists():
-        raise SystemExit(f"{args.out} already holds a model; remove it or choose another --out")
-    source = AutoModelForImageTextToText.from_pretrained(args.tower)
-    size = replace(SIZES["5m"], heads=args.heads, layers=args.layers)
-    model, processor = build_tiny("qwen2_5_vl", size, seed=0)
-    model.model.visual.load_state_dict(source.model.visual.state_dict())  # strict: same tower shape
-    model.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
-    print(f"tower of {args.tower}: {count_parameters(source)}")
-    print(f"{args.out} ({args.heads} heads, {args.layers} layers): {count_parameters(model)}")
+    counts = transplant(args.tower, args.out, args.heads, args.layers)
+    print(f"tower of {args.tower}: {counts['tower']}")
+    print(f"{args.out} ({args.heads} heads, {args.layers} layers): {counts['out']}")
+
+
+def transplant(tower: Path, out: Path, heads: int, layers: int) -> dict[str, dict[str, int]]:
+    """Write the model folder `out` and return the parameter counts of both models."""
+    if (out / "config.json").exists():
+        raise SystemExit(f"{out} already holds a model; remove it or choose another --out")
+    source = AutoModelForImageTextToText.from_pretrained(tower)
+    model, processor = build_tiny("qwen2_5_vl", replace(SIZES["5m"], heads=heads, layers=layers), seed=0)
+    model.model.visual.load_state_dict(source.model.visual.state_dict())  # strict: the same tower's shape
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return {"tower": count_parameters(source), "out": count_parameters(model)}
 
 
 if __name__ == "__main__":
