@@ -16,8 +16,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from transformers import AutoModelForImageTextToText
-
+from visual_rft.models.loading import load_model
 from visual_rft.models.tiny import SIZES, build_tiny, count_parameters
 
 
@@ -37,7 +36,7 @@ def transplant(tower: Path, out: Path, heads: int, layers: int) -> dict[str, dic
     """Write the model folder `out` and return the parameter counts of both models."""
     if (out / "config.json").exists():
         raise SystemExit(f"{out} already holds a model; remove it or choose another --out")
-    source = AutoModelForImageTextToText.from_pretrained(tower)
+    source = load_model(tower, device="cpu", dtype="fp32")  # a named error if it is not a model folder
     model, processor = build_tiny("qwen2_5_vl", replace(SIZES["5m"], heads=heads, layers=layers), seed=0)
     model.model.visual.load_state_dict(source.model.visual.state_dict())  # strict: the same tower's shape
     model.save_pretrained(out)
