@@ -6,7 +6,7 @@
     vrft eval rft=runs/lisa/checkpoint-500/model --data data/lisa/val.jsonl --out runs/lisa_eval --sam models/sam-vit-h
 
 Models are PATH or NAME=PATH (NAME: the table's column; default the folder's name). Options are
-`key=value` overrides of `EvalOptions` (visual_rft/eval/runner.py), as every other command takes them,
+`key=value` overrides of `EvalOptions` (visual_rft/config.py), as every other command takes them,
 optionally on top of a YAML file given with --config.
 
 Like every command shell (visual_rft/cli.py), it imports torch and transformers only when the command runs,
