@@ -3,14 +3,17 @@ in one process on the same model and batches: plain SFT (SDPA attention); SFT pl
 eager attention in every layer (how it ran at first); with eager attention in the held layers only
 (`HELD_EAGER`, SDPA elsewhere); that with the frozen tower's tokens cached (`model.cache_images`, the
 locate stage's default); and that with the position loss added (`binding.position_weight=1`, at the input of
---position-layer).
+--position-layer). Several --model folders (a language model of another width or heads, `tower_transplant.py`)
+are timed in the same process, variant by variant, each model in turn; --variants picks some of VARIANTS.
 
     python bench/binding_step.py --model runs/bind/locate/checkpoint-1500/model \
         --data runs/bind/world/grd_base_train.jsonl runs/bind/world/grd_single_train.jsonl --out runs/binding_step
+    python bench/binding_step.py --model runs/dfill_s1/base runs/w384/init --variants 4 --data ... --out ...
 
 The locate stage's settings (tower frozen, batch 16, lr 1e-3); a few warm-up steps, then the timed steps run
 once untimed (which fills the cache: the steady state of a stage that sees each image 8 times), then the
-mean of the same --steps steps each. Writes OUT/binding_step.json.
+mean of the same --steps steps each. Writes OUT/binding_step.json: {model: {"parameters", "s_per_step": {variant:
+seconds}, "last_metrics": {variant: the last step's metrics}}}.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 
 from visual_rft.config import for_run
 from visual_rft.data.jsonl import read_samples
+from visual_rft.models.loading import load_model
+from visual_rft.models.tiny import count_parameters
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
@@ -68,7 +73,10 @@ def step_time(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--model", type=Path, nargs="+", required=True, help="model folders, timed side by side")
+    ap.add_argument(
+        "--variants", type=int, nargs="+", help="which of VARIANTS (0-based, in order; default all)"
+    )
     ap.add_argument(
         "--data", type=Path, nargs="+", required=True, help="world grounding files (meta.objects)"
     )
@@ -81,20 +89,26 @@ def main() -> None:
     )
     args = ap.parse_args()
     samples = [s for path in args.data for s in read_samples(path)]
-    result = {"machine": machine("transformers"), "batch": args.batch, "steps": args.steps}
-    result |= {"s_per_step": {}, "last_metrics": {}}
-    for name, variant in VARIANTS.items():
-        result["s_per_step"][name], result["last_metrics"][name] = step_time(
-            args.model,
-            samples,
-            args.out / "run",
-            variant,
-            args.steps,
-            args.warmup,
-            args.batch,
-            args.position_layer,
-        )
-        print(f"{name}: {result['s_per_step'][name]:.3f} s a step")
+    names = list(VARIANTS)
+    chosen = [names[i] for i in args.variants] if args.variants else names
+    result = {"machine": machine("transformers"), "batch": args.batch, "steps": args.steps, "models": {}}
+    for model in args.model:
+        counts = count_parameters(load_model(model, device="cpu", dtype="fp32"))  # a named error if no model
+        result["models"][str(model)] = {"parameters": counts, "s_per_step": {}, "last_metrics": {}}
+    for name in chosen:
+        for model in args.model:
+            timed = result["models"][str(model)]
+            timed["s_per_step"][name], timed["last_metrics"][name] = step_time(
+                model,
+                samples,
+                args.out / "run",
+                VARIANTS[name],
+                args.steps,
+                args.warmup,
+                args.batch,
+                args.position_layer,
+            )
+            print(f"{model}, {name}: {timed['s_per_step'][name]:.3f} s a step")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "binding_step.json").write_text(json.dumps(result, indent=1))
 
