@@ -75,7 +75,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, nargs="+", required=True, help="model folders, timed side by side")
     ap.add_argument(
-        "--variants", type=int, nargs="+", help="which of VARIANTS (0-based, in order; default all)"
+        "--variants",
+        type=int,
+        nargs="+",
+        choices=range(len(VARIANTS)),
+        help="which of VARIANTS (0-based, in order; default all)",
     )
     ap.add_argument(
         "--data", type=Path, nargs="+", required=True, help="world grounding files (meta.objects)"
