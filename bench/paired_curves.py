@@ -50,12 +50,13 @@ def paired_curves(runs: list[Path], window: int, steps: int | None = None, keys=
 
 def read_steps(run: Path) -> list[dict]:
     """The training steps of a run's metrics.jsonl in step order (rows without a loss, such as evaluations,
-    dropped)."""
+    dropped); a step logged twice (a run resumed from a checkpoint before it logs its steps again) is the later
+    row."""
     path = run / "metrics.jsonl" if run.is_dir() else run
     if not path.is_file():
         raise ValueError(f"{run}: no metrics.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = sorted((r for r in rows if "loss" in r), key=lambda r: r["step"])
+    rows = sorted({r["step"]: r for r in rows if "loss" in r}.values(), key=lambda r: r["step"])
     if not rows:
         raise ValueError(f"{path}: no training steps logged")
     return rows
