@@ -4,14 +4,14 @@ Two runs of the same stage with the same seed and samples draw the same batches 
 language model's width, the learning rate, a loss weight), so their logged metrics differ only by what the
 setting did: a paired comparison, free of the sample order's noise that separates two seeds (RESULTS.md section
 26). This reads each run's metrics.jsonl (`RUN/metrics.jsonl`, or a stage folder of it), checks the pairing (the
-answer tokens of every compared step must match: else it stops and names the first step that differs), and
+answer-token count of every compared step must match: else it stops and names the first step that differs), and
 prints each metric's mean over windows of --window steps, one row per run:
 
     python bench/paired_curves.py runs/h12_chain/locate2 runs/w288/locate2 --window 500
     python bench/paired_curves.py runs/lr5e4/locate2 runs/lr1e3/locate2 runs/lr2e3/locate2 --steps 1000 --out r.json
 
 In the first pass over a stage's samples (steps x batch below the pool's size) the batches are new scenes, and
-the training metrics are held-out ones.
+the training metrics are held-out ones in effect.
 """
 
 from __future__ import annotations
