@@ -11,6 +11,7 @@ the model folders on --n held-out queries of each grounding kind, drawn from a w
     python bench/grounding_hits.py --by-kind runs/staged/eval/grounding/base/completions.jsonl   # name, extreme
     python bench/grounding_hits.py --out runs/hits --models runs/locA/locate/checkpoint-2000/model
     python bench/grounding_hits.py --picks runs/staged/eval/grounding/base/completions.jsonl  # wrong picks by attribute
+    python bench/grounding_hits.py --paired A/completions.jsonl B/completions.jsonl  # same queries: A against B
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def grounding_hits(path: Path, kind: str | None = None) -> dict:
             no_box += 1
             continue
         asked = tuple(r["sample"]["target"]["box"])
-        target += iou(box, asked) > THRESHOLD
+        target += on_target(r)
         distances.append(math.dist(centre(box), centre(asked)))
         any_object += max(iou(box, tuple(o["box"])) for o in objects) > THRESHOLD
     n = len(rows)
@@ -101,6 +102,42 @@ def difference(asked: dict, other: dict) -> str:
     what = "shape" if asked["kind"] == "shape" else "digit"
     colour = "same colour" if other["colour"] == asked["colour"] else "other colour"
     return f"{colour}, {'same' if other[what] == asked[what] else 'other'} {what}"
+
+
+def paired(a: Path, b: Path, kind: str | None = None) -> dict:
+    """Two completions files of the same queries (of grounding `kind` only, when given) compared query by
+    query: {'n', 'a', 'b' (queries each got right), 'only_a', 'only_b', 'p'}, where 'p' is the exact two-sided
+    McNemar test's: the chance, were both models equally good, of a split of the discordant queries at least
+    this uneven."""
+    right = [
+        {
+            r["sample"]["id"]: on_target(r)
+            for r in completion_rows(path)
+            if kind in (None, r["sample"]["meta"].get("kind"))
+        }
+        for path in (a, b)
+    ]
+    if right[0].keys() != right[1].keys():
+        raise ValueError(f"{a} and {b} do not hold the same queries" + (f" of kind {kind!r}" if kind else ""))
+    ids = list(right[0])
+    only_a = sum(right[0][i] and not right[1][i] for i in ids)
+    only_b = sum(right[1][i] and not right[0][i] for i in ids)
+    discordant = only_a + only_b
+    tail = sum(math.comb(discordant, j) for j in range(min(only_a, only_b) + 1)) / 2**discordant
+    return {
+        "n": len(ids),
+        "a": sum(right[0].values()),
+        "b": sum(right[1].values()),
+        "only_a": only_a,
+        "only_b": only_b,
+        "p": min(1.0, 2 * tail),
+    }
+
+
+def on_target(row: dict) -> bool:
+    """Whether a completions.jsonl row's box is on the asked object (IoU above THRESHOLD)."""
+    box = answered_box(row)
+    return box is not None and iou(box, tuple(row["sample"]["target"]["box"])) > THRESHOLD
 
 
 def completion_rows(path: Path) -> list[dict]:
@@ -169,7 +206,14 @@ def main() -> None:
         action="store_true",
         help="then what each file's `name` boxes landed on, wrong picks by attribute",
     )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="then the files two by two (1st against 2nd, 3rd against 4th, ...) query by query: McNemar's test",
+    )
     args = parse_hits_args(parser)
+    if args.paired and len(args.files) % 2:
+        parser.error("--paired compares files two by two: give an even number")
     for i, m in enumerate(args.models):
         print(f"m{i} = {m}")
     files = args.files + (
@@ -190,6 +234,13 @@ def main() -> None:
             )
     for path in files if args.picks else []:
         print(f"{path} (name): " + ", ".join(f"{k} {v}" for k, v in sorted(picks(path).items())))
+    for a, b in zip(files[::2], files[1::2]) if args.paired else []:
+        for kind in [None] + (file_kinds(a) if args.by_kind else []):
+            c = paired(a, b, kind)
+            print(
+                f"{a} against {b}{f' ({kind})' if kind else ''}: {c['a']} / {c['b']} of {c['n']} right;"
+                f" only the first {c['only_a']}, only the second {c['only_b']}; McNemar exact p = {c['p']:.3f}"
+            )
 
 
 def file_kinds(path: Path) -> list[str]:

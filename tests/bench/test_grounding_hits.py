@@ -98,3 +98,43 @@ def test_wrong_picks_are_told_apart_by_what_the_picked_object_shares_with_the_as
         "on none": 1,
         "no box": 1,
     }  # the `extreme` query is not counted
+
+
+def queries(rights, kind="name"):
+    """One row per query, on the asked object where `rights` says so, on the other object elsewhere."""
+    rows = []
+    for i, right in enumerate(rights):
+        r = row("(10,10),(30,30)" if right else "(60,60),(90,90)", kind=kind)
+        r["sample"]["id"] = f"q{i}"
+        rows.append(r)
+    return rows
+
+
+def test_two_models_are_compared_query_by_query_with_mcnemars_exact_test(load_bench, tmp_path):
+    gh = load_bench("grounding_hits")
+    rows_a = queries([1, 1, 1, 1, 0, 0]) + queries([1, 0], kind="extreme")
+    rows_b = queries([1, 0, 0, 0, 0, 1]) + queries([1, 0], kind="extreme")
+    rows_c = queries([0, 0, 0, 0, 0, 0]) + queries([0, 1], kind="extreme")
+    paths = []
+    for name, rows in (("a", rows_a), ("b", rows_b), ("c", rows_c)):
+        for i, r in enumerate(rows):  # ids unique across kinds
+            r["sample"]["id"] = f"q{i}"
+        (tmp_path / name).mkdir()
+        paths.append(write(tmp_path / name, rows))
+    a, b, c = paths
+    # name: 3 right only for a, 1 only for b: 4 discordant, P(split at least 3-1) = 2 * (1 + 4) / 16
+    assert gh.paired(a, b, "name") == {"n": 6, "a": 4, "b": 2, "only_a": 3, "only_b": 1, "p": 0.625}
+    # all 8: extreme agrees, so the same discordant queries
+    assert gh.paired(a, b) == {"n": 8, "a": 5, "b": 3, "only_a": 3, "only_b": 1, "p": 0.625}
+    # 4 only a, none only b: 2 / 16
+    assert gh.paired(a, c, "name")["p"] == 0.125
+    assert gh.paired(a, a)["p"] == 1.0  # no discordant query
+
+
+def test_a_paired_comparison_of_different_queries_is_refused(load_bench, tmp_path):
+    gh = load_bench("grounding_hits")
+    (tmp_path / "a").mkdir()
+    a = write(tmp_path / "a", queries([1, 0]))
+    b = write(tmp_path, queries([1, 0, 1]))
+    with pytest.raises(ValueError, match="do not hold the same queries"):
+        gh.paired(a, b)
