@@ -109,14 +109,12 @@ def paired(a: Path, b: Path, kind: str | None = None) -> dict:
     query: {'n', 'a', 'b' (queries each got right), 'only_a', 'only_b', 'p'}, where 'p' is the exact two-sided
     McNemar test's: the chance, were both models equally good, of a split of the discordant queries at least
     this uneven."""
-    right = [
-        {
-            r["sample"]["id"]: on_target(r)
-            for r in completion_rows(path)
-            if kind in (None, r["sample"]["meta"].get("kind"))
-        }
-        for path in (a, b)
-    ]
+    right = []
+    for path in (a, b):
+        rows = [r for r in completion_rows(path) if kind in (None, r["sample"]["meta"].get("kind"))]
+        right.append({r["sample"]["id"]: on_target(r) for r in rows})
+        if len(right[-1]) < len(rows):
+            raise ValueError(f"{path}: a query id comes more than once (two evaluations in one file?)")
     if right[0].keys() != right[1].keys():
         raise ValueError(f"{a} and {b} do not hold the same queries" + (f" of kind {kind!r}" if kind else ""))
     ids = list(right[0])

@@ -138,3 +138,6 @@ def test_a_paired_comparison_of_different_queries_is_refused(load_bench, tmp_pat
     b = write(tmp_path, queries([1, 0, 1]))
     with pytest.raises(ValueError, match="do not hold the same queries"):
         gh.paired(a, b)
+    twice = write(tmp_path, queries([1, 0]) + queries([1, 0]))
+    with pytest.raises(ValueError, match="more than once"):
+        gh.paired(twice, twice)
