@@ -55,9 +55,9 @@ def grounding_hits(path: Path, kind: str | None = None) -> dict:
             no_box += 1
             continue
         asked = tuple(r["sample"]["target"]["box"])
-        target += on_target(r)
+        target += covers(box, asked)
         distances.append(math.dist(centre(box), centre(asked)))
-        any_object += max(iou(box, tuple(o["box"])) for o in objects) > THRESHOLD
+        any_object += any(covers(box, tuple(o["box"])) for o in objects)
     n = len(rows)
     median = float(np.median(distances)) if distances else None
     return {
@@ -86,7 +86,7 @@ def picks(path: Path, kind: str = "name") -> Counter:
             continue
         asked = next(o for o in meta["objects"] if tuple(o["box"]) == tuple(r["sample"]["target"]["box"]))
         hit = max(meta["objects"], key=lambda o: iou(box, tuple(o["box"])))
-        if iou(box, tuple(hit["box"])) <= THRESHOLD:
+        if not covers(box, tuple(hit["box"])):
             out["on none"] += 1
         elif hit is asked:
             out["right"] += 1
@@ -133,9 +133,14 @@ def paired(a: Path, b: Path, kind: str | None = None) -> dict:
 
 
 def on_target(row: dict) -> bool:
-    """Whether a completions.jsonl row's box is on the asked object (IoU above THRESHOLD)."""
+    """Whether a completions.jsonl row's box is on the asked object."""
     box = answered_box(row)
-    return box is not None and iou(box, tuple(row["sample"]["target"]["box"])) > THRESHOLD
+    return box is not None and covers(box, tuple(row["sample"]["target"]["box"]))
+
+
+def covers(box: tuple, obj: tuple) -> bool:
+    """A box counts as on an object whose box it overlaps at IoU above THRESHOLD."""
+    return iou(box, obj) > THRESHOLD
 
 
 def completion_rows(path: Path) -> list[dict]:

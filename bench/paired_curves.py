@@ -50,8 +50,8 @@ def paired_curves(runs: list[Path], window: int, steps: int | None = None, keys=
 
 def read_steps(run: Path) -> list[dict]:
     """The training steps of a run's metrics.jsonl in step order (rows without a loss, such as evaluations,
-    dropped); a step logged twice (a run resumed from a checkpoint before it logs its steps again) is the later
-    row."""
+    dropped); a step logged twice is the later row (the trainer's `RunLogger` already drops a resumed run's rows
+    after its checkpoint, so this only guards logs joined by hand)."""
     path = run / "metrics.jsonl" if run.is_dir() else run
     if not path.is_file():
         raise ValueError(f"{run}: no metrics.jsonl")

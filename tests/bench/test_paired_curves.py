@@ -71,7 +71,7 @@ def test_main_prints_the_table_and_writes_the_json(load_bench, tmp_path, monkeyp
 def test_a_resumed_run_counts_each_step_once_as_logged_last(load_bench, tmp_path):
     bench = load_bench("paired_curves")
     write_log(tmp_path / "a", [1.0, 2.0, 3.0], [5, 6, 7])
-    with open(tmp_path / "a" / "metrics.jsonl", "a") as f:  # resumed from step 1's checkpoint: 2, 3 again
+    with open(tmp_path / "a" / "metrics.jsonl", "a") as f:  # steps 2, 3 logged again (a log joined by hand)
         f.write(json.dumps({"step": 2, "loss": 4.0, "answer_tokens": 6}) + "\n")
         f.write(json.dumps({"step": 3, "loss": 6.0, "answer_tokens": 7}) + "\n")
     curves = bench.paired_curves([tmp_path / "a"], window=3, keys=["loss"])
