@@ -37,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from visual_rft.data.jsonl import write_samples  # noqa: E402
 from visual_rft.models.tiny import write_tiny  # noqa: E402
 from visual_rft.report.machine import machine  # noqa: E402
+from visual_rft.train.distributed import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DDP = ROOT / "configs" / "accelerate" / "ddp_1x8.yaml"
@@ -62,6 +63,8 @@ def command(procs: int) -> list[str]:
         str(DDP),
         "--num_processes",
         str(procs),
+        "--main_process_port",
+        str(free_port()),
         "-m",
         "visual_rft.cli",
         "train",

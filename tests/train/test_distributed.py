@@ -4,7 +4,6 @@ mid-way and resumed ends where the uninterrupted one ends; rank 0 alone writes t
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ from visual_rft.models.inputs import encode_prompts
 from visual_rft.rl.rollout import sample_group
 from visual_rft.rl.trainer import GRPOTrainer
 from visual_rft.sft.trainer import SFTTrainer
-from visual_rft.train.distributed import combine_metrics, gathered
+from visual_rft.train import base
+from visual_rft.train.distributed import combine_metrics, free_port, gathered
 
 STEPS = 4
 QUIET = ["run.tensorboard=false", "run.progress=false", f"run.steps={STEPS}", "run.save_every=2"]
@@ -108,10 +108,7 @@ def _generate_unevenly(rank, cfg):
 
 
 def _spawn(jobs, world_size=2, timeout=600):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.spawn(_ranks, args=(world_size, port, jobs), nprocs=world_size, join=False)
+    ctx = mp.spawn(_ranks, args=(world_size, free_port(), jobs), nprocs=world_size, join=False)
     deadline = time.time() + timeout
     while not ctx.join(timeout=1):
         if time.time() > deadline:
@@ -228,8 +225,6 @@ def test_metrics_of_the_ranks_combine_into_those_of_the_global_batch():
 
 
 def _no_model_loads(monkeypatch):
-    import visual_rft.train.base as base
-
     loads = []
     monkeypatch.setattr(base, "load_model", lambda *a, **k: loads.append(a))
     monkeypatch.setattr(base, "load_processor", lambda *a, **k: loads.append(a))
@@ -288,7 +283,7 @@ def test_accelerate_launch_runs_vrft_sft_on_two_processes(tiny_model_dir, toy_sa
     write_samples(data, toy_samples)
     accelerate = Path(sys.executable).parent / "accelerate"
     config = Path(__file__).parents[2] / "configs" / "accelerate" / "ddp_1x8.yaml"
-    flags = ["--config_file", str(config), "--num_processes", "2"]
+    flags = ["--config_file", str(config), "--num_processes", "2", "--main_process_port", str(free_port())]
     two, one = tmp_path / "two", tmp_path / "one"
     overrides = [
         f"model.path={tiny_model_dir}",
@@ -299,9 +294,10 @@ def test_accelerate_launch_runs_vrft_sft_on_two_processes(tiny_model_dir, toy_sa
     ]
     cmd = [str(accelerate), "launch", *flags, "-m", "visual_rft.cli", "sft"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    subprocess.run(
-        [*cmd, *overrides, f"run.output_dir={two}"], check=True, env=env, capture_output=True, timeout=600
+    done = subprocess.run(
+        [*cmd, *overrides, f"run.output_dir={two}"], env=env, capture_output=True, text=True, timeout=600
     )
+    assert done.returncode == 0, f"the 2-process launch failed:\n{done.stderr[-4000:]}"
     SFTTrainer(
         load_config(SFTTrainConfig, None, [*overrides, "sft.batch_size=4", f"run.output_dir={one}"])
     ).fit()

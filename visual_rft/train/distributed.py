@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,15 @@ def combine_metrics(rows: list[dict]) -> dict:
         else:
             out[key] = sum(vals) / len(vals)
     return out
+
+
+def free_port() -> int:
+    """A TCP port nothing on this machine listens on now, for a launch's rendezvous (`MASTER_PORT`,
+    `accelerate launch --main_process_port`): the fixed default, 29500, fails the launch whenever another
+    one, or a process it left behind, holds it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def barrier(world: World) -> None:
