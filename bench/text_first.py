@@ -4,11 +4,15 @@ The library's one prompt layout (`visual_rft.data.prompts.messages`) puts the im
 examples do; the question then comes after the image tokens, which cannot attend to it. This runs
 `vrft sft CONFIG [overrides]` or a bench script with the text first (a patch of this process's
 `visual_rft.models.inputs.messages`, through which every prompt is built), so the image tokens can read
-the question: RESULTS.md section 13's test of whether that helps the language model pick the asked object.
+the question: RESULTS.md section 13's test of whether that helps the language model pick the asked object,
+and section 29's, through the whole locate stage (the recipe through `bench/staged_base.py`, and the models it
+trains evaluated by the CLI run as a script, so training and evaluation share the layout).
 
     python bench/text_first.py sft runs/locA/locate/config.yaml model.path=MODEL data.train=FILE \
         run.output_dir=runs/attr/qfirst run.steps=1000
     python bench/text_first.py bench/attribute_probe.py eval --data FILE --out DIR --models MODEL
+    python bench/text_first.py bench/staged_base.py --out runs/tf_chain [PretrainConfig overrides]
+    python bench/text_first.py visual_rft/cli.py eval NAME=MODEL --data FILE --out DIR
 """
 
 from __future__ import annotations
