@@ -247,8 +247,9 @@ def combine_metrics(rows: list[dict]) -> dict:
 
 def free_port() -> int:
     """A TCP port nothing on this machine listens on now, for a launch's rendezvous (`MASTER_PORT`,
-    `accelerate launch --main_process_port`): the fixed default, 29500, fails the launch whenever another
-    one, or a process it left behind, holds it."""
+    `accelerate launch --main_process_port`), so that launches side by side (tests, `bench/scaling.py`) do
+    not share accelerate's default, 29500, whose holder makes a later launch warn and switch to another
+    rendezvous of its own."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
