@@ -7,9 +7,12 @@
 
     python bench/fewshot_sweep.py --method sft --task classification --shots 1 4 --seeds 0 1 \
         --grid sft.optim.lr=1e-4,2e-4,5e-4,1e-3 --grid sft.run.steps=60,150 --out runs/sweep
+    python bench/fewshot_sweep.py --method sft --task grounding --shots 16 --set base_model=runs/pre/base \
+        --set world.digit_fills=true --grid sft.optim.lr=2e-4,1e-3 --out runs/sweep_grd   # another base and world
 
 A point's run folder that holds metrics.json is not run again (a sweep can be stopped and continued).
-Overrides are FewShotConfig keys (`sft.*` for --method sft, `rft.*` for --method rft), as for `vrft world fewshot`.
+Overrides are FewShotConfig keys (`sft.*` for --method sft, `rft.*` for --method rft), as for `vrft world fewshot`;
+--set takes any FewShotConfig key and applies to every point (the base model, the world's seed and settings).
 """
 
 from __future__ import annotations
@@ -44,14 +47,18 @@ def grid_points(grid: list[str]) -> list[dict[str, str]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def run_point(method: str, point: dict, task: str, shots: int, seed: int, out: Path, world: Path) -> float:
-    """Train `method` with the point's overrides at (shots, seed), evaluate it; returns the headline metric."""
+def run_point(
+    method: str, point: dict, task: str, shots: int, seed: int, out: Path, world: Path, common: list[str] = ()
+) -> float:
+    """Train `method` with the `common` overrides and the point's at (shots, seed), evaluate it; returns the
+    headline metric."""
     done = out / "metrics.json"
     if done.exists():
         return metric(json.loads(done.read_text()), headline(task))
-    cfg = load_config(FewShotConfig, None, [f"{k}={v}" for k, v in point.items()])
+    cfg = load_config(FewShotConfig, None, [*common, *(f"{k}={v}" for k, v in point.items())])
     trainer_cfg = getattr(cfg, method)
-    run_cfg = for_run(trainer_cfg, default_base_model(), out / "run", seed, progress=False)
+    base = Path(cfg.base_model) if cfg.base_model else default_base_model()
+    run_cfg = for_run(trainer_cfg, base, out / "run", seed, progress=False)
     prefix, test_name = FILES[task]
     TRAINERS[method](run_cfg, samples=read_samples(world / f"{prefix}_{shots}shot.jsonl")).fit()
     model = out / "run" / f"checkpoint-{run_cfg.run.steps}" / "model"
@@ -67,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shots", type=int, nargs="+", default=[1])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--grid", action="append", default=[], help="key=v1,v2,... (repeat for a product)")
+    p.add_argument(
+        "--set", action="append", default=[], help="key=value for every point (base_model=..., world.*)"
+    )
     p.add_argument("--out", default="runs/sweep")
     args = p.parse_args(argv)
     points = grid_points(args.grid) or [{}]
@@ -75,16 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise SystemExit(f"--grid {bad[0]}: a {args.method} sweep sets {args.method}.* keys only")
         load_config(
-            FewShotConfig, None, [f"{k}={v}" for k, v in point.items()]
+            FewShotConfig, None, [*args.set, *(f"{k}={v}" for k, v in point.items())]
         )  # bad keys fail before any run
+    common = load_config(FewShotConfig, None, args.set)
     out = Path(args.out) / args.task / args.method
-    world = ensure_world(Path(args.out) / "world", seed=0)
+    world = ensure_world(Path(args.out) / "world", common.world_seed, common.world)
     rows = []
     for point in points:
         name = ",".join(f"{k.split('.', 1)[1]}={v}" for k, v in point.items()) or "defaults"
         scores = {
             k: [
-                run_point(args.method, point, args.task, k, s, out / name / f"{k}shot" / f"seed{s}", world)
+                run_point(
+                    args.method, point, args.task, k, s, out / name / f"{k}shot" / f"seed{s}", world, args.set
+                )
                 for s in args.seeds
             ]
             for k in args.shots

@@ -6,7 +6,8 @@ import pytest
 
 from visual_rft.config import load_config
 from visual_rft.recipes.base_model import THINK
-from visual_rft.recipes.fewshot import FewShotConfig, run_fewshot
+from visual_rft.recipes.fewshot import FewShotConfig, ensure_world, run_fewshot
+from visual_rft.world import WorldConfig, world_settings
 
 
 @pytest.mark.slow
@@ -70,3 +71,26 @@ def test_answers_table_shows_each_models_answer_per_image(tmp_path):
     assert table[0] == "| test image | truth | base | sft | rft |"
     assert table[2] == "| t0.png | dark red square | dark red star ✗ | dark red square ✓ | x ✗ |"
     assert table[3] == "| t1.png | light blue circle | light blue circle ✓ | (none) ✗ | y ✗ |"
+
+
+def test_a_world_folder_drawn_with_other_settings_is_refused_before_any_run(tmp_path):
+    """A base pre-trained with digit fills must not be benchmarked on a world drawn without them (or on
+    another seed): the folder's world.json says how it was drawn, and a mismatch names the setting."""
+    (tmp_path / "world.json").write_text(json.dumps({"seed": 0, "config": world_settings(WorldConfig())}))
+    assert ensure_world(tmp_path, 0, WorldConfig()) == tmp_path  # the same settings: used as it is
+    with pytest.raises(ValueError, match=r"world.json: the world there was drawn with digit_fills=False"):
+        ensure_world(tmp_path, 0, WorldConfig(digit_fills=True))
+    with pytest.raises(ValueError, match="drawn with seed=0, this run asks for 3"):
+        ensure_world(tmp_path, 3, WorldConfig())
+    cfg = load_config(
+        FewShotConfig,
+        None,
+        ["world.digit_fills=true", f"world_dir={tmp_path}", f"out_dir={tmp_path / 'run'}", "progress=false"],
+    )
+    with pytest.raises(ValueError, match="digit_fills"):
+        run_fewshot(cfg)  # before any training
+
+
+def test_a_world_from_before_world_json_kept_its_settings_is_used_as_it_is(tmp_path):
+    (tmp_path / "world.json").write_text(json.dumps({"files": {}}))
+    assert ensure_world(tmp_path, 5, WorldConfig(digit_fills=True)) == tmp_path

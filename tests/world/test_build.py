@@ -1,6 +1,8 @@
 """JSONL files and the whole suite (visual_rft/world/build.py): determinism, valid files, balanced
 classes, errors, the suite's files and its unseen test images."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -96,6 +98,12 @@ def test_build_suite_without_pretraining_sets(tmp_path):
     paths = build_suite(tmp_path, seed=0, n_pretrain=0, n_test=4, shots=(1,))
     assert not any(k.endswith("_train") for k in paths)
     assert {"det_novel_1shot", "det_novel_test", "cls_fewshot_1shot", "grd_reason_test"} <= set(paths)
+    index = json.loads((tmp_path / "world.json").read_text())
+    assert (
+        index["seed"] == 0
+        and index["config"]["digit_fills"] is False
+        and index["config"]["image_size"] == [112, 224]
+    )
 
 
 def test_open_vocabulary_files_split_base_and_novel(tmp_path):

@@ -66,7 +66,7 @@ class BenchConfig:
     results: str = ""
     """Where to write the tables (empty: OUT/RESULTS.md)."""
     fewshot: FewShotConfig = field(default_factory=lambda: FewShotConfig(progress=False))
-    """Settings of each run (its sft, rft and eval sections, base_model, world_seed); task, shots, seed,
+    """Settings of each run (its sft, rft and eval sections, base_model, world_seed, world); task, shots, seed,
     out_dir and world_dir are set per run."""
 
 
@@ -97,7 +97,7 @@ def run_bench(cfg: BenchConfig, command: str = "run_bench(cfg)") -> Path:
     """Run every missing cell x seed, then write RESULTS.md (naming `command`); returns its path."""
     out = Path(cfg.out_dir)
     base = Path(cfg.fewshot.base_model) if cfg.fewshot.base_model else default_base_model()
-    world = ensure_world(out / "world", cfg.fewshot.world_seed)
+    world = ensure_world(out / "world", cfg.fewshot.world_seed, cfg.fewshot.world)
     plan = [(task, k, seed) for task, k in cells(cfg) for seed in cfg.seeds]
     t0 = time.perf_counter()
     base_metrics = {task: evaluate_base(cfg, task, base, world) for task in cfg.tasks}

@@ -35,7 +35,7 @@ from visual_rft.recipes.base_model import THINK, default_base_model
 from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
 from visual_rft.rl.trainer import GRPOTrainer
 from visual_rft.sft.trainer import SFTTrainer
-from visual_rft.world import build_suite
+from visual_rft.world import WorldConfig, build_suite, world_settings
 
 MODELS = ("base", "sft", "rft")
 """The three models of a few-shot comparison, in table order."""
@@ -86,6 +86,9 @@ class FewShotConfig:
     """Seed of the training runs (the world and its splits are fixed by world_seed)."""
     world_seed: int = 0
     """Seed of the synthetic world."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """How the world's scenes are drawn; the base model's pre-training world's settings (e.g. world.digit_fills=true
+    for a base pre-trained with `vision.world.digit_fills=true`). An existing world folder must match them."""
     base_model: str = ""
     """The model both methods start from; empty: the shipped base checkpoint."""
     world_dir: str = ""
@@ -104,10 +107,22 @@ class FewShotConfig:
     """Progress bars (of SFT, RFT and the evaluation alike)."""
 
 
-def ensure_world(world_dir: Path, seed: int) -> Path:
-    """The world's few-shot pools and test sets (no pre-training sets), built once."""
-    if not (world_dir / "world.json").exists():
-        build_suite(world_dir, seed=seed, n_pretrain=0)
+def ensure_world(world_dir: Path, seed: int, cfg: WorldConfig | None = None) -> Path:
+    """The world's few-shot pools and test sets (no pre-training sets), built once; a world already there
+    must have been drawn with the same seed and settings (worlds built before world.json kept them pass)."""
+    index = world_dir / "world.json"
+    if not index.exists():
+        build_suite(world_dir, seed=seed, n_pretrain=0, cfg=cfg)
+        return world_dir
+    built = json.loads(index.read_text())
+    wanted = {"seed": seed, **world_settings(cfg)}
+    have = {"seed": built.get("seed", seed), **built.get("config", wanted)}
+    for key in wanted:
+        if have.get(key) != wanted[key]:
+            raise ValueError(
+                f"{index}: the world there was drawn with {key}={have.get(key)!r}, this run asks for "
+                f"{wanted[key]!r}; use another folder or the settings it was built with"
+            )
     return world_dir
 
 
@@ -118,7 +133,7 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = Path(cfg.base_model) if cfg.base_model else default_base_model()
-    world = ensure_world(Path(cfg.world_dir) if cfg.world_dir else out / "world", cfg.world_seed)
+    world = ensure_world(Path(cfg.world_dir) if cfg.world_dir else out / "world", cfg.world_seed, cfg.world)
     prefix, test_name = FILES[cfg.task]
     train = read_samples(world / f"{prefix}_{cfg.shots}shot.jsonl")
     sft_cfg = for_run(cfg.sft, base, out / "sft", cfg.seed, cfg.progress)

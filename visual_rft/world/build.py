@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,11 @@ _SPLITS = {
         ("reasoning", GROUNDING_REASONING_KINDS),
     ),
 }
+
+
+def world_settings(cfg: WorldConfig | None) -> dict:
+    """A world's drawing settings as world.json stores them (JSON types: tuples as lists)."""
+    return json.loads(json.dumps(asdict(cfg or WorldConfig())))
 
 
 def split_of(task: str, categories: list[str]) -> str:
@@ -209,6 +215,8 @@ def build_suite(
         "grounding_base_kinds": GROUNDING_BASE_KINDS,
         "grounding_reasoning_kinds": GROUNDING_REASONING_KINDS,
         "files": {key: p.name for key, p in paths.items()},
+        "seed": seed,
+        "config": world_settings(cfg),
     }
     (out_dir / "world.json").write_text(json.dumps(lists, indent=1) + "\n")
     return paths
