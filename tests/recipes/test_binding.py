@@ -129,6 +129,35 @@ def test_the_pick_weight_adds_the_first_digits_binding_loss(tiny_model_dir, tmp_
     assert alone == pytest.approx(first, rel=1e-5)
 
 
+def test_the_binding_loss_holds_only_the_kinds_it_is_given(tiny_model_dir, tmp_path):
+    """binding.kinds: a sample of another kind adds nothing (its answer still trains on the NLL), so the losses of
+    a batch's kinds, held apart, add up to the loss over every kind."""
+    samples = read_samples(
+        build("grounding", tmp_path / "w", 6, seed=3, categories=["pair", "name"], name="mix")
+    )
+    assert {s.meta["kind"] for s in samples} == {"pair", "name"}
+
+    def loss_and_share(kinds):
+        cfg = SFTTrainConfig(
+            model=ModelConfig(path=str(tiny_model_dir), attn_implementation=HELD_EAGER),
+            sft=SFTConfig(batch_size=6, think="x"),
+            run=RunConfig(steps=1, output_dir=str(tmp_path / ("r" + "-".join(kinds))), progress=False),
+        )
+        trainer = BindingSFTTrainer(cfg, BindingConfig(weight=1.0, kinds=kinds), samples=samples)
+        rollout, texts = trainer.batch(samples)
+        with torch.no_grad():
+            trainer.policy_pass(rollout)
+            loss = trainer.binding_loss(rollout, samples, texts)
+        return (None if loss is None else loss.item()), trainer.auxiliary_metrics()["binding/share"]
+
+    every, share = loss_and_share([])
+    pair, pair_share = loss_and_share(["pair"])
+    name, name_share = loss_and_share(["name"])
+    assert pair > 0 and name > 0 and every == pytest.approx(pair + name, rel=1e-5)
+    assert 0 < pair_share < share and pair_share + name_share == pytest.approx(share)
+    assert loss_and_share(["extreme"]) == (None, 0.0)
+
+
 def _binding_run(tiny_model_dir, tmp_path, weight, steps=30):
     pair = build("grounding", tmp_path / "w", 16, seed=3, categories=["pair"], name="pair")
     cfg = SFTTrainConfig(

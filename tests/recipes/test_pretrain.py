@@ -9,7 +9,7 @@ from visual_rft.config import load_config
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import load_model
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
-from visual_rft.recipes.binding import HELD_EAGER
+from visual_rft.recipes.binding import HELD_EAGER, BindingConfig
 from visual_rft.recipes.pretrain import (
     GROUNDED_DETECTION,
     PRETRAIN_FILES,
@@ -96,6 +96,13 @@ def test_an_unknown_sample_kind_is_refused_before_any_work(tmp_path, field):
     with pytest.raises(ValueError, match=rf"{field}: \['relation'\]"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()  # nothing built, nothing trained
+
+
+def test_an_unknown_kind_for_the_binding_loss_is_refused_before_any_work(tmp_path):
+    cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), binding=BindingConfig(weight=1.0, kinds=["nme"]))
+    with pytest.raises(ValueError, match=r"binding.kinds: \['nme'\]"):
+        run_pretrain(replace(cfg, progress=False))
+    assert not (tmp_path / "pre").exists()
 
 
 def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classification_included(tmp_path):

@@ -83,11 +83,21 @@ class BindingConfig:
     linearly readable from the residual stream entering `position_layer`); 0: off."""
     position_layer: int = 2
     """The decoder layer whose input residual stream the position loss reads (1 .. layers - 1)."""
+    kinds: list[str] = field(default_factory=list)
+    """The sample kinds (`sample_kind`: a grounding kind, "single", "detection", ...) whose digits the binding
+    loss holds ([]: every kind); the others' answers train on the NLL (and the position loss) alone, their
+    heads free to pick as they learn to (RESULTS.md section 30: `extreme` held with `name` takes `name`'s pick)."""
 
     @property
     def reads_attention(self) -> bool:
         """The binding loss is on (over every digit, the first ones, or both): the held heads' weights are read."""
         return self.weight > 0 or self.pick_weight > 0
+
+
+def sample_kind(sample: Sample) -> str:
+    """The sample's kind: its kind in meta (a grounding kind, "single" for one-object scenes, a grounded detection
+    kind), else its task."""
+    return sample.meta.get("kind", sample.task)
 
 
 def asked_objects(sample: Sample) -> list[int]:
@@ -259,6 +269,8 @@ class BindingSFTTrainer(SFTTrainer):
         L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
         losses, sels, picks, chances = [], [], [], []
         for r, (sample, text) in enumerate(zip(samples, texts)):
+            if self.binding.kinds and sample_kind(sample) not in self.binding.kinds:
+                continue
             targets = digit_targets(text, self.processor.tokenizer, asked_objects(sample))  # [T]
             reads = [t for t, j in enumerate(targets) if j >= 0]
             if not reads:

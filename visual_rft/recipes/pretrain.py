@@ -36,7 +36,7 @@ from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.data.types import DetectionTarget, Sample
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
-from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
+from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer, sample_kind
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
@@ -162,6 +162,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             f"locate_more[{i}].kinds": (p.kinds or cfg.locate_kinds, [p.steps])
             for i, p in enumerate(cfg.locate_more)
         },
+        "binding.kinds": (cfg.binding.kinds, [0]),  # may be empty: every kind
     }
     for name, (kinds, steps) in kinds_of.items():
         unknown = set(kinds) - set(SAMPLE_KINDS)
@@ -223,12 +224,6 @@ def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
     return replace(
         locate, optim=replace(locate.optim, lr=phase.lr), run=replace(locate.run, steps=phase.steps)
     )
-
-
-def sample_kind(sample: Sample) -> str:
-    """The sample's kind in SAMPLE_KINDS: its kind in meta (a grounding kind, "single" for one-object scenes;
-    one of GROUNDED_DETECTION), else its task."""
-    return sample.meta.get("kind", sample.task)
 
 
 def grounded_detection(
