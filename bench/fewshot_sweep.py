@@ -22,6 +22,7 @@ import itertools
 import json
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from visual_rft.config import for_run, load_config
@@ -48,7 +49,14 @@ def grid_points(grid: list[str]) -> list[dict[str, str]]:
 
 
 def run_point(
-    method: str, point: dict, task: str, shots: int, seed: int, out: Path, world: Path, common: list[str] = ()
+    method: str,
+    point: dict,
+    task: str,
+    shots: int,
+    seed: int,
+    out: Path,
+    world: Path,
+    common: Sequence[str] = (),
 ) -> float:
     """Train `method` with the `common` overrides and the point's at (shots, seed), evaluate it; returns the
     headline metric."""

@@ -115,13 +115,15 @@ def ensure_world(world_dir: Path, seed: int, cfg: WorldConfig | None = None) -> 
         build_suite(world_dir, seed=seed, n_pretrain=0, cfg=cfg)
         return world_dir
     built = json.loads(index.read_text())
+    if "config" not in built:  # built before world.json kept its seed and settings: nothing to check
+        return world_dir
+    have = {"seed": built["seed"], **built["config"]}
     wanted = {"seed": seed, **world_settings(cfg)}
-    have = {"seed": built.get("seed", seed), **built.get("config", wanted)}
-    for key in wanted:
-        if have.get(key) != wanted[key]:
+    for key, value in wanted.items():
+        if have.get(key) != value:
             raise ValueError(
                 f"{index}: the world there was drawn with {key}={have.get(key)!r}, this run asks for "
-                f"{wanted[key]!r}; use another folder or the settings it was built with"
+                f"{value!r}; use another folder or the settings it was built with"
             )
     return world_dir
 
