@@ -166,6 +166,17 @@ def first_reads(asked: torch.Tensor) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.long, device=asked.device)
 
 
+def object_cells(sample: Sample, h: int, w: int, patch: int, merge: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a world sample's one image, seen by the processor as an h x w grid of patches merged merge x merge:
+    the object of `meta.objects` owning each merged cell [N] in raster order (-1: background), and the
+    objects' boxes [k, 4] in merged cells of the processor's image."""
+    scale = w * patch / sample.width if sample.width else 1.0  # the processor's resize
+    boxes = [o["box"] for o in sample.meta["objects"]]
+    cell = patch * merge
+    owners = box_owners(boxes, h // merge, w // merge, scale, cell=cell)  # [N]
+    return owners, np.array(boxes, dtype=np.float32).reshape(-1, 4) * scale / cell
+
+
 class AttentionRecorder:
     """Forward hooks that keep the attention weights ([B, heads, S, S]) of some decoder layers' last call;
     their attention modules are marked `returns_weights` (eager under `HELD_EAGER`)."""
@@ -255,11 +266,7 @@ class BindingSFTTrainer(SFTTrainer):
         boxes [k, 4] in cells of the processor's image."""
         image = (rollout.prompt_ids[r] == self.image_id).nonzero().squeeze(1)  # [N]
         _, h, w = rollout.image_grid_thw[r].tolist()  # one image per world sample
-        scale = w * self.patch / sample.width if sample.width else 1.0  # the processor's resize
-        boxes = [o["box"] for o in sample.meta["objects"]]
-        cell = self.patch * self.merge
-        owners = box_owners(boxes, h // self.merge, w // self.merge, scale, cell=cell)  # [N]
-        return image, owners, np.array(boxes, dtype=np.float32).reshape(-1, 4) * scale / cell
+        return (image, *object_cells(sample, h, w, self.patch, self.merge))
 
     def binding_loss(self, rollout: Rollout, samples: list[Sample], texts: list[str]) -> torch.Tensor | None:
         """The binding loss (module docstring) of one micro-batch, a mean over its samples; None: off or
