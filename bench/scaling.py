@@ -91,7 +91,8 @@ def run_once(procs: int, model_dir: Path, data: Path, out: Path, args) -> dict:
     done = subprocess.run([*command(procs), *overrides], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
-        raise RuntimeError(f"{procs} process(es) failed:\n{done.stderr[-3000:]}")
+        # the ranks' errors come before the launcher's summary, which alone fills a few thousand characters
+        raise RuntimeError(f"{procs} process(es) failed:\n{done.stderr[-12000:]}")
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][args.warmup :]
     step_s = sum(r["time/rollout"] + r["time/reward"] + r["time/update"] for r in rows) / len(rows)
     return {
