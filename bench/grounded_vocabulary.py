@@ -70,17 +70,21 @@ def ground_vocabulary(model_dir: Path, out_dir: Path, samples: list[Sample], gai
     prototypes = word_prototypes(model, processor, samples)
     embed = model.get_input_embeddings().weight  # [V, H]
     scale = gain * embed.norm(dim=1).mean()
-    tokenizer = processor.tokenizer
     with torch.no_grad():
         for word, proto in prototypes.items():
-            for spelling in (word, " " + word):
-                ids = tokenizer(spelling, add_special_tokens=False)["input_ids"]
-                if len(ids) == 1:  # a word split into pieces is left alone
-                    embed[ids[0]] += scale * proto / proto.norm()
+            for token in word_tokens(processor.tokenizer, word):
+                embed[token] += scale * proto / proto.norm()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+def word_tokens(tokenizer, word: str) -> list[int]:
+    """The token ids of the word's spellings (bare, and after a space) that the tokenizer keeps whole; a word
+    split into pieces is left alone."""
+    spellings = (tokenizer(s, add_special_tokens=False)["input_ids"] for s in (word, " " + word))
+    return [ids[0] for ids in spellings if len(ids) == 1]
 
 
 def attribute_words(obj: dict) -> list[str]:
@@ -100,14 +104,14 @@ def word_prototypes(model, processor, samples: list[Sample]) -> dict[str, torch.
         for sample in samples:
             inputs = ip(images=open_images(sample)[:1], return_tensors="pt")
             tokens = encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [N, H]
+            tokens = tokens * tokens.pow(2).mean(-1, keepdim=True).rsqrt()  # [N, H] each at unit RMS
             _, h, w = inputs["image_grid_thw"][0].tolist()
             owners, _ = object_cells(sample, h, w, ip.patch_size, ip.merge_size)  # [N]
             owners = torch.from_numpy(owners)
             for i, obj in enumerate(sample.meta["objects"]):
                 if not bool((owners == i).any()):
                     continue
-                own = tokens[owners == i]  # [n, H]
-                v = (own * own.pow(2).mean(-1, keepdim=True).rsqrt()).mean(0)  # [H] unit RMS tokens' mean
+                v = tokens[owners == i].mean(0)  # [H]
                 every.append(v)
                 for word in attribute_words(obj):
                     by_word[word].append(v)

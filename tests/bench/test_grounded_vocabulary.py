@@ -41,13 +41,7 @@ def test_grounding_moves_only_the_attribute_words_rows_each_by_the_gain_toward_i
     moved = set(delta.norm(dim=1).nonzero().squeeze(1).tolist())
     model, processor = load_model(init, device="cpu"), load_processor(init)
     prototypes = vocab.word_prototypes(model, processor, samples)
-    tokenizer = processor.tokenizer
-    expected = {}  # token id: its word
-    for word in prototypes:
-        for spelling in (word, " " + word):
-            ids = tokenizer(spelling, add_special_tokens=False)["input_ids"]
-            if len(ids) == 1:
-                expected[ids[0]] = word
+    expected = {t: w for w in prototypes for t in vocab.word_tokens(processor.tokenizer, w)}  # token id: word
     assert moved == set(expected)
     assert {"red", "star", "digit"} <= set(expected.values())  # the world's words are single tokens
     scale = 2.0 * before[key].norm(dim=1).mean()
@@ -56,6 +50,14 @@ def test_grounding_moves_only_the_attribute_words_rows_each_by_the_gain_toward_i
         assert torch.allclose(delta[token], scale * unit, atol=1e-5), word
     assert (out / "tokenizer.json").exists()
     load_model(out, device="cpu")  # a plain Qwen2.5-VL folder
+
+
+def test_a_word_is_moved_in_each_spelling_kept_whole_and_a_split_one_not_at_all(vocab, world_and_model):
+    tokenizer = load_processor(world_and_model[1]).tokenizer
+    ids = vocab.word_tokens(tokenizer, "purple")
+    assert len(ids) == 2  # "purple" after "<answer>", " purple" inside a question
+    assert {tokenizer.decode([i]) for i in ids} == {"purple", " purple"}
+    assert vocab.word_tokens(tokenizer, "zzqxj") == []  # no single token spells it
 
 
 def test_no_samples_is_refused_before_the_model_loads(vocab, tmp_path):
