@@ -17,9 +17,11 @@ What each rank does (docs/architecture.md, "Several processes"):
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import socket
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,7 @@ def join_world(device: str = "auto", strategy: str = "ddp") -> World:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         if strategy == "fsdp2" and not dist.is_initialized():
             dist.init_process_group("gloo" if cpu else "nccl", store=dist.HashStore(), rank=0, world_size=1)
+            settle_at_exit()
         return World()
     if not cpu and device not in ("auto", "cuda"):
         raise ValueError(
@@ -73,7 +76,30 @@ def join_world(device: str = "auto", strategy: str = "ddp") -> World:
             "(cuda:LOCAL_RANK); set model.device=auto or cuda (or cpu)"
         )
     state = PartialState(cpu=cpu)
+    settle_at_exit()
     return World(state.process_index, state.num_processes, None if cpu else state.device)
+
+
+GLOO_SETTLE_S = 0.2
+"""Seconds a gloo process waits at exit, before the interpreter's teardown, for gloo's worker threads to let go."""
+
+
+def settle_at_exit() -> None:
+    """At exit, give gloo's worker threads GLOO_SETTLE_S to release the last collectives (registered once a
+    process, however many trainers join). A worker frees a finished collective's work just after the caller
+    has returned from it, and with it the last reference to a tensor that Python has dropped: freeing that
+    takes the GIL, and a thread that asks for the GIL once the interpreter is finalizing is ended mid-
+    destructor, which aborts the rank ("terminate called without an active exception", SIGABRT:
+    pytorch/pytorch#190489) after it trained and saved, failing the launch. destroy_process_group does not
+    prevent it: DDP's reducer keeps the group and its threads alive. The wait runs in an atexit handler,
+    while the interpreter can still lend the GIL. `bench/exit_aborts.py` measures it (BENCHMARKS.md)."""
+    atexit.unregister(_settle)
+    atexit.register(_settle)
+
+
+def _settle() -> None:
+    if dist.is_initialized() and dist.get_backend() == "gloo":
+        time.sleep(GLOO_SETTLE_S)
 
 
 def resolve_strategy(strategy: str, precision: str) -> str:
