@@ -154,6 +154,14 @@ def selectivity_loss(
     return loss, sel.detach().mean(), chance.mean()
 
 
+def selectivity_metrics(prefix: str, n_samples: int, **counted: list[float]) -> dict[str, float]:
+    """A binding loss's log: `prefix/NAME`, the mean of each list over the samples it counted (nan: none), and
+    `prefix/share`, the share of the micro-batch's `n_samples` that it counted (the lists' length)."""
+    n = len(next(iter(counted.values())))
+    means = {f"{prefix}/{k}": float(np.mean(v)) if v else math.nan for k, v in counted.items()}
+    return {**means, f"{prefix}/share": n / n_samples}
+
+
 def first_reads(asked: torch.Tensor) -> torch.Tensor:
     """[F] the indices of the first of `asked`'s [Q] digit positions for each object: each box's first digit,
     since every box of an answer is a different object's."""
@@ -297,12 +305,9 @@ class BindingSFTTrainer(SFTTrainer):
                 chances.append(float(chance))
         n = len(losses)
         self._metrics.update(
-            {
-                "binding/selectivity": float(np.mean(sels)) if n else math.nan,
-                "binding/first_selectivity": float(np.mean(picks)) if n else math.nan,
-                "binding/chance": float(np.mean(chances)) if n else math.nan,
-                "binding/share": n / len(samples),
-            }
+            selectivity_metrics(
+                "binding", len(samples), selectivity=sels, first_selectivity=picks, chance=chances
+            )
         )
         if not n:
             return None

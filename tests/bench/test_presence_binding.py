@@ -1,0 +1,45 @@
+"""bench/presence_binding.py: the binding loss at the position that decides a presence answer."""
+
+import json
+
+from visual_rft.data.jsonl import read_samples
+from visual_rft.models.loading import load_processor
+from visual_rft.world import build
+
+
+def test_the_answer_starts_at_the_token_after_answer(load_bench, tiny_model_dir):
+    bench = load_bench("presence_binding")
+    tokenizer = load_processor(tiny_model_dir).tokenizer
+    text = "<think>Let me look at the image.</think><answer>yes</answer>"
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
+    t = bench.answer_start(text, tokenizer)
+    assert tokens[t - 1] == "<answer>" and "".join(tokens[t:]).startswith("yes")
+
+
+def _one_step(presence, model_dir, questions, out):
+    cfg = presence.SFTTrainConfig(
+        model=presence.ModelConfig(
+            path=str(model_dir), freeze_vision=True, attn_implementation=presence.HELD_EAGER
+        ),
+        optim=presence.OptimConfig(lr=1e-3),
+        sft=presence.SFTConfig(batch_size=len(questions), think="x"),
+        run=presence.RunConfig(output_dir=str(out), steps=1, save_every=0, tensorboard=False, progress=False),
+    )
+    presence.PresenceBindingTrainer(cfg, presence.BindingConfig(weight=1.0), questions).fit()
+    return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def test_the_loss_holds_the_present_questions_only(load_bench, tiny_model_dir, tmp_path):
+    presence, probe = load_bench("presence_binding"), load_bench("presence_probe")
+    scenes = read_samples(build("grounding", tmp_path / "w", 8, seed=2, categories=["name"], name="name"))
+    questions = probe.presence_questions(probe.presence_pairs(scenes, seed=0))
+    present = [q for q in questions if q.meta["instances"]]
+    both = _one_step(presence, tiny_model_dir, questions, tmp_path / "both")
+    assert (
+        0 < both["presence/share"] <= len(present) / len(questions)
+    )  # a present category among other objects
+    assert 0 < both["presence/chance"] < 1 and 0 <= both["presence/selectivity"] <= 1
+    absent = _one_step(
+        presence, tiny_model_dir, [q for q in questions if not q.meta["instances"]], tmp_path / "no"
+    )
+    assert absent["presence/share"] == 0  # an absent category has nothing to look at: the NLL alone
