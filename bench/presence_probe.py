@@ -72,12 +72,11 @@ def presence_pairs(scenes: list[Sample], seed: int = 0) -> list[tuple[Sample, Sa
         if not shown:
             continue
         category = rng.choice(shown)
+        instances = [i for i, o in enumerate(objects) if category_of(o) == category]
         boxes = sorted(
-            (Box(*o["box"], category=category) for o in objects if category_of(o) == category),
-            key=lambda b: (b.y1, b.x1),
+            (Box(*objects[i]["box"], category=category) for i in instances), key=lambda b: (b.y1, b.x1)
         )
         absent = rng.choice([c for c in DETECTION_BASE if c not in shown])
-        instances = [i for i, o in enumerate(objects) if category_of(o) == category]
         pairs.append((_asked(s, category, tuple(boxes), instances), _asked(s, absent, (), [])))
     return pairs
 
@@ -131,10 +130,8 @@ def probe_model(model_dir: Path, pairs: list[tuple[Sample, Sample]], think: str)
     model = load_model(model_dir, device="cpu", dtype="fp32")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model.config))
-    rows, margins = (
-        [],
-        [],
-    )  # margins: per pair, (present's, absent's) logit of "No" minus the box's first token
+    rows = []
+    margins = []  # per pair: (present's, absent's) logit of "No" minus that of the box's first token
     for i, pair in enumerate(pairs):
         states = [answer_state(model, processor, s, convention, think) for s in pair]
         no_id, box_id = states[1][2], states[0][2]
