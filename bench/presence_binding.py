@@ -10,7 +10,7 @@ are held as the recipe holds them (each digit's object). Then `vrft eval` on the
 
     python bench/presence_binding.py --model runs/more_bn6/locate2/checkpoint-2000/model \\
         --train runs/presence/train.jsonl --test runs/presence/test.jsonl --out runs/presence_bind
-    python bench/presence_binding.py --model runs/more_bn6/locate2/checkpoint-2000/model \
+    python bench/presence_binding.py --model runs/more_bn6/locate2/checkpoint-2000/model \\
         --train runs/presence/det_train.jsonl --test runs/presence/det_test.jsonl --out runs/presence_det
 """
 
