@@ -1,0 +1,104 @@
+"""Content channels for the tiny language model's attention: a model folder copied with its RoPE's slowest
+frequencies turned nearly still, so that some query-key channels match content wherever the key sits.
+
+    python bench/content_channels.py --model runs/dfill_s1/base --out runs/rope_B/init --still 4
+    python bench/content_channels.py --model runs/dfill_s1/base --show          # the frequencies only
+
+With theta 10 (`models/tiny.py`, so that the height and width sections resolve the grid) every frequency of the
+5m head turns at least 0.115 rad a position, so no channel of a query-key product is the same for two image
+tokens in different cells, nor for one query at another distance from the image (the answer's digits sit
+116-134 positions after it): a head that picks the asked object by what it looks like has no channel to match
+it in (RESULTS.md section 13 measured the distances; its test, theta 30, still turned 0.04-0.06 rad). Real
+Qwen-VL models (theta 1e6) have many nearly still channels. Here the `--still` slowest frequencies (the end of
+the width section) are divided by `--factor` through transformers' own "llama3" RoPE (the frequencies whose
+wavelength is longer than a cut between the kept and the stilled ones are divided, the others kept): the
+model stays a plain Qwen2.5-VL that transformers loads, with only `rope_parameters` changed. Its weights are
+the source's: a language model trained under the old frequencies would see its channels move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a tiny Qwen2.5-VL model folder")
+    parser.add_argument("--out", type=Path, help="where the copy is written")
+    parser.add_argument("--still", type=int, default=4, help="how many of the slowest frequencies to still")
+    parser.add_argument("--factor", type=float, default=1000.0, help="what those frequencies are divided by")
+    parser.add_argument("--show", action="store_true", help="print the frequencies and write nothing")
+    args = parser.parse_args()
+    config = json.loads((args.model / "config.json").read_text())
+    rope = content_rope(config["text_config"], args.still, args.factor)
+    for name, freqs in (("before", rope_frequencies(config)), ("after", rope_frequencies(config, rope))):
+        print(f"{name}: " + " ".join(f"{f:.4g}" for f in freqs.tolist()))
+    if args.show:
+        return
+    if args.out is None:
+        raise SystemExit("--out is needed unless --show")
+    write_with_rope(args.model, args.out, rope)
+    print(f"wrote {args.out}: rope_parameters {rope}")
+
+
+def content_rope(text_config: dict, still: int, factor: float) -> dict:
+    """The text config's rope_parameters as "llama3" RoPE that divides the `still` slowest frequencies by
+    `factor` and keeps the others: its cut lies between their wavelengths."""
+    rope = text_config["rope_parameters"]
+    if rope.get("rope_type", "default") != "default":
+        raise SystemExit(f"rope_type is {rope['rope_type']!r}; this script starts from the default RoPE")
+    head_dim = text_config.get("head_dim") or text_config["hidden_size"] // text_config["num_attention_heads"]
+    half = head_dim // 2
+    if not 0 < still < half:
+        raise SystemExit(f"--still {still}: the head has {half} frequencies; still between 1 and {half - 1}")
+    wavelengths = [2 * math.pi * rope["rope_theta"] ** (2 * i / head_dim) for i in range(half)]  # rising
+    kept, stilled = wavelengths[half - still - 1], wavelengths[half - still]
+    cut = math.floor(stilled)  # transformers wants an integer here
+    if cut <= kept:
+        raise SystemExit(
+            f"no integer wavelength lies between the kept {kept:.2f} and the stilled {stilled:.2f}"
+        )
+    return {
+        **rope,
+        "rope_type": "llama3",
+        "factor": factor,
+        "original_max_position_embeddings": cut,  # wavelengths above cut / low_freq_factor are divided
+        "low_freq_factor": 1.0,
+        "high_freq_factor": cut / kept,  # ... and those up to cut / this (the kept ones) are left alone
+    }
+
+
+def rope_frequencies(config: dict, rope: dict | None = None) -> torch.Tensor:
+    """(half head dim,) the radians a position each frequency of the text model turns, as transformers
+    computes them from the config (with `rope` in place of its rope_parameters)."""
+    text = dict(config["text_config"], **({"rope_parameters": rope} if rope else {}))
+    parsed = AutoConfig.for_model(**{**config, "text_config": text}).text_config
+    kind = parsed.rope_parameters["rope_type"]
+    if kind == "default":
+        head_dim = getattr(parsed, "head_dim", None) or parsed.hidden_size // parsed.num_attention_heads
+        theta = parsed.rope_parameters["rope_theta"]
+        return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)
+    freqs, _ = ROPE_INIT_FUNCTIONS[kind](parsed)
+    return freqs
+
+
+def write_with_rope(model: Path, out: Path, rope: dict) -> None:
+    """Copy the model folder to `out` with the text config's rope_parameters replaced."""
+    if (out / "config.json").exists():
+        raise SystemExit(f"{out} already holds a model; remove it or choose another --out")
+    shutil.copytree(model, out, dirs_exist_ok=True)
+    config = json.loads((out / "config.json").read_text())
+    config["text_config"]["rope_parameters"] = rope
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
