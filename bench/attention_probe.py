@@ -26,6 +26,12 @@ object (IoU >= 0.5): acc@0.5 per selectivity bin, to tell picking the object fro
 and the mean selectivity over the queries (held out: the binding's generalisation, against its training value).
 
     python bench/attention_probe.py --models MODEL --out runs/attn --hits runs/hits/eval/name/m0/completions.jsonl
+
+--compare A/hits.json B/hits.json: two such probes of the same queries (two models' evaluations of one file),
+their first-digit picks query by query: the mean of each, how many queries each picks more sharply, and the
+sign test's p.
+
+    python bench/attention_probe.py --compare runs/attn_A/hits.json runs/attn_B/hits.json
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from visual_rft.world import build
 from visual_rft.world.dense import box_owners
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
-from grounding_hits import answered_box  # noqa: E402
+from grounding_hits import answered_box, sign_test  # noqa: E402
 
 BINS = (0.0, 0.5, 0.8, 0.95, 1.01)
 """Selectivity bins of `hits_by_selectivity`."""
@@ -155,6 +161,8 @@ class QueryPick(NamedTuple):
     """IoU of the greedy answer's box with the asked object's (0: no box)."""
     confusers: str
     """The query's kind and what the scene's other objects share with the asked one (`confusers`)."""
+    query: str = ""
+    """The sample's id, to pair the queries of two models' probes (`compare_picks`)."""
 
     @property
     def first(self) -> float:
@@ -203,6 +211,7 @@ def selectivity_hits(model_dir: Path, completions: Path, think: str = THINK) -> 
                 tuple(by_digit.tolist()),
                 iou(box, sample.target.box.xyxy) if box else 0.0,
                 f"{sample.meta.get('kind', sample.task)}: {confusers(sample.meta['objects'], target)}",
+                sample.id,
             )
         )
     return out
@@ -250,13 +259,33 @@ def hits_summary(rows: list[QueryPick]) -> dict:
         "bins": hits_by_selectivity([(r.selectivity, r.iou) for r in rows]),
         "bins_first": hits_by_selectivity([(r.first, r.iou) for r in rows]),
         "by_confusers": groups,
+        "first_by_query": {r.query: round(r.first, 4) for r in rows},
+    }
+
+
+def compare_picks(a: dict, b: dict) -> dict:
+    """Two `hits_summary`s of the same queries compared query by query at the first digit: the mean pick of
+    each, the mean difference (b - a), how many queries each picks more sharply, and the sign test's p."""
+    first_a, first_b = a["first_by_query"], b["first_by_query"]
+    if first_a.keys() != first_b.keys():
+        raise ValueError("the two probes do not hold the same queries")
+    diff = np.array([first_b[q] - first_a[q] for q in first_a])  # (queries,)
+    sharper_a, sharper_b = int((diff < 0).sum()), int((diff > 0).sum())
+    return {
+        "n": len(diff),
+        "a": round(float(np.mean(list(first_a.values()))), 3),
+        "b": round(float(np.mean(list(first_b.values()))), 3),
+        "mean_difference": round(float(diff.mean()), 3),
+        "sharper_a": sharper_a,
+        "sharper_b": sharper_b,
+        "p": sign_test(sharper_a, sharper_b),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
-    ap.add_argument("--out", type=Path, required=True, help="folder for the held-out sets and probe.json")
+    ap.add_argument("--models", nargs="+", type=Path, default=[], help="model folders")
+    ap.add_argument("--out", type=Path, help="folder for the held-out sets and probe.json")
     ap.add_argument(
         "--kinds", nargs="*", default=["single", "pair", "name"], help="grounding kinds (none: --data only)"
     )
@@ -271,7 +300,26 @@ def main() -> None:
     ap.add_argument(
         "--hits", nargs="*", type=Path, default=[], help="grounding completions.jsonl (module doc)"
     )
+    ap.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("A", "B"),
+        help="two --hits probes' hits.json of the same queries: their first-digit picks, query by query",
+    )
     args = ap.parse_args()
+    if args.compare:
+        a, b = (json.loads(path.read_text()) for path in args.compare)
+        for (name_a, sa), (name_b, sb) in zip(a.items(), b.items()):
+            c = compare_picks(sa, sb)
+            print(
+                f"{name_a} against {name_b}: first-digit pick {c['a']} / {c['b']} over {c['n']} queries (mean "
+                f"difference {c['mean_difference']:+}); sharper in the first {c['sharper_a']}, in the second "
+                f"{c['sharper_b']}; sign test p = {c['p']:.2g}"
+            )
+        return
+    if not args.models or args.out is None:
+        ap.error("--models and --out are needed (unless --compare)")
     result = {}
     if args.hits:
         if len(args.models) != 1:

@@ -2,6 +2,7 @@
 frequencies turned nearly still, so that some query-key channels match content wherever the key sits.
 
     python bench/content_channels.py --model runs/dfill_s1/base --out runs/rope_B/init --still 4
+    python bench/content_channels.py --model runs/dfill_s1/base --out runs/rope_C/init --still 4 --sections 2,5,9
     python bench/content_channels.py --model runs/dfill_s1/base --show          # the frequencies only
 
 With theta 10 (`models/tiny.py`, so that the height and width sections resolve the grid) every frequency of the
@@ -12,7 +13,9 @@ it in (RESULTS.md section 13 measured the distances; its test, theta 30, still t
 Qwen-VL models (theta 1e6) have many nearly still channels. Here the `--still` slowest frequencies (the end of
 the width section) are divided by `--factor` through transformers' own "llama3" RoPE (the frequencies whose
 wavelength is longer than a cut between the kept and the stilled ones are divided, the others kept): the
-model stays a plain Qwen2.5-VL that transformers loads, with only `rope_parameters` changed. Its weights are
+model stays a plain Qwen2.5-VL that transformers loads, with only `rope_parameters` changed. `--sections`
+sets the mRoPE split (time, height, width) as well, e.g. to give the width section the frequencies that the
+height (4 rows of the world's images against 8 columns) can spare. Its weights are
 the source's: a language model trained under the old frequencies would see its channels move.
 """
 
@@ -35,10 +38,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where the copy is written")
     parser.add_argument("--still", type=int, default=4, help="how many of the slowest frequencies to still")
     parser.add_argument("--factor", type=float, default=1000.0, help="what those frequencies are divided by")
+    parser.add_argument("--sections", help="the mRoPE split, e.g. 2,5,9 (default: the model's)")
     parser.add_argument("--show", action="store_true", help="print the frequencies and write nothing")
     args = parser.parse_args()
     config = json.loads((args.model / "config.json").read_text())
-    rope = content_rope(config["text_config"], args.still, args.factor)
+    sections = [int(n) for n in args.sections.split(",")] if args.sections else None
+    rope = content_rope(config["text_config"], args.still, args.factor, sections)
     for name, freqs in (("before", rope_frequencies(config)), ("after", rope_frequencies(config, rope))):
         print(f"{name}: " + " ".join(f"{f:.4g}" for f in freqs.tolist()))
     if args.show:
@@ -49,9 +54,10 @@ def main() -> None:
     print(f"wrote {args.out}: rope_parameters {rope}")
 
 
-def content_rope(text_config: dict, still: int, factor: float) -> dict:
+def content_rope(text_config: dict, still: int, factor: float, sections: list[int] | None = None) -> dict:
     """The text config's rope_parameters as "llama3" RoPE that divides the `still` slowest frequencies by
-    `factor` and keeps the others: its cut lies between their wavelengths."""
+    `factor` and keeps the others (its cut lies between their wavelengths), with the mRoPE split `sections`
+    if given."""
     rope = text_config["rope_parameters"]
     if rope.get("rope_type", "default") != "default":
         raise SystemExit(f"rope_type is {rope['rope_type']!r}; this script starts from the default RoPE")
@@ -59,6 +65,8 @@ def content_rope(text_config: dict, still: int, factor: float) -> dict:
     half = head_dim // 2
     if not 0 < still < half:
         raise SystemExit(f"--still {still}: the head has {half} frequencies; still between 1 and {half - 1}")
+    if sections is not None and (len(sections) != 3 or sum(sections) != half or min(sections) < 0):
+        raise SystemExit(f"--sections {sections}: three counts (time, height, width) that sum to {half}")
     wavelengths = [2 * math.pi * rope["rope_theta"] ** (2 * i / head_dim) for i in range(half)]  # rising
     kept, stilled = wavelengths[half - still - 1], wavelengths[half - still]
     cut = math.floor(stilled)  # transformers wants an integer here
@@ -68,6 +76,7 @@ def content_rope(text_config: dict, still: int, factor: float) -> dict:
         )
     return {
         **rope,
+        "mrope_section": sections or rope["mrope_section"],
         "rope_type": "llama3",
         "factor": factor,
         "original_max_position_embeddings": cut,  # wavelengths above cut / low_freq_factor are divided

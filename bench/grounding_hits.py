@@ -120,16 +120,22 @@ def paired(a: Path, b: Path, kind: str | None = None) -> dict:
     ids = list(right[0])
     only_a = sum(right[0][i] and not right[1][i] for i in ids)
     only_b = sum(right[1][i] and not right[0][i] for i in ids)
-    discordant = only_a + only_b
-    tail = sum(math.comb(discordant, j) for j in range(min(only_a, only_b) + 1)) / 2**discordant
     return {
         "n": len(ids),
         "a": sum(right[0].values()),
         "b": sum(right[1].values()),
         "only_a": only_a,
         "only_b": only_b,
-        "p": min(1.0, 2 * tail),
+        "p": sign_test(only_a, only_b),
     }
+
+
+def sign_test(only_a: int, only_b: int) -> float:
+    """The exact two-sided sign test (McNemar's on the discordant pairs): the chance, were both equally good, of
+    a split of `only_a + only_b` pairs at least this uneven."""
+    discordant = only_a + only_b
+    tail = sum(math.comb(discordant, j) for j in range(min(only_a, only_b) + 1)) / 2**discordant
+    return min(1.0, 2 * tail)
 
 
 def on_target(row: dict) -> bool:

@@ -76,6 +76,26 @@ def test_hits_are_binned_by_the_held_heads_selectivity(load_bench):
     }
 
 
+def test_two_probes_of_the_same_queries_are_compared_query_by_query(load_bench):
+    bench = load_bench("attention_probe")
+
+    def probe(firsts):
+        return bench.hits_summary(
+            [bench.QueryPick(0.5, (f, 0.5), 0.0, "g", f"q{i}") for i, f in enumerate(firsts)]
+        )
+
+    a = probe([0.2, 0.4, 0.6, 0.5, 0.1, 0.3, 0.3, 0.3])
+    b = probe([0.3, 0.6, 0.5, 0.9, 0.2, 0.4, 0.4, 0.3])  # sharper on 6, blunter on 1, level on 1
+    assert a["first_by_query"]["q3"] == 0.5
+    c = bench.compare_picks(a, b)
+    assert c["n"] == 8 and c["a"] == 0.338 and c["b"] == 0.45  # 2.7 / 8, 3.6 / 8
+    assert c["mean_difference"] == pytest.approx(0.1125, abs=1e-3)
+    assert (c["sharper_a"], c["sharper_b"]) == (1, 6)
+    assert c["p"] == pytest.approx(2 * 8 / 2**7)  # (1 + 7) / 128 per tail
+    with pytest.raises(ValueError, match="same queries"):
+        bench.compare_picks(a, probe([0.2, 0.4]))
+
+
 def test_confusers_say_what_the_other_objects_share_with_the_asked_one(load_bench):
     confusers = load_bench("attention_probe").confusers
     red_square = {"kind": "shape", "colour": "red", "shape": "square"}

@@ -51,6 +51,10 @@ def test_what_cannot_be_stilled_is_named(load_bench, tiny_model_dir, tmp_path):
     rope = bench.content_rope(text, still=1, factor=1000.0)
     with pytest.raises(SystemExit, match="starts from the default RoPE"):
         bench.content_rope(dict(text, rope_parameters=rope), still=1, factor=1000.0)
+    with pytest.raises(SystemExit, match=f"three counts .* that sum to {half}"):
+        bench.content_rope(text, still=1, factor=1000.0, sections=[2, 2, 2])
+    moved = bench.content_rope(text, still=1, factor=1000.0, sections=[2, half - 6, 4])
+    assert moved["mrope_section"] == [2, half - 6, 4]
     bench.write_with_rope(tiny_model_dir, tmp_path / "once", rope)
     with pytest.raises(SystemExit, match="already holds a model"):
         bench.write_with_rope(tiny_model_dir, tmp_path / "once", rope)
