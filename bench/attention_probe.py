@@ -310,6 +310,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.compare:
         a, b = (json.loads(path.read_text()) for path in args.compare)
+        if len(a) != len(b):
+            ap.error(f"--compare: {args.compare[0]} holds {len(a)} probes, {args.compare[1]} {len(b)}")
         for (name_a, sa), (name_b, sb) in zip(a.items(), b.items()):
             c = compare_picks(sa, sb)
             print(
