@@ -78,23 +78,32 @@ def query_attention(
     positions that predict a token of the reference answer's reading: a digit of a box, any token of a
     class name; [n_image] cell owners)."""
     inputs, frame = teacher_forced(processor, sample, convention, think)
-    ids = inputs["input_ids"][0]  # [S]
     with torch.no_grad():
         out = model(**inputs, output_attentions=True)
     attn = torch.stack(out.attentions)[:, 0]  # [layers, heads, S, S]
+    image, read, owners = reading_cells(model, processor, inputs, frame, sample)
+    on_image = attn[:, :, read][..., image]  # [layers, heads, D, n_image]
+    on_image = on_image / on_image.sum(-1, keepdim=True).clamp_min(1e-12)
+    return on_image, owners
+
+
+def reading_cells(
+    model, processor, inputs, frame, sample: Sample
+) -> tuple[torch.Tensor, list[int], np.ndarray]:
+    """For a teacher-forced sample (`teacher_forced`'s inputs and frame): ([n_image] the image tokens' positions,
+    the D positions that predict a token of the answer's reading, [n_image] the object owning each merged cell)."""
+    ids = inputs["input_ids"][0]  # [S]
     image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # [n_image]
     answer_start = int((ids == processor.tokenizer.convert_tokens_to_ids("<answer>")).nonzero()[-1])
     tokens = processor.tokenizer.convert_ids_to_tokens(ids.tolist())
     answer_end = int((ids == processor.tokenizer.convert_tokens_to_ids("</answer>")).nonzero()[-1])
     body = range(answer_start + 1, answer_end)
     read = [p - 1 for p in body if tokens[p].isdigit() or sample.task != "grounding"]  # predict it
-    on_image = attn[:, :, read][..., image]  # [layers, heads, D, n_image]
-    on_image = on_image / on_image.sum(-1, keepdim=True).clamp_min(1e-12)
     _, h, w = inputs["image_grid_thw"][0].tolist()
     merge = processor.image_processor.merge_size
     scale = frame.resized[0] / frame.size[0] if frame.resized else 1.0
     owners = box_owners([o["box"] for o in sample.meta["objects"]], h // merge, w // merge, scale)
-    return on_image, owners
+    return image, read, owners
 
 
 def asked_object(sample: Sample) -> int:

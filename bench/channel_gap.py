@@ -29,10 +29,9 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLAttenti
 
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
-from visual_rft.world.dense import box_owners
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
-from attention_probe import asked_object, teacher_forced  # noqa: E402
+from attention_probe import asked_object, reading_cells, teacher_forced  # noqa: E402
 
 RECORDED: list[tuple[torch.Tensor, torch.Tensor, float]] = []
 """(query, key, scaling) of each text attention call of the last forward, in layer order."""
@@ -131,19 +130,11 @@ def pick_cells(
 ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(the position that predicts the box's first digit, (n_image,) the image tokens' positions, (n_image,)
     masks of the asked object's cells and of the other objects' cells) for a teacher-forced query."""
-    ids = inputs["input_ids"][0]  # (S,)
-    image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # (n_image,)
-    tokens = processor.tokenizer.convert_ids_to_tokens(ids.tolist())
-    answer = int((ids == processor.tokenizer.convert_tokens_to_ids("<answer>")).nonzero()[-1])
-    first_digit = next(p for p in range(answer + 1, len(tokens)) if tokens[p].isdigit())
-    _, h, w = inputs["image_grid_thw"][0].tolist()
-    merge = processor.image_processor.merge_size
-    scale = frame.resized[0] / frame.size[0] if frame.resized else 1.0
-    owners = box_owners([o["box"] for o in sample.meta["objects"]], h // merge, w // merge, scale)
+    image, read, owners = reading_cells(model, processor, inputs, frame, sample)
     target = asked_object(sample)
     asked = torch.from_numpy(owners == target)  # (n_image,)
     others = torch.from_numpy((owners >= 0) & (owners != target))  # (n_image,)
-    return first_digit - 1, image, asked, others
+    return read[0], image, asked, others
 
 
 def gap(logits: torch.Tensor, asked: torch.Tensor, others: torch.Tensor) -> torch.Tensor:

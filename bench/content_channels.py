@@ -28,8 +28,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig
-from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLTextConfig
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRotaryEmbedding
 
 
 def main() -> None:
@@ -43,8 +43,9 @@ def main() -> None:
     args = parser.parse_args()
     config = json.loads((args.model / "config.json").read_text())
     sections = [int(n) for n in args.sections.split(",")] if args.sections else None
-    rope = content_rope(config["text_config"], args.still, args.factor, sections)
-    for name, freqs in (("before", rope_frequencies(config)), ("after", rope_frequencies(config, rope))):
+    text = config["text_config"]
+    rope = content_rope(text, args.still, args.factor, sections)
+    for name, freqs in (("before", rope_frequencies(text)), ("after", rope_frequencies(text, rope))):
         print(f"{name}: " + " ".join(f"{f:.4g}" for f in freqs.tolist()))
     if args.show:
         return
@@ -67,7 +68,7 @@ def content_rope(text_config: dict, still: int, factor: float, sections: list[in
         raise SystemExit(f"--still {still}: the head has {half} frequencies; still between 1 and {half - 1}")
     if sections is not None and (len(sections) != 3 or sum(sections) != half or min(sections) < 0):
         raise SystemExit(f"--sections {sections}: three counts (time, height, width) that sum to {half}")
-    wavelengths = [2 * math.pi * rope["rope_theta"] ** (2 * i / head_dim) for i in range(half)]  # rising
+    wavelengths = (2 * math.pi / rope_frequencies(text_config)).tolist()  # (half,) rising
     kept, stilled = wavelengths[half - still - 1], wavelengths[half - still]
     cut = math.floor(stilled)  # transformers wants an integer here
     if cut <= kept:
@@ -81,22 +82,15 @@ def content_rope(text_config: dict, still: int, factor: float, sections: list[in
         "factor": factor,
         "original_max_position_embeddings": cut,  # wavelengths above cut / low_freq_factor are divided
         "low_freq_factor": 1.0,
-        "high_freq_factor": cut / kept,  # ... and those up to cut / this (the kept ones) are left alone
+        "high_freq_factor": cut / ((kept + cut) / 2),  # ... those below cut / this (the kept) left exactly
     }
 
 
-def rope_frequencies(config: dict, rope: dict | None = None) -> torch.Tensor:
-    """(half head dim,) the radians a position each frequency of the text model turns, as transformers
-    computes them from the config (with `rope` in place of its rope_parameters)."""
-    text = dict(config["text_config"], **({"rope_parameters": rope} if rope else {}))
-    parsed = AutoConfig.for_model(**{**config, "text_config": text}).text_config
-    kind = parsed.rope_parameters["rope_type"]
-    if kind == "default":
-        head_dim = getattr(parsed, "head_dim", None) or parsed.hidden_size // parsed.num_attention_heads
-        theta = parsed.rope_parameters["rope_theta"]
-        return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)
-    freqs, _ = ROPE_INIT_FUNCTIONS[kind](parsed)
-    return freqs
+def rope_frequencies(text_config: dict, rope: dict | None = None) -> torch.Tensor:
+    """(half head dim,) the radians a position each frequency of the text model turns, from transformers' own
+    rotary module for the config (with `rope` in place of its rope_parameters)."""
+    text = dict(text_config, **({"rope_parameters": rope} if rope else {}))
+    return Qwen2_5_VLRotaryEmbedding(Qwen2_5_VLTextConfig(**text)).inv_freq
 
 
 def write_with_rope(model: Path, out: Path, rope: dict) -> None:

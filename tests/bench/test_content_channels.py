@@ -22,8 +22,8 @@ def test_the_stilled_channels_turn_by_nearly_nothing_and_the_others_as_before(
     bench = load_bench("content_channels")
     config = json.loads((tiny_model_dir / "config.json").read_text())
     rope = bench.content_rope(config["text_config"], still=2, factor=1000.0)
-    before = bench.rope_frequencies(config)  # (half,) rad a position
-    after = bench.rope_frequencies(config, rope)
+    before = bench.rope_frequencies(config["text_config"])  # (half,) rad a position
+    after = bench.rope_frequencies(config["text_config"], rope)
     half = before.numel()
     torch.testing.assert_close(after[: half - 2], before[: half - 2], rtol=1e-6, atol=0)  # the kept ones
     torch.testing.assert_close(after[half - 2 :], before[half - 2 :] / 1000.0)
