@@ -8,6 +8,7 @@ import yaml
 from visual_rft.config import load_config
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import load_model
+from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig
 from visual_rft.recipes.pretrain import (
@@ -271,6 +272,17 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kind
     assert len((fourth / "metrics.jsonl").read_text().splitlines()) == 1
     final = fourth / "checkpoint-1" / "model" / "model.safetensors"
     assert (out / "base" / "model.safetensors").read_bytes() == final.read_bytes()
+
+
+def test_order_seed_changes_only_the_data_order_of_the_sft_stages(tmp_path):
+    out = tmp_path / "pre"
+    miniature_pretrain(out, "order_seed=7")
+    assert json.loads((out / "world" / "world.json").read_text())["seed"] == 0  # the world of `seed`
+    write_tiny(tmp_path / "tiny0", "qwen2_5_vl", "1m", seed=0)
+    init = (out / "init" / "model.safetensors").read_bytes()
+    assert init == (tmp_path / "tiny0" / "model.safetensors").read_bytes()  # the weights of `seed`
+    run = yaml.safe_load((out / "locate" / "config.yaml").read_text())["run"]
+    assert run["seed"] == 7  # the stage's data order (`rank_indices` follows run.seed)
 
 
 def test_the_pretraining_files_are_drawn_in_the_world_of_stage_1(tmp_path):

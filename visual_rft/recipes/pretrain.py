@@ -106,6 +106,9 @@ class PretrainConfig:
     """Tiny model size: 1m, 5m or 20m."""
     seed: int = 0
     """Seed of the world, the initial weights, the scenes of stage 1 and the data order."""
+    order_seed: int | None = None
+    """Seed of the SFT stages' data order alone (None: `seed`): the same world and weights in another order,
+    to tell a change's effect from one run's course."""
     n_per_task: int = 2000
     """Pre-training samples per base task (classification, detection, grounding, one-object grounding):
     the locate stage trains on the last, stages 2 and 3 on all four."""
@@ -301,7 +304,8 @@ def sft_stage(
     """One SFT stage from `model` into `run_dir` (resumed from its last checkpoint), with the binding loss
     when its weight is above 0 (eager attention in the layers whose weights it reads); returns the stage's
     last model."""
-    stage = for_run(stage, model, run_dir, cfg.seed, cfg.progress)
+    order = cfg.seed if cfg.order_seed is None else cfg.order_seed
+    stage = for_run(stage, model, run_dir, order, cfg.progress)
     if binding.reads_attention:
         stage = replace(stage, model=replace(stage.model, attn_implementation=HELD_EAGER))
     final = run_dir / f"checkpoint-{stage.run.steps}" / "model"
