@@ -29,9 +29,10 @@ and the mean selectivity over the queries (held out: the binding's generalisatio
 
 --compare A/hits.json B/hits.json: two such probes of the same queries (two models' evaluations of one file),
 their first-digit picks query by query: the mean of each, how many queries each picks more sharply, and the
-sign test's p.
+sign test's p; with --data (the evaluated file), the same per query kind (`meta.kind`).
 
     python bench/attention_probe.py --compare runs/attn_A/hits.json runs/attn_B/hits.json
+    python bench/attention_probe.py --compare A/hits.json B/hits.json --data runs/held23_400/grounding_test.jsonl
 """
 
 from __future__ import annotations
@@ -272,12 +273,16 @@ def hits_summary(rows: list[QueryPick]) -> dict:
     }
 
 
-def compare_picks(a: dict, b: dict) -> dict:
-    """Two `hits_summary`s of the same queries compared query by query at the first digit: the mean pick of
-    each, the mean difference (b - a), how many queries each picks more sharply, and the sign test's p."""
+def compare_picks(a: dict, b: dict, queries: set[str] | None = None) -> dict:
+    """Two `hits_summary`s of the same queries compared query by query at the first digit (of `queries` only,
+    when given): the mean pick of each, the mean difference (b - a), how many queries each picks more sharply,
+    and the sign test's p."""
     first_a, first_b = a["first_by_query"], b["first_by_query"]
     if first_a.keys() != first_b.keys():
         raise ValueError("the two probes do not hold the same queries")
+    if queries is not None:
+        first_a = {q: v for q, v in first_a.items() if q in queries}
+        first_b = {q: first_b[q] for q in first_a}
     diff = np.array([first_b[q] - first_a[q] for q in first_a])  # (queries,)
     sharper_a, sharper_b = int((diff < 0).sum()), int((diff > 0).sum())
     return {
@@ -321,13 +326,17 @@ def main() -> None:
         a, b = (json.loads(path.read_text()) for path in args.compare)
         if len(a) != len(b):
             ap.error(f"--compare: {args.compare[0]} holds {len(a)} probes, {args.compare[1]} {len(b)}")
+        kinds = {s.id: s.meta.get("kind", "") for path in args.data for s in read_samples(path)}
         for (name_a, sa), (name_b, sb) in zip(a.items(), b.items()):
-            c = compare_picks(sa, sb)
-            print(
-                f"{name_a} against {name_b}: first-digit pick {c['a']} / {c['b']} over {c['n']} queries (mean "
-                f"difference {c['mean_difference']:+}); sharper in the first {c['sharper_a']}, in the second "
-                f"{c['sharper_b']}; sign test p = {c['p']:.2g}"
-            )
+            for kind in [None, *sorted({kinds[q] for q in sa["first_by_query"] if q in kinds})]:
+                queries = None if kind is None else {q for q, k in kinds.items() if k == kind}
+                c = compare_picks(sa, sb, queries)
+                print(
+                    f"{name_a} against {name_b}{'' if kind is None else f' ({kind})'}: first-digit pick "
+                    f"{c['a']} / {c['b']} over {c['n']} queries (mean difference {c['mean_difference']:+}); "
+                    f"sharper in the first {c['sharper_a']}, in the second {c['sharper_b']}; sign test p = "
+                    f"{c['p']:.2g}"
+                )
         return
     if not args.models or args.out is None:
         ap.error("--models and --out are needed (unless --compare)")

@@ -1,5 +1,7 @@
 """bench/attention_probe.py: where each head looks, over the image, while the model writes a box."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,39 @@ def test_two_probes_of_the_same_queries_are_compared_query_by_query(load_bench):
     assert c["p"] == pytest.approx(2 * 8 / 2**7)  # (1 + 7) / 128 per tail
     with pytest.raises(ValueError, match="same queries"):
         bench.compare_picks(a, probe([0.2, 0.4]))
+    part = bench.compare_picks(a, b, {"q0", "q2", "q3"})  # a 0.2, 0.6, 0.5; b 0.3, 0.5, 0.9
+    assert part["n"] == 3 and part["a"] == 0.433 and part["b"] == 0.567
+    assert (part["sharper_a"], part["sharper_b"]) == (1, 2) and part["p"] == 1.0  # 2 * (1 + 3) / 8
+
+
+def test_compare_splits_the_picks_by_the_evaluated_files_query_kinds(
+    load_bench, tmp_path, monkeypatch, capsys
+):
+    bench = load_bench("attention_probe")
+    kinds = ["name", "extreme", "name", "name"]
+    rows = [
+        {
+            "id": f"q{i}",
+            "task": "grounding",
+            "images": ["x.png"],
+            "problem": "Find it.",
+            "target": {"box": [0, 0, 4, 4]},
+            "meta": {"kind": k},
+        }
+        for i, k in enumerate(kinds)
+    ]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name, firsts in (("a", [0.2, 0.5, 0.4, 0.1]), ("b", [0.3, 0.4, 0.6, 0.2])):
+        picks = [bench.QueryPick(0.5, (f, 0.5), 0.0, "g", f"q{i}") for i, f in enumerate(firsts)]
+        (tmp_path / f"{name}.json").write_text(json.dumps({name: bench.hits_summary(picks)}))
+    argv = ["attention_probe.py", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    monkeypatch.setattr("sys.argv", [*argv, "--data", str(tmp_path / "test.jsonl")])
+    bench.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # every query, then each kind
+    assert "over 4 queries" in lines[0] and "sharper in the first 1, in the second 3" in lines[0]
+    assert lines[1].startswith("a against b (extreme)") and "0.5 / 0.4 over 1 queries" in lines[1]
+    assert lines[2].startswith("a against b (name)") and "0.233 / 0.367 over 3 queries" in lines[2]
 
 
 def test_confusers_say_what_the_other_objects_share_with_the_asked_one(load_bench):
