@@ -60,6 +60,8 @@ def main() -> None:
     samples = [s for s in read_samples(args.data) if len(s.meta.get("objects", [])) > 1][: args.n]
     if not samples:
         raise SystemExit(f"{args.data}: no grounding query with more than one object")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # before the models run, not after
     result = {}
     for model_dir in args.models:
         result[str(model_dir)] = r = channel_gaps(model_dir, samples, args.slowest, args.layers)
