@@ -147,6 +147,9 @@ class SFTConfig:
     think: str = ""
     """Text put in <think></think> before the answer ('' : answer only, no think part); `{problem}` in it
     stands for the sample's question (`data.answer.PROBLEM_SLOT`)."""
+    grounding_think: str = ""
+    """The think of grounding samples ('': `think`'s); `{region}` in it stands for where the answer's box is,
+    "top left" ... "bottom right" (`data.answer.REGION_SLOT`), `{problem}` as in `think`."""
     aggregation: str = "token"
     """How answer-token losses are averaged: token (every token of the batch alike: long detection answers
     outweigh short class names) or sequence (each answer's mean, then the mean over answers)."""

@@ -1,4 +1,6 @@
-from visual_rft.data.answer import answer_text
+import pytest
+
+from visual_rft.data.answer import answer_text, region_words
 from visual_rft.data.coords import CoordFrame
 from visual_rft.data.prompts import build_prompt, messages
 from visual_rft.data.types import Box, ClassTarget, DetectionTarget, GroundingTarget, Sample
@@ -56,3 +58,26 @@ def test_messages_put_one_image_entry_per_image():
     s = Sample("m", ["a.png", "b.png"], "classification", "q", ClassTarget("x"))
     content = messages(s, None)[0]["content"]
     assert [c["type"] for c in content] == ["image", "image", "text"]
+
+
+def test_a_think_text_can_name_the_boxs_region():
+    """`{region}`: the third of the image, down and across, that the box's centre is in (original pixels)."""
+    g = Sample("g", ["a.png"], "grounding", "q", GroundingTarget(Box(120, 10, 180, 30)), 200, 90)
+    frame = CoordFrame("norm1000", (200, 90))  # the region does not depend on the model's convention
+    assert answer_text(g, frame, "It is at the {region}.") == (
+        "<think>It is at the top right.</think><answer>(600,111),(900,333)</answer>"
+    )
+    assert region_words((0, 0, 10, 10), (90, 90)) == "top left"
+    assert region_words((30, 40, 60, 50), (90, 90)) == "middle center"  # centre (45, 45)
+    assert region_words((20, 50, 40, 70), (90, 90)) == "bottom center"  # centre (30, 60): on both boundaries
+    assert region_words((80, 80, 90, 90), (90, 90)) == "bottom right"
+    no_frame = answer_text(g, None, "{region}")  # the sample's own size
+    assert no_frame.startswith("<think>top right</think>")
+
+
+def test_a_region_think_needs_one_box_and_an_image_size():
+    with pytest.raises(ValueError, match=r"sample d: a think with \{region\} needs a grounding target"):
+        answer_text(DET, None, "It is at the {region}.")
+    unsized = Sample("u", ["a.png"], "grounding", "q", GroundingTarget(Box(1, 2, 3, 4)))
+    with pytest.raises(ValueError, match=r"sample u: .* needs the image size"):
+        answer_text(unsized, None, "{region}")

@@ -49,6 +49,13 @@ ANSWER_CLOSE = "</answer>"
 PROBLEM_SLOT = "{problem}"
 """In a think text (`answer_text`), stands for the sample's question: a think that restates what is asked
 puts it a few tokens before the answer (RESULTS.md section 22)."""
+REGION_SLOT = "{region}"
+"""In a think text (`answer_text`), stands for where a grounding target's box is (`region_words`: "top left" ...
+"bottom right"): a think that names the place before the box writes the pick as a word, one of nine, before
+the digits read the box (RESULTS.md section 35). Only a grounding target has one box: any other target with
+this slot in its think is an error."""
+VERTICAL_THIRDS = ("top", "middle", "bottom")
+HORIZONTAL_THIRDS = ("left", "center", "right")
 NO_OBJECTS = "No Objects"
 """The answer of a detection query for a category that is absent."""
 
@@ -131,14 +138,51 @@ def box_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _WRITTEN_BOX.finditer(text)]
 
 
+_WRITTEN_REGION = re.compile(rf"\b({'|'.join(VERTICAL_THIRDS)}) ({'|'.join(HORIZONTAL_THIRDS)})\b")
+
+
+def region_spans(text: str) -> list[tuple[int, int]]:
+    """The character span (start, end) of each place `region_words` wrote in a text's think part (before
+    <answer>), in the order written."""
+    think = text.split(ANSWER_OPEN, 1)[0]
+    return [m.span() for m in _WRITTEN_REGION.finditer(think)]
+
+
 def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = None) -> str:
     """The full answer the rewards score highest: optional <think> part, then <answer>...</answer>.
-    `PROBLEM_SLOT` in `think` is replaced by the sample's question."""
+    `PROBLEM_SLOT` in `think` is replaced by the sample's question, `REGION_SLOT` by where its box is."""
     target = sample.target if frame is None else target_to_model(sample.target, frame)
     body = f"<answer>{answer_body(target)}</answer>"
     if think is None:
         return body
-    return f"<think>{think.replace(PROBLEM_SLOT, sample.problem.strip())}</think>{body}"
+    think = think.replace(PROBLEM_SLOT, sample.problem.strip())
+    if REGION_SLOT in think:
+        think = think.replace(REGION_SLOT, sample_region(sample, frame))
+    return f"<think>{think}</think>{body}"
+
+
+def sample_region(sample: Sample, frame: CoordFrame | None) -> str:
+    """`region_words` of a grounding sample's box, in its image (the frame's size, else the sample's)."""
+    if not isinstance(sample.target, GroundingTarget):
+        raise ValueError(
+            f"sample {sample.id}: a think with {REGION_SLOT} needs a grounding target (one box), "
+            f"not {type(sample.target).__name__}"
+        )
+    size = frame.size if frame is not None else (sample.width, sample.height)
+    if size[0] is None or size[1] is None:
+        raise ValueError(
+            f"sample {sample.id}: a think with {REGION_SLOT} needs the image size (width, height)"
+        )
+    return region_words(sample.target.box.xyxy, size)
+
+
+def region_words(box: Box4, size: tuple[float, float]) -> str:
+    """Where a box's centre is in an image of `size` (width, height), by thirds down and across: "top left",
+    "middle center", ..., "bottom right" (a centre on a boundary goes to the later third)."""
+    x1, y1, x2, y2 = box
+    across = min(2, int(3 * (x1 + x2) / 2 / size[0]))
+    down = min(2, int(3 * (y1 + y2) / 2 / size[1]))
+    return f"{VERTICAL_THIRDS[down]} {HORIZONTAL_THIRDS[across]}"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from visual_rft.config import SFTTrainConfig
-from visual_rft.data.answer import answer_text
-from visual_rft.data.types import Sample
+from visual_rft.data.answer import REGION_SLOT, answer_text
+from visual_rft.data.types import GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.models.image_cache import ImageCache, check_cacheable
 from visual_rft.models.inputs import encode_prompts
@@ -43,6 +43,11 @@ class SFTTrainer(Trainer):
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
         if cfg.sft.aggregation not in ("token", "sequence"):  # before anything loads
             raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
+        if REGION_SLOT in cfg.sft.think:
+            raise ValueError(
+                f"sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
+                "put it in sft.grounding_think"
+            )
         m = cfg.model
         if m.cache_images and not (m.freeze_vision or m.lora.enabled):
             raise ValueError(
@@ -63,8 +68,7 @@ class SFTTrainer(Trainer):
         """Prompts and their reference answers as a one-completion rollout."""
         inputs, frames = encode_prompts(samples, self.processor, self.convention)
         inputs = inputs.to(self.device)
-        think = self.cfg.sft.think or None
-        texts = [answer_text(s, f, think) for s, f in zip(samples, frames)]
+        texts = [answer_text(s, f, self.think_for(s)) for s, f in zip(samples, frames)]
         ids, mask = answer_tokens(texts, self.processor.tokenizer, self.end_id, self.pad_id)
         rollout = Rollout(
             prompt_ids=inputs["input_ids"],
@@ -84,6 +88,13 @@ class SFTTrainer(Trainer):
                     self.model, paths, rollout.pixel_values, rollout.image_grid_thw
                 )
         return rollout, texts
+
+    def think_for(self, sample: Sample) -> str | None:
+        """The think text of a sample's answer (None: no think part)."""
+        sft = self.cfg.sft
+        if isinstance(sample.target, GroundingTarget) and sft.grounding_think:
+            return sft.grounding_think
+        return sft.think or None
 
     def auxiliary_loss(
         self, rollout: Rollout, samples: list[Sample], texts: list[str]
