@@ -88,6 +88,13 @@ def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(ti
     ids = tok(grounding, add_special_tokens=False)["input_ids"]
     g = digit_targets(grounding, tok, [7])
     assert "".join(tok.decode([i]) for i, t in zip(ids, g) if t == 7) == "345060"
+    placed = "<think>It is at the top right.</think><answer>(3,4),(50,60)</answer>"  # sft.grounding_think's {region}
+    ids = tok(placed, add_special_tokens=False)["input_ids"]
+    p = digit_targets(placed, tok, [7])
+    held = [tok.decode([i]) for i, t in zip(ids, p) if t == 7]
+    assert held[:2] == [" top", " right"] and "".join(held[2:]) == "345060"  # the place, then the digits
+    no_box = placed.replace("(3,4),(50,60)", "No Objects")
+    assert max(digit_targets(no_box, tok, [])) == -1  # no box, no place
 
 
 def test_first_reads_are_each_boxs_first_digit():

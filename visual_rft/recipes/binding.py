@@ -11,7 +11,9 @@ cells, the share on box j's object should be all of it:
 
 The position that predicts a box's first digit is where the pick is made from the question alone; at the
 later digits the answer already says where the object is (RESULTS.md section 22: held out, selectivity 0.57 at
-the first digit against 0.89 over all of them). `pick_weight` adds the same loss over those first positions only,
+the first digit against 0.89 over all of them). A grounding answer whose think names the object's place first
+(`sft.grounding_think` with `{region}`: "It is at the top left.") makes the pick at those words, and the loss
+holds them too: its first read is then the place's first word (RESULTS.md section 35). `pick_weight` adds the same loss over those first positions only,
 and the log keeps their selectivity apart (`binding/first_selectivity`).
 
 Only the split among objects is held: how much a head looks at objects at all, at background or at text is
@@ -39,7 +41,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import eager_attention_forward
 
 from visual_rft.config import SFTTrainConfig
-from visual_rft.data.answer import box_spans
+from visual_rft.data.answer import box_spans, region_spans
 from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, core_model
 from visual_rft.recipes.position import ResidualRecorder, position_loss
@@ -117,14 +119,22 @@ def asked_objects(sample: Sample) -> list[int]:
 
 def digit_targets(text: str, tokenizer, objects: list[int]) -> list[int]:
     """[T] for each token of `text` (as the SFT trainer tokenizes an answer, plus its end-of-turn token),
-    the object whose box the token writes a digit of (-1: none)."""
+    the object whose box the token writes a digit of, or, in an answer of one box, the object whose place a
+    word of the think's region names (`REGION_SLOT`: written before the box, it is where the pick is made);
+    -1: none."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     spans = box_spans(text)
+    regions = region_spans(text) if len(objects) == 1 else []
     out = []
     for start, end in enc["offset_mapping"]:
         box = next((j for j, (a, b) in enumerate(spans) if a <= start and end <= b), None)
         digit = any(ch.isdigit() for ch in text[start:end])
-        out.append(objects[box] if box is not None and box < len(objects) and digit else -1)
+        # a word token's leading space is not the word
+        word = start + len(text[start:end]) - len(text[start:end].lstrip())
+        named = any(a <= word < end <= b for a, b in regions)
+        out.append(
+            objects[box] if box is not None and box < len(objects) and digit else objects[0] if named else -1
+        )
     return out + [-1]  # the end-of-turn token
 
 
