@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from visual_rft.config import EvalOptions
-from visual_rft.data.answer import grounding_answer
+from visual_rft.data.answer import grounding_answer, region_spans, region_words
 from visual_rft.data.boxes import iou
 from visual_rft.data.coords import CoordFrame, answer_to_pixels
 from visual_rft.eval.runner import evaluate_models
@@ -66,6 +66,39 @@ def grounding_hits(path: Path, kind: str | None = None) -> dict:
         "any_object": any_object / n,
         "no_box": no_box / n,
         "centre_px": median,
+    }
+
+
+def places(path: Path, kind: str | None = None) -> dict:
+    """Where the answers place the asked object, by thirds of the image (`region_words`): the place the think
+    names (`sft.grounding_think` with `{region}`), else the answered box's. {'n', 'right': the share placed
+    in the asked object's third, 'on_other': the share placed wrong where another object of the scene is,
+    'hit_if_right' / 'hit_if_wrong': acc@0.5 among the queries placed right / wrong (None: none were)}."""
+    rows = [r for r in completion_rows(path) if kind is None or r["sample"]["meta"].get("kind") == kind]
+    right = on_other = hit_right = hit_wrong = 0
+    for r in rows:
+        s = r["sample"]
+        size = tuple(r["frame"]["size"])
+        named = region_spans(r["completion"])
+        box = answered_box(r)
+        place = (
+            r["completion"][slice(*named[0])] if named else None if box is None else region_words(box, size)
+        )
+        asked = tuple(s["target"]["box"])
+        others = {region_words(o["box"], size) for o in s["meta"]["objects"] if tuple(o["box"]) != asked}
+        ok = place == region_words(asked, size)
+        right += ok
+        on_other += not ok and place in others
+        hit = on_target(r)
+        hit_right += ok and hit
+        hit_wrong += not ok and hit
+    n = len(rows)
+    return {
+        "n": n,
+        "right": right / n,
+        "on_other": on_other / n,
+        "hit_if_right": hit_right / right if right else None,
+        "hit_if_wrong": hit_wrong / (n - right) if n > right else None,
     }
 
 
@@ -216,6 +249,11 @@ def main() -> None:
         help="then what each file's `name` boxes landed on, wrong picks by attribute",
     )
     parser.add_argument(
+        "--places",
+        action="store_true",
+        help="then where each file's answers place the asked object, by thirds of the image (per kind with --by-kind)",
+    )
+    parser.add_argument(
         "--paired",
         action="store_true",
         help="then the files two by two (1st against 2nd, 3rd against 4th, ...) query by query: McNemar's test",
@@ -243,6 +281,15 @@ def main() -> None:
             )
     for path in files if args.picks else []:
         print(f"{path} (name): " + ", ".join(f"{k} {v}" for k, v in sorted(picks(path).items())))
+    for path in files if args.places else []:
+        for kind in [None] + (file_kinds(path) if args.by_kind else []):
+            p = places(path, kind)
+            pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+            print(
+                f"{path}{f' ({kind})' if kind else ''}: placed in the asked object's third {pct(p['right'])} of {p['n']}"
+                f" (wrong, where another object is: {pct(p['on_other'])}); acc@0.5 placed right {pct(p['hit_if_right'])},"
+                f" placed wrong {pct(p['hit_if_wrong'])}"
+            )
     for a, b in zip(files[::2], files[1::2]) if args.paired else []:
         for kind in [None] + (file_kinds(a) if args.by_kind else []):
             c = paired(a, b, kind)

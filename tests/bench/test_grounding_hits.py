@@ -141,3 +141,20 @@ def test_a_paired_comparison_of_different_queries_is_refused(load_bench, tmp_pat
     twice = write(tmp_path, queries([1, 0]) + queries([1, 0]))
     with pytest.raises(ValueError, match="more than once"):
         gh.paired(twice, twice)
+
+
+def test_places_are_read_from_the_think_or_else_from_the_box(load_bench, tmp_path):
+    """The asked object (centre 20, 20) is in the top left third of 100 x 100, the other (75, 75) bottom right."""
+    rows = [
+        row("(10,10),(30,30)"),  # no place named: the box's, top left, right, and a hit
+        row("(61,59),(90,91)"),  # the box's place: bottom right, where the other object is
+        row("a circle"),  # no place at all: wrong, nowhere
+        row("(10,10),(30,30)"),  # named wrong (below), but a hit
+        row("(40,0),(55,20)"),  # named right (below), a miss
+    ]
+    for i, place in ((3, "middle center"), (4, "top left")):
+        rows[i]["completion"] = rows[i]["completion"].replace(
+            "<think>t</think>", f"<think>It is at the {place}.</think>"
+        )
+    p = load_bench("grounding_hits").places(write(tmp_path, rows))
+    assert p == {"n": 5, "right": 2 / 5, "on_other": 1 / 5, "hit_if_right": 1 / 2, "hit_if_wrong": 1 / 3}
