@@ -11,10 +11,10 @@ cells, the share on box j's object should be all of it:
 
 The position that predicts a box's first digit is where the pick is made from the question alone; at the
 later digits the answer already says where the object is (RESULTS.md section 22: held out, selectivity 0.57 at
-the first digit against 0.89 over all of them). A grounding answer whose think names the object's place first
-(`sft.grounding_think` with `{region}`: "It is at the top left.") makes the pick at those words, and the loss
-holds them too: its first read is then the place's first word (RESULTS.md section 35). `pick_weight` adds the same loss over those first positions only,
-and the log keeps their selectivity apart (`binding/first_selectivity`).
+the first digit against 0.89 over all of them). `pick_weight` adds the same loss over those first positions only,
+and the log keeps their selectivity apart (`binding/first_selectivity`). A grounding answer whose think names the
+object's place first (`sft.grounding_think` with `{region}`: "It is at the top left.") makes the pick at those
+words, and the loss holds them too: its first read is then the place's first word (RESULTS.md section 35).
 
 Only the split among objects is held: how much a head looks at objects at all, at background or at text is
 left free (that is where a head reads a lone object's position: RESULTS.md section 11). A position whose
