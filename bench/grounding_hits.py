@@ -89,7 +89,7 @@ def places(path: Path, kind: str | None = None) -> dict:
         ok = place == region_words(asked, size)
         right += ok
         on_other += not ok and place in others
-        hit = on_target(r)
+        hit = box is not None and covers(box, asked)
         hit_right += ok and hit
         hit_wrong += not ok and hit
     n = len(rows)
@@ -281,10 +281,10 @@ def main() -> None:
             )
     for path in files if args.picks else []:
         print(f"{path} (name): " + ", ".join(f"{k} {v}" for k, v in sorted(picks(path).items())))
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731  (a share, or - when none)
     for path in files if args.places else []:
         for kind in [None] + (file_kinds(path) if args.by_kind else []):
             p = places(path, kind)
-            pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
             print(
                 f"{path}{f' ({kind})' if kind else ''}: placed in the asked object's third {pct(p['right'])} of {p['n']}"
                 f" (wrong, where another object is: {pct(p['on_other'])}); acc@0.5 placed right {pct(p['hit_if_right'])},"
