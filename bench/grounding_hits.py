@@ -10,7 +10,7 @@ the model folders on --n held-out queries of each grounding kind, drawn from a w
     python bench/grounding_hits.py runs/bench/grounding/*/seed0/eval/*/completions.jsonl
     python bench/grounding_hits.py --by-kind runs/staged/eval/grounding/base/completions.jsonl   # name, extreme
     python bench/grounding_hits.py --out runs/hits --models runs/locA/locate/checkpoint-2000/model
-    python bench/grounding_hits.py --picks runs/staged/eval/grounding/base/completions.jsonl  # wrong picks by attribute
+    python bench/grounding_hits.py --picks runs/staged/eval/grounding/base/completions.jsonl  # wrong picks; misses by their centre
     python bench/grounding_hits.py --paired A/completions.jsonl B/completions.jsonl  # same queries: A against B
 """
 
@@ -103,10 +103,12 @@ def places(path: Path, kind: str | None = None) -> dict:
 
 
 def picks(path: Path, kind: str = "name") -> Counter:
-    """What the boxes of one completions file's queries of `kind` landed on: 'right', 'on none' (no object at
-    IoU > 0.5), 'no box', or, for a box on another object, how that object differs from the asked one
-    ('other colour, same shape', 'a digit' for a shape asked, ...): a wrong pick of the asked colour or shape
-    is a misreading, one of neither is a pick that ignores the question."""
+    """What the boxes of one completions file's queries of `kind` landed on: 'right', 'no box', for a box on
+    another object how that object differs from the asked one ('other colour, same shape', 'a digit' for a
+    shape asked, ...), and for a box on no object (IoU > 0.5 with none) where its centre is: 'on none, centre
+    on the asked object' (picked, then read imprecisely), 'on none, centre on another object' or 'on none,
+    centre on no object' (a blend). A wrong pick of the asked colour or shape is a misreading, one of neither
+    is a pick that ignores the question."""
     rows = completion_rows(path)
     out = Counter()
     for r in rows:
@@ -120,12 +122,20 @@ def picks(path: Path, kind: str = "name") -> Counter:
         asked = next(o for o in meta["objects"] if tuple(o["box"]) == tuple(r["sample"]["target"]["box"]))
         hit = max(meta["objects"], key=lambda o: iou(box, tuple(o["box"])))
         if not covers(box, tuple(hit["box"])):
-            out["on none"] += 1
+            out[f"on none, centre on {centre_on(box, asked, meta['objects'])}"] += 1
         elif hit is asked:
             out["right"] += 1
         else:
             out[difference(asked, hit)] += 1
     return out
+
+
+def centre_on(box: tuple, asked: dict, objects: list[dict]) -> str:
+    """Whose box the centre of `box` is in (pixel-edge boxes: x1 <= x < x2): 'the asked object', 'another
+    object' or 'no object'."""
+    x, y = centre(box)
+    inside = [o for o in objects if o["box"][0] <= x < o["box"][2] and o["box"][1] <= y < o["box"][3]]
+    return "the asked object" if asked in inside else "another object" if inside else "no object"
 
 
 def difference(asked: dict, other: dict) -> str:
@@ -246,7 +256,7 @@ def main() -> None:
     parser.add_argument(
         "--picks",
         action="store_true",
-        help="then what each file's `name` boxes landed on, wrong picks by attribute",
+        help="then what each file's `name` boxes landed on: wrong picks by attribute, boxes on no object by their centre",
     )
     parser.add_argument(
         "--places",

@@ -84,7 +84,10 @@ def test_wrong_picks_are_told_apart_by_what_the_picked_object_shares_with_the_as
         {"kind": "digit", "colour": "red", "digit": 7, "box": [75, 75, 95, 95]},
     ]
     answers = ["(0,0),(20,20)", "(40,0),(60,20)", "(0,40),(20,60)", "(41,41),(60,60)", "(75,75),(95,95)"]
-    answers += ["(20,20),(40,40)", "a star", "(0,0),(20,20)"]
+    # on none: centre (30, 30) on no object; centre (9.5, 9.5) on the asked star, a box too small (IoU 81 / 400);
+    # centre (49.5, 9.5) on the red circle, as small
+    answers += ["(20,20),(40,40)", "(5,5),(14,14)", "(45,5),(54,14)"]
+    answers += ["a star", "(0,0),(20,20)"]
     rows = [row(a, kind="extreme" if i == len(answers) - 1 else "name") for i, a in enumerate(answers)]
     for r in rows:
         r["sample"]["meta"]["objects"] = scene
@@ -95,7 +98,9 @@ def test_wrong_picks_are_told_apart_by_what_the_picked_object_shares_with_the_as
         "other colour, same shape": 1,
         "other colour, other shape": 1,
         "a digit": 1,
-        "on none": 1,
+        "on none, centre on no object": 1,
+        "on none, centre on the asked object": 1,
+        "on none, centre on another object": 1,
         "no box": 1,
     }  # the `extreme` query is not counted
 
