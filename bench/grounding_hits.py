@@ -79,11 +79,8 @@ def places(path: Path, kind: str | None = None) -> dict:
     for r in rows:
         s = r["sample"]
         size = tuple(r["frame"]["size"])
-        named = region_spans(r["completion"])
         box = answered_box(r)
-        place = (
-            r["completion"][slice(*named[0])] if named else None if box is None else region_words(box, size)
-        )
+        place = answered_place(r["completion"], box, size)
         asked = tuple(s["target"]["box"])
         others = {region_words(o["box"], size) for o in s["meta"]["objects"] if tuple(o["box"]) != asked}
         ok = place == region_words(asked, size)
@@ -100,6 +97,14 @@ def places(path: Path, kind: str | None = None) -> dict:
         "hit_if_right": hit_right / right if right else None,
         "hit_if_wrong": hit_wrong / (n - right) if n > right else None,
     }
+
+
+def answered_place(completion: str, box: tuple | None, size: tuple) -> str | None:
+    """The place an answer gives: the first one its think names, else its box's (None: neither)."""
+    named = region_spans(completion)
+    if named:
+        return completion[slice(*named[0])]
+    return None if box is None else region_words(box, size)
 
 
 def picks(path: Path, kind: str = "name") -> Counter:
@@ -291,7 +296,6 @@ def main() -> None:
             )
     for path in files if args.picks else []:
         print(f"{path} (name): " + ", ".join(f"{k} {v}" for k, v in sorted(picks(path).items())))
-    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731  (a share, or - when none)
     for path in files if args.places else []:
         for kind in [None] + (file_kinds(path) if args.by_kind else []):
             p = places(path, kind)
@@ -307,6 +311,11 @@ def main() -> None:
                 f"{a} against {b}{f' ({kind})' if kind else ''}: {c['a']} / {c['b']} of {c['n']} right;"
                 f" only the first {c['only_a']}, only the second {c['only_b']}; McNemar exact p = {c['p']:.3f}"
             )
+
+
+def pct(share: float | None) -> str:
+    """A share as a percentage, or - when there is none."""
+    return "-" if share is None else f"{100 * share:.1f}%"
 
 
 def file_kinds(path: Path) -> list[str]:
