@@ -2,8 +2,9 @@
 in one process on the same model and batches: plain SFT (SDPA attention); SFT plus the binding loss with
 eager attention in every layer (how it ran at first); with eager attention in the held layers only
 (`HELD_EAGER`, SDPA elsewhere); that with the frozen tower's tokens cached (`model.cache_images`, the
-locate stage's default); and that with the position loss added (`binding.position_weight=1`, at the input of
---position-layer). Several --model folders (a language model of another width or heads, `tower_transplant.py`)
+locate stage's default); that with the position loss added (`binding.position_weight=1`, at the input of
+--position-layer); and that with four steps in five, or every step, asking the questions alone
+(`sft.short_prompts`). Several --model folders (a language model of another width or heads, `tower_transplant.py`)
 are timed in the same process, variant by variant, each model in turn; --variants picks some of VARIANTS.
 
     python bench/binding_step.py --model runs/bind/locate/checkpoint-1500/model \
@@ -33,13 +34,16 @@ from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
 
 VARIANTS = {
-    "sft (sdpa)": ("sdpa", 0.0, False, 0.0),
-    "sft + binding (eager)": ("eager", 1.0, False, 0.0),
-    "sft + binding (held eager)": (HELD_EAGER, 1.0, False, 0.0),
-    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True, 0.0),
-    "sft + binding + position (held eager, tower cached)": (HELD_EAGER, 1.0, True, 1.0),
+    "sft (sdpa)": ("sdpa", 0.0, False, 0.0, 0.0),
+    "sft + binding (eager)": ("eager", 1.0, False, 0.0, 0.0),
+    "sft + binding (held eager)": (HELD_EAGER, 1.0, False, 0.0, 0.0),
+    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True, 0.0, 0.0),
+    "sft + binding + position (held eager, tower cached)": (HELD_EAGER, 1.0, True, 1.0, 0.0),
+    "the same, short prompts 4 steps in 5": (HELD_EAGER, 1.0, True, 1.0, 0.8),
+    "the same, short prompts every step": (HELD_EAGER, 1.0, True, 1.0, 1.0),
 }
-"""name -> (attention implementation, binding weight, cache the tower's tokens, position weight)."""
+"""name -> (attention implementation, binding weight, cache the tower's tokens, position weight, share of
+steps with short prompts)."""
 
 
 def step_time(
@@ -53,12 +57,12 @@ def step_time(
     position_layer: int = 2,
 ):
     """(seconds per training step of one variant, the mean over `steps` after `warmup`; the last step's metrics)."""
-    attn, weight, cache, position = variant
+    attn, weight, cache, position, short = variant
     cfg = for_run(default_locate(), model, out, seed=0, progress=False)
     cfg = replace(
         cfg,
         model=replace(cfg.model, attn_implementation=attn, cache_images=cache),
-        sft=replace(cfg.sft, batch_size=batch),
+        sft=replace(cfg.sft, batch_size=batch, short_prompts=short),
     )
     binding = BindingConfig(weight=weight, position_weight=position, position_layer=position_layer)
     trainer = BindingSFTTrainer(cfg, binding, samples=samples)

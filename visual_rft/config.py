@@ -153,6 +153,10 @@ class SFTConfig:
     aggregation: str = "token"
     """How answer-token losses are averaged: token (every token of the batch alike: long detection answers
     outweigh short class names) or sequence (each answer's mean, then the mean over answers)."""
+    short_prompts: float = 0.0
+    """Share of steps, spread evenly, whose prompts are the questions alone, without the coordinate and format
+    instructions (`data.prompts.build_prompt`'s `short`): such a step is shorter and the answer is taught all the
+    same (a cheaper pre-training step, RESULTS.md section 37). 0: every prompt in full, as evaluation asks."""
 
 
 @dataclass

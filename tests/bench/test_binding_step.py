@@ -1,6 +1,6 @@
 """bench/binding_step.py: the step time of plain SFT and of SFT with the binding loss (eager everywhere, eager in
-the held layers, that with the tower's tokens cached, and with the position loss too), side by side, for one
-model or several (a wider language model against the 5m)."""
+the held layers, that with the tower's tokens cached, with the position loss too, and with short prompts), side by
+side, for one model or several (a wider language model against the 5m)."""
 
 import json
 import sys
@@ -17,6 +17,7 @@ NAMES = [
     "sft + binding (held eager, tower cached)",
 ]
 POSITION = "sft + binding + position (held eager, tower cached)"
+SHORT = ["the same, short prompts 4 steps in 5", "the same, short prompts every step"]
 
 
 def run_bench(load_bench, monkeypatch, tmp_path, models, *extra):
@@ -42,10 +43,11 @@ def test_every_variant_trains_and_is_timed_and_the_binding_ones_agree(
 ):
     result = run_bench(load_bench, monkeypatch, tmp_path, [tiny_model_dir])
     timed = result["models"][str(tiny_model_dir)]
-    assert set(timed["s_per_step"]) == {"sft (sdpa)", *NAMES, POSITION}
+    assert set(timed["s_per_step"]) == {"sft (sdpa)", *NAMES, POSITION, *SHORT}
     assert all(t > 0 for t in timed["s_per_step"].values())
     assert "binding/selectivity" not in timed["last_metrics"]["sft (sdpa)"]
     assert "position/cell_rmse" in timed["last_metrics"][POSITION]
+    assert [timed["last_metrics"][n]["short_prompts"] for n in (POSITION, *SHORT)] == [0, 1, 1]  # step 2
     assert not any("position/" in k for n in NAMES for k in timed["last_metrics"][n])
     last = [timed["last_metrics"][n] for n in NAMES]
     assert 0 < last[0]["binding/selectivity"] <= 1  # it read attention

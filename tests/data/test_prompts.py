@@ -81,3 +81,14 @@ def test_a_region_think_needs_one_box_and_an_image_size():
     unsized = Sample("u", ["a.png"], "grounding", "q", GroundingTarget(Box(1, 2, 3, 4)))
     with pytest.raises(ValueError, match=r"sample u: .* needs the image size"):
         answer_text(unsized, None, "{region}")
+
+
+def test_a_short_prompt_is_the_question_alone_for_every_task():
+    """`short` drops the coordinate and format instructions (and needs no frame); the full prompt keeps them."""
+    c = Sample("c", ["a.png"], "classification", " What is it? ", ClassTarget("rose"))
+    g = Sample("g", ["a.png"], "grounding", "Find the red square.", GroundingTarget(Box(10, 20, 50, 60)))
+    for s in (DET, c, g):
+        assert build_prompt(s, None, short=True) == s.problem.strip()
+        assert messages(s, None, short=True)[0]["content"][-1]["text"] == s.problem.strip()
+    full = build_prompt(g, CoordFrame("resized_pixels", (200, 100), (200, 100)))
+    assert full.startswith(g.problem) and "<answer>(x1,y1),(x2,y2)</answer>" in full

@@ -161,3 +161,36 @@ def test_grounding_samples_get_their_own_think(tiny_model_dir, toy_samples, tmp_
     with pytest.raises(ValueError, match=r"sft.think: \{region\} .* sft.grounding_think"):
         SFTTrainer(replace(cfg, sft=replace(cfg.sft, think="{region}")), samples=[c, g])
     assert loads == []
+
+
+def test_short_prompt_steps_ask_the_question_alone_and_teach_the_same_answer(
+    tiny_model_dir, toy_samples, tmp_path, monkeypatch
+):
+    """`sft.short_prompts` of the steps, spread evenly, encode the questions without the instructions: shorter
+    prompts, the same answer tokens; the log says which steps were short. A share outside [0, 1] fails before
+    the model loads."""
+    import visual_rft.train.base as base
+
+    batch = [toy_samples[0], toy_samples[3]]  # classification, detection
+    cfg = _sft(tiny_model_dir, tmp_path)
+    cfg = replace(cfg, sft=replace(cfg.sft, short_prompts=0.8), data=replace(cfg.data, shuffle=False))
+    trainer = SFTTrainer(cfg, samples=batch)
+    shorts = [trainer.short_step(i) for i in range(100)]
+    assert sum(shorts) == 80 and shorts[:10] == [False, True, True, True, True] * 2
+    tok = trainer.processor.tokenizer
+    full, full_texts = trainer.batch(batch)
+    short, short_texts = trainer.batch(batch, short=True)
+    assert short_texts == full_texts and torch.equal(short.completion_ids, full.completion_ids)
+    n_full, n_short = full.prompt_mask.sum(1), short.prompt_mask.sum(1)  # [2]
+    assert (n_short < n_full - 20).all()
+    text = tok.decode(short.prompt_ids[1, -int(n_short[1]) :])
+    assert batch[1].problem in text and "Confidence" not in text and "<think>" not in text
+    assert "Confidence" in tok.decode(full.prompt_ids[1])
+    assert [trainer.step(i).metrics["short_prompts"] for i in range(2)] == [0, 1]
+    every = SFTTrainer(replace(cfg, sft=replace(cfg.sft, short_prompts=1.0)), samples=batch)
+    assert all(every.short_step(i) for i in range(50))
+    loads = []
+    monkeypatch.setattr(base, "load_model", lambda *a, **k: loads.append(a))
+    with pytest.raises(ValueError, match=r"sft.short_prompts: 1.5 is not a share"):
+        SFTTrainer(replace(cfg, sft=replace(cfg.sft, short_prompts=1.5)), samples=batch)
+    assert loads == []

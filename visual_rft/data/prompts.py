@@ -39,9 +39,13 @@ def coordinate_phrase(frame: CoordFrame) -> str:
     return f"in pixels of the {w}x{h} image, integer"
 
 
-def build_prompt(sample: Sample, frame: CoordFrame | None) -> str:
-    """The full user text for one sample. `frame` is needed for tasks with boxes."""
+def build_prompt(sample: Sample, frame: CoordFrame | None, short: bool = False) -> str:
+    """The full user text for one sample. `frame` is needed for tasks with boxes. `short`: the question alone,
+    without the coordinate and format instructions, for training steps that teach the answer anyway (a cheaper
+    pre-training step: `sft.short_prompts`, RESULTS.md section 37); evaluation and RFT always ask the full one."""
     q = sample.problem.strip()
+    if short:
+        return q
     if sample.task == "classification":
         return (
             f"{q} {THINK_ANSWER} The output answer format should be as follows: "
@@ -67,8 +71,8 @@ def build_prompt(sample: Sample, frame: CoordFrame | None) -> str:
     raise ValueError(f"sample {sample.id}: unknown task {sample.task!r}")
 
 
-def messages(sample: Sample, frame: CoordFrame | None) -> list[dict]:
-    """Chat messages for the processor's chat template: the image(s), then the prompt text."""
+def messages(sample: Sample, frame: CoordFrame | None, short: bool = False) -> list[dict]:
+    """Chat messages for the processor's chat template: the image(s), then the prompt text (`build_prompt`'s)."""
     content = [{"type": "image"} for _ in sample.images]
-    content.append({"type": "text", "text": build_prompt(sample, frame)})
+    content.append({"type": "text", "text": build_prompt(sample, frame, short)})
     return [{"role": "user", "content": content}]

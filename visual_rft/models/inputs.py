@@ -24,19 +24,22 @@ def frames_for(images: list[list[Image.Image]], convention: str, processor) -> l
     return [coord_frame(convention, processor, *imgs[0].size) for imgs in images]
 
 
-def prompt_texts(samples: list[Sample], frames: list[CoordFrame], processor) -> list[str]:
-    """Chat-formatted prompt strings, ending with the assistant turn's opening."""
+def prompt_texts(
+    samples: list[Sample], frames: list[CoordFrame], processor, short: bool = False
+) -> list[str]:
+    """Chat-formatted prompt strings, ending with the assistant turn's opening (`short`: `build_prompt`'s)."""
     return [
-        processor.apply_chat_template(messages(s, f), tokenize=False, add_generation_prompt=True)
+        processor.apply_chat_template(messages(s, f, short), tokenize=False, add_generation_prompt=True)
         for s, f in zip(samples, frames)
     ]
 
 
-def encode_prompts(samples: list[Sample], processor, convention: str):
-    """(inputs, frames): left-padded input_ids/attention_mask/pixel_values/image_grid_thw for a batch."""
+def encode_prompts(samples: list[Sample], processor, convention: str, short: bool = False):
+    """(inputs, frames): left-padded input_ids/attention_mask/pixel_values/image_grid_thw for a batch
+    (`short`: the questions alone, `build_prompt`'s)."""
     images = [open_images(s) for s in samples]
     frames = frames_for(images, convention, processor)
-    texts = prompt_texts(samples, frames, processor)
+    texts = prompt_texts(samples, frames, processor, short)
     flat = [im for imgs in images for im in imgs]
     inputs = processor(images=flat, text=texts, return_tensors="pt", padding=True)
     return inputs, frames

@@ -43,6 +43,8 @@ class SFTTrainer(Trainer):
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
         if cfg.sft.aggregation not in ("token", "sequence"):  # before anything loads
             raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
+        if not 0 <= cfg.sft.short_prompts <= 1:
+            raise ValueError(f"sft.short_prompts: {cfg.sft.short_prompts} is not a share of steps in [0, 1]")
         if REGION_SLOT in cfg.sft.think:
             raise ValueError(
                 f"sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
@@ -64,9 +66,9 @@ class SFTTrainer(Trainer):
     def pass_options(self) -> dict:
         return {"logprobs": completion_logprobs}
 
-    def batch(self, samples: list[Sample]) -> tuple[Rollout, list[str]]:
-        """Prompts and their reference answers as a one-completion rollout."""
-        inputs, frames = encode_prompts(samples, self.processor, self.convention)
+    def batch(self, samples: list[Sample], short: bool = False) -> tuple[Rollout, list[str]]:
+        """Prompts (`short`: the questions alone) and their reference answers as a one-completion rollout."""
+        inputs, frames = encode_prompts(samples, self.processor, self.convention, short)
         inputs = inputs.to(self.device)
         texts = [answer_text(s, f, self.think_for(s)) for s, f in zip(samples, frames)]
         ids, mask = answer_tokens(texts, self.processor.tokenizer, self.end_id, self.pad_id)
@@ -88,6 +90,12 @@ class SFTTrainer(Trainer):
                     self.model, paths, rollout.pixel_values, rollout.image_grid_thw
                 )
         return rollout, texts
+
+    def short_step(self, step: int) -> bool:
+        """Whether `step`'s prompts are the questions alone: `sft.short_prompts` of the steps, spread evenly
+        (at 0.8, four steps in every five, the first of each five in full)."""
+        share = self.cfg.sft.short_prompts
+        return math.floor((step + 1) * share) > math.floor(step * share)
 
     def think_for(self, sample: Sample) -> str | None:
         """The think text of a sample's answer (None: no think part)."""
@@ -112,12 +120,13 @@ class SFTTrainer(Trainer):
         B = cfg.sft.batch_size  # per rank: the global batch is world.size x B
         micro = cfg.sft.micro_batch_size or B
         batch = self.rank_batch(step, B)
+        short = self.short_step(step)
         self.optimizer.zero_grad(set_to_none=True)
         local_tokens = 0
         chunks = []
         for start in range(0, B, micro):
             part = batch[start : start + micro]
-            rollout, texts = self.batch(part)
+            rollout, texts = self.batch(part, short)
             chunks.append((rollout, part, texts))
             local_tokens += int(rollout.completion_mask.sum())
         total_tokens = int(all_sum(torch.tensor(local_tokens), world))  # of the global batch
@@ -154,6 +163,7 @@ class SFTTrainer(Trainer):
             **learning_rates(self.optimizer, self.scheduler),
             # share of answers whose every token already has probability > 0.5 (greedy would copy it)
             "answers_memorised": correct / B,
+            "short_prompts": int(short),
             **extra,
         }
         return StepResult(metrics, postfix={"loss": loss_sum})
