@@ -157,6 +157,10 @@ class SFTConfig:
     """Share of steps, spread evenly, whose prompts are the questions alone, without the coordinate and format
     instructions (`data.prompts.build_prompt`'s `short`): such a step is shorter and the answer is taught all the
     same (a cheaper pre-training step, RESULTS.md section 37). 0: every prompt in full, as evaluation asks."""
+    short_keeps_positions: bool = False
+    """In a short step, give the template's last tokens and the answer the RoPE positions they have after the
+    full prompt (the instructions' positions skipped, not their tokens): the answer as far from the image as
+    evaluation puts it."""
 
 
 @dataclass

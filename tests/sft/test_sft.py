@@ -194,3 +194,28 @@ def test_short_prompt_steps_ask_the_question_alone_and_teach_the_same_answer(
     with pytest.raises(ValueError, match=r"sft.short_prompts: 1.5 is not a share"):
         SFTTrainer(replace(cfg, sft=replace(cfg.sft, short_prompts=1.5)), samples=batch)
     assert loads == []
+
+
+def test_short_steps_can_keep_the_full_prompts_positions(tiny_model_dir, toy_samples, tmp_path):
+    """With `sft.short_keeps_positions` a short prompt is the full one with the instructions' tokens cut out and
+    every other token, the answer's too, at the RoPE position it has in the full prompt."""
+    batch = [toy_samples[0], toy_samples[3]]  # classification, detection: instructions of different lengths
+    cfg = _sft(tiny_model_dir, tmp_path)
+    cfg = replace(cfg, sft=replace(cfg.sft, short_prompts=1.0, short_keeps_positions=True))
+    trainer = SFTTrainer(cfg, samples=batch)
+    full, _ = trainer.batch(batch)
+    short, _ = trainer.batch(batch, short=True)
+    assert torch.equal(short.next_position, full.next_position)
+    tail = len(trainer.processor.tokenizer("<|im_end|>\n<|im_start|>assistant\n")["input_ids"])
+    cut = []
+    for b in range(2):
+        n_full, n_short = int(full.prompt_mask[b].sum()), int(short.prompt_mask[b].sum())
+        ids, pos = full.prompt_ids[b, -n_full:], full.prompt_positions[:, b, -n_full:]  # [n], [3, n]
+        kept = [i for i in range(n_full) if i < n_short - tail or i >= n_full - tail]
+        assert torch.equal(ids[kept], short.prompt_ids[b, -n_short:])
+        assert torch.equal(pos[:, kept], short.prompt_positions[:, b, -n_short:])
+        cut.append(n_full - n_short)
+    assert cut[0] != cut[1] and min(cut) > 20
+    plain = SFTTrainer(replace(cfg, sft=replace(cfg.sft, short_keeps_positions=False)), samples=batch)
+    moved = plain.batch(batch, short=True)[0]
+    assert (full.next_position - moved.next_position).tolist() == cut  # without it the answer moves up

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from visual_rft.data.coords import CoordFrame
-from visual_rft.data.prompts import messages
+from visual_rft.data.prompts import build_prompt, messages
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import coord_frame
 
@@ -32,6 +32,17 @@ def prompt_texts(
         processor.apply_chat_template(messages(s, f, short), tokenize=False, add_generation_prompt=True)
         for s, f in zip(samples, frames)
     ]
+
+
+def instruction_gaps(samples: list[Sample], frames: list[CoordFrame], processor) -> tuple[list[int], int]:
+    """(per sample, how many tokens its full prompt has beyond its short one, `build_prompt`'s instructions;
+    how many tokens of the chat template follow the user text, the same for every prompt)."""
+    tok = processor.tokenizer
+    full = prompt_texts(samples, frames, processor)
+    short = prompt_texts(samples, frames, processor, short=True)
+    gaps = [len(tok(f)["input_ids"]) - len(tok(s)["input_ids"]) for f, s in zip(full, short)]
+    tail = short[0].rsplit(build_prompt(samples[0], frames[0], short=True), 1)[1]
+    return gaps, len(tok(tail, add_special_tokens=False)["input_ids"])
 
 
 def encode_prompts(samples: list[Sample], processor, convention: str, short: bool = False):

@@ -19,7 +19,7 @@ from visual_rft.data.answer import REGION_SLOT, answer_text
 from visual_rft.data.types import GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.models.image_cache import ImageCache, check_cacheable
-from visual_rft.models.inputs import encode_prompts
+from visual_rft.models.inputs import encode_prompts, instruction_gaps
 from visual_rft.train.base import StepResult, Trainer
 from visual_rft.train.distributed import all_sum, gradient_sync
 from visual_rft.train.optim import learning_rates
@@ -70,12 +70,16 @@ class SFTTrainer(Trainer):
         """Prompts (`short`: the questions alone) and their reference answers as a one-completion rollout."""
         inputs, frames = encode_prompts(samples, self.processor, self.convention, short)
         inputs = inputs.to(self.device)
+        positions = prompt_positions(self.model, inputs)  # [3, B, L]
+        if short and self.cfg.sft.short_keeps_positions:  # the answer where the full prompt puts it
+            gaps, tail = instruction_gaps(samples, frames, self.processor)
+            positions[:, :, -tail:] += torch.tensor(gaps, device=positions.device)[None, :, None]
         texts = [answer_text(s, f, self.think_for(s)) for s, f in zip(samples, frames)]
         ids, mask = answer_tokens(texts, self.processor.tokenizer, self.end_id, self.pad_id)
         rollout = Rollout(
             prompt_ids=inputs["input_ids"],
             prompt_mask=inputs["attention_mask"],
-            prompt_positions=prompt_positions(self.model, inputs),
+            prompt_positions=positions,
             pixel_values=inputs["pixel_values"],
             image_grid_thw=inputs["image_grid_thw"],
             completion_ids=ids.to(self.device),
