@@ -4,8 +4,9 @@ eager attention in every layer (how it ran at first); with eager attention in th
 (`HELD_EAGER`, SDPA elsewhere); that with the frozen tower's tokens cached (`model.cache_images`, the
 locate stage's default); that with the position loss added (`binding.position_weight=1`, at the input of
 --position-layer); and that with four steps in five, or every step, asking the questions alone
-(`sft.short_prompts`). Several --model folders (a language model of another width or heads, `tower_transplant.py`)
-are timed in the same process, variant by variant, each model in turn; --variants picks some of VARIANTS.
+(`sft.short_prompts`), four in five also at the full prompt's positions (`sft.short_keeps_positions`).
+Several --model folders (a language model of another width or heads, `tower_transplant.py`) are timed in the
+same process; --variants picks some of VARIANTS.
 
     python bench/binding_step.py --model runs/bind/locate/checkpoint-1500/model \
         --data runs/bind/world/grd_base_train.jsonl runs/bind/world/grd_single_train.jsonl --out runs/binding_step
@@ -13,8 +14,10 @@ are timed in the same process, variant by variant, each model in turn; --variant
 
 The locate stage's settings (tower frozen, batch 16, lr 1e-3); a few warm-up steps, then the timed steps run
 once untimed (which fills the cache: the steady state of a stage that sees each image 8 times), then the
-mean of the same --steps steps each. Writes OUT/binding_step.json: {model: {"parameters", "s_per_step": {variant:
-seconds}, "last_metrics": {variant: the last step's metrics}}}.
+mean of the same --steps steps each, every (model, variant) taking its turn step by step, so that a machine that
+slows part-way (this one's speed moved by a quarter between two runs minutes apart) slows them alike. Writes
+OUT/binding_step.json: {model: {"parameters", "s_per_step": {variant: seconds}, "last_metrics": {variant: the
+last step's metrics}}}.
 """
 
 from __future__ import annotations
@@ -34,45 +37,58 @@ from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
 
 VARIANTS = {
-    "sft (sdpa)": ("sdpa", 0.0, False, 0.0, 0.0),
-    "sft + binding (eager)": ("eager", 1.0, False, 0.0, 0.0),
-    "sft + binding (held eager)": (HELD_EAGER, 1.0, False, 0.0, 0.0),
-    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True, 0.0, 0.0),
-    "sft + binding + position (held eager, tower cached)": (HELD_EAGER, 1.0, True, 1.0, 0.0),
-    "the same, short prompts 4 steps in 5": (HELD_EAGER, 1.0, True, 1.0, 0.8),
-    "the same, short prompts every step": (HELD_EAGER, 1.0, True, 1.0, 1.0),
+    "sft (sdpa)": ("sdpa", 0.0, False, 0.0, 0.0, False),
+    "sft + binding (eager)": ("eager", 1.0, False, 0.0, 0.0, False),
+    "sft + binding (held eager)": (HELD_EAGER, 1.0, False, 0.0, 0.0, False),
+    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True, 0.0, 0.0, False),
+    "sft + binding + position (held eager, tower cached)": (HELD_EAGER, 1.0, True, 1.0, 0.0, False),
+    "the same, short prompts 4 steps in 5": (HELD_EAGER, 1.0, True, 1.0, 0.8, False),
+    "the same, short prompts every step": (HELD_EAGER, 1.0, True, 1.0, 1.0, False),
+    "the same, short prompts 4 steps in 5 at the full prompt's positions": (
+        HELD_EAGER,
+        1.0,
+        True,
+        1.0,
+        0.8,
+        True,
+    ),
 }
 """name -> (attention implementation, binding weight, cache the tower's tokens, position weight, share of
-steps with short prompts)."""
+steps with short prompts, those at the full prompt's positions)."""
 
 
-def step_time(
-    model: Path,
-    samples,
-    out: Path,
-    variant: tuple,
-    steps: int,
-    warmup: int,
-    batch: int,
-    position_layer: int = 2,
-):
-    """(seconds per training step of one variant, the mean over `steps` after `warmup`; the last step's metrics)."""
-    attn, weight, cache, position, short = variant
+def variant_trainer(
+    model: Path, samples, out: Path, variant: tuple, batch: int, position_layer: int = 2
+) -> BindingSFTTrainer:
+    """A trainer of one variant on the locate stage's settings, writing into `out`."""
+    attn, weight, cache, position, short, keep = variant
     cfg = for_run(default_locate(), model, out, seed=0, progress=False)
     cfg = replace(
         cfg,
         model=replace(cfg.model, attn_implementation=attn, cache_images=cache),
-        sft=replace(cfg.sft, batch_size=batch, short_prompts=short),
+        sft=replace(cfg.sft, batch_size=batch, short_prompts=short, short_keeps_positions=keep),
     )
     binding = BindingConfig(weight=weight, position_weight=position, position_layer=position_layer)
     trainer = BindingSFTTrainer(cfg, binding, samples=samples)
     trainer.model.train()
-    for s in range(warmup + steps):  # the timed steps once untimed: their images are then cached
-        trainer.step(s)
-    t0 = time.perf_counter()
+    return trainer
+
+
+def interleaved_step_times(trainers: dict, steps: int, warmup: int) -> tuple[dict, dict]:
+    """({name: seconds per step, the mean over `steps` after `warmup`}, {name: the last step's metrics}). The
+    timed steps run once untimed first (their images are then cached), then step by step in turn across the
+    trainers, so that a machine that slows down part-way slows every variant alike."""
+    for trainer in trainers.values():
+        for s in range(warmup + steps):
+            trainer.step(s)
+    seconds = dict.fromkeys(trainers, 0.0)
+    metrics = {}
     for s in range(warmup, warmup + steps):
-        result = trainer.step(s)
-    return (time.perf_counter() - t0) / steps, result.metrics
+        for name, trainer in trainers.items():
+            t0 = time.perf_counter()
+            metrics[name] = trainer.step(s).metrics
+            seconds[name] += time.perf_counter() - t0
+    return {name: t / steps for name, t in seconds.items()}, metrics
 
 
 def main() -> None:
@@ -103,20 +119,17 @@ def main() -> None:
     for model in args.model:
         counts = count_parameters(load_model(model, device="cpu", dtype="fp32"))  # a named error if no model
         result["models"][str(model)] = {"parameters": counts, "s_per_step": {}, "last_metrics": {}}
-    for name in chosen:
-        for model in args.model:
-            timed = result["models"][str(model)]
-            timed["s_per_step"][name], timed["last_metrics"][name] = step_time(
-                model,
-                samples,
-                args.out / "run",
-                VARIANTS[name],
-                args.steps,
-                args.warmup,
-                args.batch,
-                args.position_layer,
-            )
-            print(f"{model}, {name}: {timed['s_per_step'][name]:.3f} s a step")
+    trainers = {
+        (str(model), name): variant_trainer(
+            model, samples, args.out / "run" / str(i), VARIANTS[name], args.batch, args.position_layer
+        )
+        for i, (model, name) in enumerate((m, n) for n in chosen for m in args.model)
+    }
+    seconds, metrics = interleaved_step_times(trainers, args.steps, args.warmup)
+    for (model, name), t in seconds.items():
+        result["models"][model]["s_per_step"][name] = t
+        result["models"][model]["last_metrics"][name] = metrics[(model, name)]
+        print(f"{model}, {name}: {t:.3f} s a step")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "binding_step.json").write_text(json.dumps(result, indent=1))
 

@@ -17,7 +17,11 @@ NAMES = [
     "sft + binding (held eager, tower cached)",
 ]
 POSITION = "sft + binding + position (held eager, tower cached)"
-SHORT = ["the same, short prompts 4 steps in 5", "the same, short prompts every step"]
+SHORT = [
+    "the same, short prompts 4 steps in 5",
+    "the same, short prompts every step",
+    "the same, short prompts 4 steps in 5 at the full prompt's positions",
+]
 
 
 def run_bench(load_bench, monkeypatch, tmp_path, models, *extra):
@@ -47,7 +51,7 @@ def test_every_variant_trains_and_is_timed_and_the_binding_ones_agree(
     assert all(t > 0 for t in timed["s_per_step"].values())
     assert "binding/selectivity" not in timed["last_metrics"]["sft (sdpa)"]
     assert "position/cell_rmse" in timed["last_metrics"][POSITION]
-    assert [timed["last_metrics"][n]["short_prompts"] for n in (POSITION, *SHORT)] == [0, 1, 1]  # step 2
+    assert [timed["last_metrics"][n]["short_prompts"] for n in (POSITION, *SHORT)] == [0, 1, 1, 1]  # step 2
     assert not any("position/" in k for n in NAMES for k in timed["last_metrics"][n])
     last = [timed["last_metrics"][n] for n in NAMES]
     assert 0 < last[0]["binding/selectivity"] <= 1  # it read attention
