@@ -26,8 +26,11 @@ from visual_rft.data.prompts import build_prompt
 from visual_rft.sft.trainer import train_sft
 
 
-def text_first(sample, frame) -> list[dict]:
-    """Chat messages with the prompt text, then the image(s)."""
+def text_first(sample, frame, short: bool = False) -> list[dict]:
+    """Chat messages with the prompt text, then the image(s). Short prompts (`sft.short_prompts`) are refused:
+    their kept positions (`models.inputs.instruction_gaps`) assume the text ends the turn."""
+    if short:
+        raise ValueError("bench/text_first.py: sft.short_prompts is not supported with the question first")
     content = [{"type": "text", "text": build_prompt(sample, frame)}]
     content += [{"type": "image"} for _ in sample.images]
     return [{"role": "user", "content": content}]

@@ -1,5 +1,7 @@
 """bench/text_first.py: prompts with the question before the image."""
 
+import pytest
+
 import visual_rft.models.inputs as inputs
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import load_processor
@@ -20,3 +22,5 @@ def test_prompts_put_the_question_before_the_image_once_patched(
     assert before.index("<|vision_start|>") < before.index(question)
     assert after.index(question) < after.index("<|vision_start|>") < after.index("<|im_start|>assistant")
     assert sorted(before) == sorted(after)  # the same text, in another order
+    with pytest.raises(ValueError, match="short_prompts is not supported"):
+        inputs.prompt_texts(samples, frames, processor, short=True)
