@@ -36,13 +36,19 @@ def prompt_texts(
 
 def instruction_gaps(samples: list[Sample], frames: list[CoordFrame], processor) -> tuple[list[int], int]:
     """(per sample, how many tokens its full prompt has beyond its short one, `build_prompt`'s instructions;
-    how many tokens of the chat template follow the user text, the same for every prompt)."""
+    how many tokens of the chat template follow the user text, the same for every prompt). The user texts are
+    tokenized alone: the chat template around them is the same in both."""
     tok = processor.tokenizer
-    full = prompt_texts(samples, frames, processor)
-    short = prompt_texts(samples, frames, processor, short=True)
-    gaps = [len(tok(f)["input_ids"]) - len(tok(s)["input_ids"]) for f, s in zip(full, short)]
-    tail = short[0].rsplit(build_prompt(samples[0], frames[0], short=True), 1)[1]
-    return gaps, len(tok(tail, add_special_tokens=False)["input_ids"])
+
+    def count(text: str) -> int:
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    gaps = [
+        count(build_prompt(s, f)) - count(build_prompt(s, f, short=True)) for s, f in zip(samples, frames)
+    ]
+    question = build_prompt(samples[0], frames[0], short=True)
+    tail = prompt_texts(samples[:1], frames[:1], processor, short=True)[0].rsplit(question, 1)[1]
+    return gaps, count(tail)
 
 
 def encode_prompts(samples: list[Sample], processor, convention: str, short: bool = False):
