@@ -224,6 +224,7 @@ def test_an_unknown_binding_or_position_stage_is_refused_before_any_work(tmp_pat
         ("{steps: 5, kinds: [single, relation]}", r"locate_more\[1\].kinds: \['relation'\]"),
         ("{steps: 5, lr: 0}", r"locate_more\[1\]: steps 5 and lr 0.0"),
         ("{steps: -1}", r"locate_more\[1\]: steps -1"),
+        ("{steps: 5, short_prompts: 1.5}", r"locate_more\[1\].short_prompts: 1.5 is not a share"),
     ],
 )
 def test_a_bad_locate_phase_is_refused_before_any_work(tmp_path, phase, message):
@@ -245,12 +246,14 @@ def test_a_locate_phase_without_kinds_needs_the_locate_stage_to_have_some(tmp_pa
 
 
 @pytest.mark.slow
-def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kinds(tmp_path):
+def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_kinds_and_short_prompts(tmp_path):
     out = tmp_path / "pre"
     miniature_pretrain(
         out,
         "binding.weight=1",
-        "locate_more=[{steps: 2, lr: 1e-4, kinds: [single, detection_single]}, {steps: 0}, {steps: 1}]",
+        "locate.sft.short_prompts=0.5",
+        "locate_more=[{steps: 2, lr: 1e-4, kinds: [single, detection_single], short_prompts: 1}, {steps: 0},"
+        " {steps: 1}]",
     )
     second, fourth = out / "locate2", out / "locate4"
     assert not (out / "locate3").exists()  # 0 steps: skipped
@@ -269,7 +272,11 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_and_kind
     n_samples = {d: json.loads((d / "data.json").read_text())["n_samples"] for d in (second, fourth)}
     # its own kinds (the one-object scenes, and detection's question on them), else the locate stage's
     assert 0 < asked <= singles and n_samples == {second: singles + asked, fourth: names}
-    assert len((fourth / "metrics.jsonl").read_text().splitlines()) == 1
+    fourth_rows = [json.loads(r) for r in (fourth / "metrics.jsonl").read_text().splitlines()]
+    assert len(fourth_rows) == 1
+    # the second phase asks the question alone at every step; the fourth as the locate stage does, 1 step in 2
+    firsts = [json.loads(r) for r in (out / "locate" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["short_prompts"] for r in firsts + rows + fourth_rows] == [0, 1, 1, 1, 0]
     final = fourth / "checkpoint-1" / "model" / "model.safetensors"
     assert (out / "base" / "model.safetensors").read_bytes() == final.read_bytes()
 

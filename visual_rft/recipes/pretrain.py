@@ -6,7 +6,8 @@
     locate  = SFT(vision, one-object grounding, tower frozen) the language model learns to read where a lone
                                                             object is (its box, from the RoPE of its tokens)
     locate2 = SFT(locate, ...), locate3, ...                `locate_more`: the locate stage continued in
-                                                            phases, each its own steps, lr and sample kinds
+                                                            phases, each its own steps, lr, sample kinds
+                                                            and short prompts
     align   = SFT(locate, base tasks, vision tower frozen)   stage 2: the language model learns to read it
     joint   = SFT(align, base tasks, vision at a lower lr)  stage 3: everything, the vision side gently
     base    = joint's last checkpoint                        shipped in visual_rft/assets/base-5m (ship=true)
@@ -95,6 +96,10 @@ class LocatePhase:
     """Peak learning rate."""
     kinds: list[str] = field(default_factory=list)
     """What it trains on, as `locate_kinds` ([]: the locate stage's kinds)."""
+    short_prompts: float | None = None
+    """Its `sft.short_prompts`, the share of steps that ask the question alone (None: the locate stage's). Cut
+    only once the pick has formed: from the first step they halve the named boxes; after 3,200 full steps
+    the boxes stay the default's in two sample orders (RESULTS.md sections 37-38)."""
 
 
 @dataclass
@@ -179,6 +184,10 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     for i, phase in enumerate(cfg.locate_more):
         if phase.steps < 0 or phase.lr <= 0:
             raise ValueError(f"locate_more[{i}]: steps {phase.steps} and lr {phase.lr} must be >= 0 and > 0")
+        if phase.short_prompts is not None and not 0 <= phase.short_prompts <= 1:
+            raise ValueError(
+                f"locate_more[{i}].short_prompts: {phase.short_prompts} is not a share in [0, 1]"
+            )
     if not 0 <= cfg.locate_classification <= 1:
         raise ValueError(f"locate_classification: {cfg.locate_classification} is not a share in [0, 1]")
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
@@ -223,9 +232,13 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
 
 
 def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
-    """The locate stage's config with a phase's steps and peak lr."""
+    """The locate stage's config with a phase's steps, peak lr and short prompts."""
+    short = locate.sft.short_prompts if phase.short_prompts is None else phase.short_prompts
     return replace(
-        locate, optim=replace(locate.optim, lr=phase.lr), run=replace(locate.run, steps=phase.steps)
+        locate,
+        optim=replace(locate.optim, lr=phase.lr),
+        run=replace(locate.run, steps=phase.steps),
+        sft=replace(locate.sft, short_prompts=short),
     )
 
 
