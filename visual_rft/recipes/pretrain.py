@@ -98,8 +98,8 @@ class LocatePhase:
     """What it trains on, as `locate_kinds` ([]: the locate stage's kinds)."""
     short_prompts: float | None = None
     """Its `sft.short_prompts`, the share of steps that ask the question alone (None: the locate stage's). Cut
-    only once the pick has formed: from the first step they halve the named boxes; after 3,200 full steps
-    the boxes stay the default's in two sample orders (RESULTS.md sections 37-38)."""
+    them once the pick has formed: after 3,200 full steps the boxes stay the default's in two sample orders;
+    from the first step one order of two loses 40% of its held-out boxes (RESULTS.md sections 37-38)."""
 
 
 @dataclass
