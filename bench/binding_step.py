@@ -27,6 +27,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from visual_rft.config import for_run
 from visual_rft.data.jsonl import read_samples
@@ -36,39 +37,58 @@ from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrai
 from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
 
+
+class Variant(NamedTuple):
+    """One locate-stage setting to time."""
+
+    attention: str
+    """The attention implementation."""
+    binding: float = 0.0
+    """The binding loss's weight."""
+    cache: bool = False
+    """Cache the frozen tower's tokens."""
+    position: float = 0.0
+    """The position loss's weight."""
+    short: float = 0.0
+    """The share of steps with short prompts."""
+    keep_positions: bool = False
+    """Short prompts at the full prompt's positions."""
+
+
+FULL = Variant(HELD_EAGER, binding=1.0, cache=True, position=1.0)
+"""The locate stage's losses, the tower cached."""
 VARIANTS = {
-    "sft (sdpa)": ("sdpa", 0.0, False, 0.0, 0.0, False),
-    "sft + binding (eager)": ("eager", 1.0, False, 0.0, 0.0, False),
-    "sft + binding (held eager)": (HELD_EAGER, 1.0, False, 0.0, 0.0, False),
-    "sft + binding (held eager, tower cached)": (HELD_EAGER, 1.0, True, 0.0, 0.0, False),
-    "sft + binding + position (held eager, tower cached)": (HELD_EAGER, 1.0, True, 1.0, 0.0, False),
-    "the same, short prompts 4 steps in 5": (HELD_EAGER, 1.0, True, 1.0, 0.8, False),
-    "the same, short prompts every step": (HELD_EAGER, 1.0, True, 1.0, 1.0, False),
-    "the same, short prompts 4 steps in 5 at the full prompt's positions": (
-        HELD_EAGER,
-        1.0,
-        True,
-        1.0,
-        0.8,
-        True,
+    "sft (sdpa)": Variant("sdpa"),
+    "sft + binding (eager)": Variant("eager", binding=1.0),
+    "sft + binding (held eager)": Variant(HELD_EAGER, binding=1.0),
+    "sft + binding (held eager, tower cached)": Variant(HELD_EAGER, binding=1.0, cache=True),
+    "sft + binding + position (held eager, tower cached)": FULL,
+    "the same, short prompts 4 steps in 5": FULL._replace(short=0.8),
+    "the same, short prompts every step": FULL._replace(short=1.0),
+    "the same, short prompts 4 steps in 5 at the full prompt's positions": FULL._replace(
+        short=0.8, keep_positions=True
     ),
 }
-"""name -> (attention implementation, binding weight, cache the tower's tokens, position weight, share of
-steps with short prompts, those at the full prompt's positions)."""
 
 
 def variant_trainer(
-    model: Path, samples, out: Path, variant: tuple, batch: int, position_layer: int = 2
+    model: Path, samples, out: Path, variant: Variant, batch: int, position_layer: int = 2
 ) -> BindingSFTTrainer:
     """A trainer of one variant on the locate stage's settings, writing into `out`."""
-    attn, weight, cache, position, short, keep = variant
     cfg = for_run(default_locate(), model, out, seed=0, progress=False)
     cfg = replace(
         cfg,
-        model=replace(cfg.model, attn_implementation=attn, cache_images=cache),
-        sft=replace(cfg.sft, batch_size=batch, short_prompts=short, short_keeps_positions=keep),
+        model=replace(cfg.model, attn_implementation=variant.attention, cache_images=variant.cache),
+        sft=replace(
+            cfg.sft,
+            batch_size=batch,
+            short_prompts=variant.short,
+            short_keeps_positions=variant.keep_positions,
+        ),
     )
-    binding = BindingConfig(weight=weight, position_weight=position, position_layer=position_layer)
+    binding = BindingConfig(
+        weight=variant.binding, position_weight=variant.position, position_layer=position_layer
+    )
     trainer = BindingSFTTrainer(cfg, binding, samples=samples)
     trainer.model.train()
     return trainer

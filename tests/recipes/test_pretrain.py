@@ -210,6 +210,21 @@ def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path)
     assert not (tmp_path / "pre").exists()
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("locate.sft.short_prompts=1.5", r"locate.sft.short_prompts: 1.5 is not a share"),
+        ("align.sft.aggregation=mean", r"align.sft.aggregation must be token or sequence"),
+        ("align.model.freeze_vision=false", r"align.model.cache_images=true needs align.model.freeze_vision"),
+    ],
+)
+def test_a_stage_config_that_sft_would_refuse_is_refused_before_the_first_stage(tmp_path, override, message):
+    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", override])
+    with pytest.raises(ValueError, match=message):
+        run_pretrain(replace(cfg, progress=False))
+    assert not (tmp_path / "pre").exists()
+
+
 @pytest.mark.parametrize("field", ["binding_stages", "position_stages"])
 def test_an_unknown_binding_or_position_stage_is_refused_before_any_work(tmp_path, field):
     cfg = PretrainConfig(out_dir=str(tmp_path / "pre"), **{field: ["locate", "vision"]}, progress=False)

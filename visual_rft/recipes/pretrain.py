@@ -39,6 +39,7 @@ from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer, sample_kind
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
+from visual_rft.sft.trainer import check_sft_config, check_share
 from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
 
@@ -184,12 +185,11 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     for i, phase in enumerate(cfg.locate_more):
         if phase.steps < 0 or phase.lr <= 0:
             raise ValueError(f"locate_more[{i}]: steps {phase.steps} and lr {phase.lr} must be >= 0 and > 0")
-        if phase.short_prompts is not None and not 0 <= phase.short_prompts <= 1:
-            raise ValueError(
-                f"locate_more[{i}].short_prompts: {phase.short_prompts} is not a share in [0, 1]"
-            )
-    if not 0 <= cfg.locate_classification <= 1:
-        raise ValueError(f"locate_classification: {cfg.locate_classification} is not a share in [0, 1]")
+        if phase.short_prompts is not None:
+            check_share(phase.short_prompts, f"locate_more[{i}].short_prompts")
+    check_share(cfg.locate_classification, "locate_classification")
+    for name in ("locate", "align", "joint"):  # a phase's other fields are the locate stage's
+        check_sft_config(getattr(cfg, name), where=f"{name}.")
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
         unknown = set(stages) - {"locate", "align", "joint"}
         if unknown:

@@ -37,24 +37,36 @@ def answer_tokens(texts: list[str], tokenizer, end_id: int, pad_id: int) -> tupl
     return ids, mask
 
 
+def check_share(value: float, field: str) -> None:
+    """Refuse a share (of steps, of samples) outside [0, 1], naming the config field."""
+    if not 0 <= value <= 1:
+        raise ValueError(f"{field}: {value} is not a share in [0, 1]")
+
+
+def check_sft_config(cfg: SFTTrainConfig, where: str = "") -> None:
+    """Refuse a config SFT cannot run, before anything loads. `where` prefixes the fields' names: a recipe
+    checks each of its stages' configs ("locate.") before its first stage trains."""
+    s, m = cfg.sft, cfg.model
+    if s.aggregation not in ("token", "sequence"):
+        raise ValueError(f"{where}sft.aggregation must be token or sequence, got {s.aggregation!r}")
+    check_share(s.short_prompts, f"{where}sft.short_prompts")
+    if REGION_SLOT in s.think:
+        raise ValueError(
+            f"{where}sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
+            f"put it in {where}sft.grounding_think"
+        )
+    if m.cache_images and not (m.freeze_vision or m.lora.enabled):
+        raise ValueError(
+            f"{where}model.cache_images=true needs {where}model.freeze_vision=true (or a LoRA run): a tower "
+            "that trains changes its tokens"
+        )
+
+
 class SFTTrainer(Trainer):
     name = "sft"
 
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
-        if cfg.sft.aggregation not in ("token", "sequence"):  # before anything loads
-            raise ValueError(f"sft.aggregation must be token or sequence, got {cfg.sft.aggregation!r}")
-        if not 0 <= cfg.sft.short_prompts <= 1:
-            raise ValueError(f"sft.short_prompts: {cfg.sft.short_prompts} is not a share of steps in [0, 1]")
-        if REGION_SLOT in cfg.sft.think:
-            raise ValueError(
-                f"sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
-                "put it in sft.grounding_think"
-            )
-        m = cfg.model
-        if m.cache_images and not (m.freeze_vision or m.lora.enabled):
-            raise ValueError(
-                "model.cache_images=true needs model.freeze_vision=true (or a LoRA run): a tower that trains changes its tokens"
-            )
+        check_sft_config(cfg)  # before anything loads
         super().__init__(cfg, samples, resume)
         self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.image_cache = None
