@@ -53,6 +53,26 @@ def test_cells_follow_the_tables_and_reject_unknown_tasks():
         cells(BenchConfig(tasks=["segmentation"]))
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tasks=[segmentation]", "unknown task 'segmentation'"),
+        (
+            "fewshot.rft.grpo.aggregation=mean",
+            r"fewshot.rft.grpo.aggregation must be token, sequence or constant",
+        ),
+        ("fewshot.sft.sft.aggregation=mean", r"fewshot.sft.sft.aggregation must be token or sequence"),
+    ],
+)
+def test_bad_tasks_and_methods_are_refused_before_the_world_or_the_base_evaluation(
+    tmp_path, override, message
+):
+    cfg = load_config(BenchConfig, None, [override, f"out_dir={tmp_path / 'bench'}"])
+    with pytest.raises(ValueError, match=message):
+        run_bench(cfg)
+    assert not (tmp_path / "bench").exists()
+
+
 @pytest.mark.slow
 def test_bench_miniature_writes_tables_and_resumes(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "bench"

@@ -91,6 +91,21 @@ def test_a_world_folder_drawn_with_other_settings_is_refused_before_any_run(tmp_
         run_fewshot(cfg)  # before any training
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sft.sft.short_prompts=2", r"sft.sft.short_prompts: 2.0 is not a share"),
+        ("rft.grpo.temperature=0", r"rft.grpo.temperature must be > 0"),
+        ("rft.model.cache_images=true", r"rft.model.cache_images is an SFT option"),
+    ],
+)
+def test_methods_the_trainers_would_refuse_are_refused_before_the_world_is_drawn(tmp_path, override, message):
+    cfg = load_config(FewShotConfig, None, [override, f"out_dir={tmp_path / 'run'}", "progress=false"])
+    with pytest.raises(ValueError, match=message):
+        run_fewshot(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_world_from_before_world_json_kept_its_settings_is_used_as_it_is(tmp_path):
     (tmp_path / "world.json").write_text(json.dumps({"files": {}}))
     assert ensure_world(tmp_path, 5, WorldConfig(digit_fills=True)) == tmp_path

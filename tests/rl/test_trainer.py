@@ -216,6 +216,8 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, toy_samples, tmp_path):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.micro_batch_size=3"), samples=toy_samples)
     with pytest.raises(ValueError, match="aggregation"):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.aggregation=mean"), samples=toy_samples)
+    with pytest.raises(ValueError, match=r"grpo.beta must be >= 0, got -0.1"):
+        GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.beta=-0.1"), samples=toy_samples)
 
 
 # ---------------------------------------------------------------- the passes agree with the rollout

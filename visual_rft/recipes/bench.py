@@ -22,7 +22,7 @@ from pathlib import Path
 
 from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import default_base_model
-from visual_rft.recipes.fewshot import FILES, FewShotConfig, ensure_world, metric, run_fewshot
+from visual_rft.recipes.fewshot import FILES, FewShotConfig, check_methods, ensure_world, metric, run_fewshot
 from visual_rft.report.machine import machine
 
 TABLES = {  # task -> (title, [(column, dotted metric)])
@@ -95,10 +95,11 @@ def evaluate_base(cfg: BenchConfig, task: str, base: Path, world: Path) -> dict:
 
 def run_bench(cfg: BenchConfig, command: str = "run_bench(cfg)") -> Path:
     """Run every missing cell x seed, then write RESULTS.md (naming `command`); returns its path."""
+    plan = [(task, k, seed) for task, k in cells(cfg) for seed in cfg.seeds]  # bad tasks refused here
+    check_methods(cfg.fewshot, where="fewshot.")
     out = Path(cfg.out_dir)
     base = Path(cfg.fewshot.base_model) if cfg.fewshot.base_model else default_base_model()
     world = ensure_world(out / "world", cfg.fewshot.world_seed, cfg.fewshot.world)
-    plan = [(task, k, seed) for task, k in cells(cfg) for seed in cfg.seeds]
     t0 = time.perf_counter()
     base_metrics = {task: evaluate_base(cfg, task, base, world) for task in cfg.tasks}
     for i, (task, k, seed) in enumerate(plan, 1):

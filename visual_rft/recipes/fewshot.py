@@ -33,8 +33,8 @@ from visual_rft.eval.completions import read_completions
 from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import THINK, default_base_model
 from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
-from visual_rft.rl.trainer import GRPOTrainer
-from visual_rft.sft.trainer import SFTTrainer
+from visual_rft.rl.trainer import GRPOTrainer, check_grpo_config
+from visual_rft.sft.trainer import SFTTrainer, check_sft_config
 from visual_rft.world import WorldConfig, build_suite, world_settings
 
 MODELS = ("base", "sft", "rft")
@@ -128,10 +128,18 @@ def ensure_world(world_dir: Path, seed: int, cfg: WorldConfig | None = None) -> 
     return world_dir
 
 
+def check_methods(cfg: FewShotConfig, where: str = "") -> None:
+    """Refuse SFT and RFT settings that their trainers would refuse, before the world, the base's evaluation
+    or SFT's run; `where` prefixes the fields' names (the bench's "fewshot.")."""
+    check_sft_config(cfg.sft, where=f"{where}sft.")
+    check_grpo_config(cfg.rft, where=f"{where}rft.")
+
+
 def run_fewshot(cfg: FewShotConfig) -> dict:
     """Run base / SFT / RFT on one task at one shot count; returns (and writes) the results."""
     if cfg.task not in FILES:
         raise ValueError(f"task must be one of {sorted(FILES)}, got {cfg.task!r}")
+    check_methods(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = Path(cfg.base_model) if cfg.base_model else default_base_model()

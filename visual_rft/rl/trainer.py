@@ -77,31 +77,40 @@ def mean_over_updates(updates: list[dict]) -> dict:
     return out
 
 
+def check_grpo_config(cfg: TrainConfig, where: str = "") -> None:
+    """Refuse a config GRPO cannot run, before anything loads. `where` prefixes the fields' names: a recipe
+    checks its RFT section ("rft.") before its first run."""
+    g, m = cfg.grpo, cfg.model
+    if g.micro_batch_size and g.micro_batch_size % g.group_size:
+        raise ValueError(
+            f"{where}grpo.micro_batch_size ({g.micro_batch_size}) must be a multiple of "
+            f"{where}grpo.group_size ({g.group_size})"
+        )
+    if g.aggregation not in ("token", "sequence", "constant"):
+        raise ValueError(
+            f"{where}grpo.aggregation must be token, sequence or constant, got {g.aggregation!r}"
+        )
+    if not math.isfinite(g.beta) or g.beta < 0:
+        raise ValueError(f"{where}grpo.beta must be >= 0, got {g.beta}")
+    if not g.temperature > 0:
+        raise ValueError(f"{where}grpo.temperature must be > 0 (GRPO samples), got {g.temperature}")
+    if m.cache_images:
+        raise ValueError(
+            f"{where}model.cache_images is an SFT option: GRPO's rollout encodes each image once per group"
+        )
+
+
 class GRPOTrainer(Trainer):
     """GRPO on top of `Trainer` (data, model, optimizer, resume, loop): adds the reference and `step`."""
 
     name = "grpo"
 
     def __init__(self, cfg: TrainConfig, samples: list[Sample] | None = None, resume: bool = False):
-        g, m = cfg.grpo, cfg.model
-        if g.micro_batch_size and g.micro_batch_size % g.group_size:
-            raise ValueError(
-                f"grpo.micro_batch_size ({g.micro_batch_size}) must be a multiple of "
-                f"grpo.group_size ({g.group_size})"
-            )
-        if g.aggregation not in ("token", "sequence", "constant"):
-            raise ValueError(f"grpo.aggregation must be token, sequence or constant, got {g.aggregation!r}")
-        if not math.isfinite(g.beta) or g.beta < 0:
-            raise ValueError(f"grpo.beta must be >= 0, got {g.beta}")
-        if not g.temperature > 0:
-            raise ValueError(f"grpo.temperature must be > 0 (GRPO samples), got {g.temperature}")
-        if m.cache_images:
-            raise ValueError(
-                "model.cache_images is an SFT option: GRPO's rollout encodes each image once per group"
-            )
+        check_grpo_config(cfg)  # before anything loads
         super().__init__(cfg, samples, resume)
         # rollout, old, reference and policy passes must see one network: no dropout anywhere
         disable_dropout(self.model)
+        g, m = cfg.grpo, cfg.model
         self.reference = None
         if g.beta > 0 and not is_lora(self.model):  # full fine-tuning: a frozen copy of the starting weights
             self.reference = load_model(
