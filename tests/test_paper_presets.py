@@ -14,6 +14,7 @@ from visual_rft.config import EvalOptions, SFTTrainConfig, TrainConfig, load_con
 from visual_rft.data.builders import build_classification
 from visual_rft.data.jsonl import write_samples
 from visual_rft.data.types import GroundingTarget, Sample
+from visual_rft.eval.runner import check_eval_options
 
 PAPER = Path(__file__).parents[1] / "configs" / "paper"
 TRAINING = sorted(p for p in PAPER.glob("table*.yaml") if not p.stem.endswith("_eval"))
@@ -43,7 +44,9 @@ def test_every_table_has_a_preset_and_an_sft_baseline():
 
 @pytest.mark.parametrize("path", EVALS, ids=lambda p: p.name)
 def test_eval_presets_load(path):
-    assert load_config(EvalOptions, path).temperature == 0.0
+    options = load_config(EvalOptions, path)
+    assert options.temperature == 0.0
+    check_eval_options(options)
 
 
 @pytest.mark.parametrize("path", TRAINING, ids=lambda p: p.stem)

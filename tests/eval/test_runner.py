@@ -68,3 +68,24 @@ def test_model_names_and_rows():
         model_names(["x/m", "y/m"])
     rows = headline_rows({"a": {"task": "classification", "accuracy": 1.0, "lenient_accuracy": 1.0, "n": 2}})
     assert rows == ["accuracy", "lenient_accuracy", "n"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"batch_size": 0}, r"batch_size must be >= 1, got 0"),
+        ({"max_new_tokens": 0}, r"max_new_tokens must be >= 1"),
+        ({"min_new_tokens": 9, "max_new_tokens": 8}, r"min_new_tokens \(9\) is above max_new_tokens \(8\)"),
+        ({"temperature": -1.0}, r"temperature must be >= 0"),
+        ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ({"limit": -1}, r"limit must be >= 1, got -1"),
+        ({"dtype": "bf61"}, r"dtype: unknown dtype 'bf61'"),
+        ({"categories": "presnt"}, r"categories 'presnt': expected one of"),
+    ],
+)
+def test_bad_options_are_refused_before_any_data_or_model_loads(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_models(
+            {"m": tmp_path / "no-model"}, tmp_path / "no-data.jsonl", tmp_path / "out", EvalOptions(**options)
+        )
+    assert not (tmp_path / "out").exists()

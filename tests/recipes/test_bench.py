@@ -59,9 +59,12 @@ def test_cells_follow_the_tables_and_reject_unknown_tasks():
         ("tasks=[segmentation]", "unknown task 'segmentation'"),
         (
             "fewshot.rft.grpo.aggregation=mean",
-            r"fewshot.rft.grpo.aggregation must be token, sequence or constant",
+            r"fewshot: rft: grpo.aggregation must be token, sequence or constant",
         ),
-        ("fewshot.sft.sft.aggregation=mean", r"fewshot.sft.sft.aggregation must be token or sequence"),
+        ("fewshot.sft.sft.aggregation=mean", r"fewshot: sft: sft.aggregation must be token or sequence"),
+        ("shots=[1, 3]", r"fewshot: shots: the world has k-shot files for k in \[1, 2, 4, 8, 16\], not 3"),
+        ("grounding_shots=5", r"not 5"),
+        ("fewshot.eval.batch_size=0", r"fewshot: eval: batch_size must be >= 1"),
     ],
 )
 def test_bad_tasks_and_methods_are_refused_before_the_world_or_the_base_evaluation(

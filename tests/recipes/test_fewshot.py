@@ -94,9 +94,17 @@ def test_a_world_folder_drawn_with_other_settings_is_refused_before_any_run(tmp_
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("sft.sft.short_prompts=2", r"sft.sft.short_prompts: 2.0 is not a share"),
-        ("rft.grpo.temperature=0", r"rft.grpo.temperature must be > 0"),
-        ("rft.model.cache_images=true", r"rft.model.cache_images is an SFT option"),
+        ("sft.sft.short_prompts=2", r"sft: sft.short_prompts: 2.0 is not a share"),
+        ("sft.run.steps=0", r"sft: run.steps must be >= 1"),
+        ("rft.grpo.temperature=0", r"rft: grpo.temperature must be > 0"),
+        ("rft.model.cache_images=true", r"rft: model.cache_images is an SFT option"),
+        (
+            "rft.grpo.rewards={cls: 1, format: 1}",
+            r"rft: grpo.rewards.cls reads classification answers, and the data has detection",
+        ),
+        ("eval.categories=presnt", r"eval: categories 'presnt': expected one of"),
+        ("eval.limit=-1", r"eval: limit must be >= 1, got -1"),
+        ("shots=3", r"shots: the world has k-shot files for k in \[1, 2, 4, 8, 16\], not 3"),
     ],
 )
 def test_methods_the_trainers_would_refuse_are_refused_before_the_world_is_drawn(tmp_path, override, message):

@@ -213,9 +213,10 @@ def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path)
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("locate.sft.short_prompts=1.5", r"locate.sft.short_prompts: 1.5 is not a share"),
-        ("align.sft.aggregation=mean", r"align.sft.aggregation must be token or sequence"),
-        ("align.model.freeze_vision=false", r"align.model.cache_images=true needs align.model.freeze_vision"),
+        ("locate.sft.short_prompts=1.5", r"locate: sft.short_prompts: 1.5 is not a share"),
+        ("align.sft.aggregation=mean", r"align: sft.aggregation must be token or sequence"),
+        ("joint.run.precision=bf16", r"joint: run.precision must be auto or one of"),
+        ("align.model.freeze_vision=false", r"align: model.cache_images=true needs model.freeze_vision"),
     ],
 )
 def test_a_stage_config_that_sft_would_refuse_is_refused_before_the_first_stage(tmp_path, override, message):

@@ -8,7 +8,13 @@ from visual_rft.config import TrainConfig, load_config
 from visual_rft.models.forward import completion_logprobs, count_images
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.lora import eval_mode
-from visual_rft.rl.trainer import GRPOTrainer, mean_over_updates, select_groups
+from visual_rft.rl.trainer import (
+    GRPOTrainer,
+    check_grpo_config,
+    check_rewards,
+    mean_over_updates,
+    select_groups,
+)
 
 
 def _cfg(model_dir, run_dir, *extra):
@@ -218,6 +224,44 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, toy_samples, tmp_path):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.aggregation=mean"), samples=toy_samples)
     with pytest.raises(ValueError, match=r"grpo.beta must be >= 0, got -0.1"):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.beta=-0.1"), samples=toy_samples)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("grpo.group_size=1", r"grpo.group_size must be >= 2, got 1"),
+        ("grpo.group_size=0", r"grpo.group_size must be >= 2, got 0"),  # before the modulo
+        ("grpo.prompts_per_step=0", r"grpo.prompts_per_step must be >= 1"),
+        ("grpo.mu=0", r"grpo.mu must be >= 1"),
+        ("grpo.max_completion_length=0", r"grpo.max_completion_length must be >= 1"),
+        ("grpo.eps_low=-0.2", r"grpo.eps_low must be >= 0"),
+        ("grpo.top_p=0", r"grpo.top_p must be in \(0, 1\]"),
+        ("grpo.rewards={iuo: 1}", r"grpo.rewards: unknown reward 'iuo'"),
+        ('grpo.rewards={"no_such_module:f": 1}', r"grpo.rewards: reward 'no_such_module:f': cannot import"),
+        ("grpo.rewards={iou: .nan}", r"grpo.rewards.iou: the weight must be a number"),
+        ("optim.schedule=cosin", r"optim.schedule must be one of"),  # the shared sections too
+    ],
+)
+def test_a_bad_grpo_setting_is_refused_by_name_before_anything_loads(override, message):
+    with pytest.raises(ValueError, match=message):
+        check_grpo_config(load_config(TrainConfig, None, [override]))
+
+
+def test_a_reward_of_another_tasks_answers_is_refused(letters_reward):
+    check_rewards({"cls": 1.0, "format": 1.0, letters_reward: 1.0}, {"classification"})
+    check_rewards({"format": 1.0, letters_reward: 1.0}, {"classification", "detection"})  # read no answers
+    check_rewards({"iou": 1.0}, set())  # the data's tasks not known yet: names only
+    with pytest.raises(
+        ValueError, match=r"grpo.rewards.cls reads classification answers, and the data has detection"
+    ):
+        check_rewards({"cls": 1.0, "format": 1.0}, {"classification", "detection"})
+
+
+def test_the_trainer_refuses_rewards_that_would_score_its_data_zero(tiny_model_dir, toy_samples, tmp_path):
+    assert {s.task for s in toy_samples} == {"classification", "detection"}
+    with pytest.raises(ValueError, match=r"grpo.rewards.cls reads classification answers"):
+        GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.rewards={cls: 1, format: 1}"), samples=toy_samples)
+    assert not list(tmp_path.glob("**/checkpoint-*"))
 
 
 # ---------------------------------------------------------------- the passes agree with the rollout

@@ -10,7 +10,7 @@ from visual_rft.data.answer import answer_text
 from visual_rft.data.types import Box, GroundingTarget
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import load_model, load_processor
-from visual_rft.sft.trainer import SFTTrainer, answer_tokens
+from visual_rft.sft.trainer import SFTTrainer, answer_tokens, check_sft_config
 
 
 def test_answer_tokens_end_with_the_end_of_turn_and_are_masked(tiny_model_dir):
@@ -219,3 +219,18 @@ def test_short_steps_can_keep_the_full_prompts_positions(tiny_model_dir, toy_sam
     plain = SFTTrainer(replace(cfg, sft=replace(cfg.sft, short_keeps_positions=False)), samples=batch)
     moved = plain.batch(batch, short=True)[0]
     assert (full.next_position - moved.next_position).tolist() == cut  # without it the answer moves up
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sft.batch_size=0", r"sft.batch_size must be >= 1, got 0"),
+        ("sft.micro_batch_size=-4", r"sft.micro_batch_size must be >= 0, got -4"),
+        ("sft.aggregation=mean", r"sft.aggregation must be token or sequence"),
+        ("optim.schedule=cosin", r"optim.schedule must be one of"),  # the shared sections too
+    ],
+)
+def test_a_bad_sft_setting_is_refused_by_name_before_anything_loads(override, message):
+    check_sft_config(SFTTrainConfig())
+    with pytest.raises(ValueError, match=message):
+        check_sft_config(load_config(SFTTrainConfig, None, [override]))

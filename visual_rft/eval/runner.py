@@ -45,7 +45,9 @@ from visual_rft.models.loading import (
     load_model,
     load_processor,
     model_family,
+    resolve_dtype,
 )
+from visual_rft.train.checks import check_at_least
 
 RUN = "run.json"
 
@@ -176,6 +178,27 @@ def evaluate_model(
     return metrics
 
 
+def check_eval_options(options: EvalOptions) -> None:
+    """Refuse options the evaluation cannot run, before any data or model loads (the few-shot recipes check
+    their `eval` section before anything trains)."""
+    check_at_least({"batch_size": options.batch_size, "max_new_tokens": options.max_new_tokens}, 1)
+    check_at_least({"min_new_tokens": options.min_new_tokens, "max_pixels": options.max_pixels}, 0)
+    if options.min_new_tokens > options.max_new_tokens:
+        raise ValueError(
+            f"min_new_tokens ({options.min_new_tokens}) is above max_new_tokens ({options.max_new_tokens})"
+        )
+    check_at_least({"temperature": options.temperature}, 0)  # 0: greedy
+    if not 0 < options.top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {options.top_p}")
+    if options.limit is not None:
+        check_at_least({"limit": options.limit}, 1)
+    try:
+        resolve_dtype(options.dtype, torch.device("cpu"))
+    except ValueError as error:
+        raise ValueError(f"dtype: {error}") from error
+    plan_queries([], options.categories)  # a mode, or an existence map that reads
+
+
 def evaluate_models(
     models: Mapping[str, str | os.PathLike] | Sequence[str],
     data: str | os.PathLike,
@@ -190,6 +213,7 @@ def evaluate_models(
     Writes OUT/<name>/ for each model, then OUT/run.json, OUT/metrics.json and OUT/metrics.md.
     """
     options = options or EvalOptions()
+    check_eval_options(options)
     if not isinstance(models, Mapping):
         models = model_names(list(models))
     if not models:

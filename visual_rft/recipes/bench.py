@@ -24,6 +24,7 @@ from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import default_base_model
 from visual_rft.recipes.fewshot import FILES, FewShotConfig, check_methods, ensure_world, metric, run_fewshot
 from visual_rft.report.machine import machine
+from visual_rft.train.checks import config_section
 
 TABLES = {  # task -> (title, [(column, dotted metric)])
     "classification": (
@@ -95,8 +96,11 @@ def evaluate_base(cfg: BenchConfig, task: str, base: Path, world: Path) -> dict:
 
 def run_bench(cfg: BenchConfig, command: str = "run_bench(cfg)") -> Path:
     """Run every missing cell x seed, then write RESULTS.md (naming `command`); returns its path."""
-    plan = [(task, k, seed) for task, k in cells(cfg) for seed in cfg.seeds]  # bad tasks refused here
-    check_methods(cfg.fewshot, where="fewshot.")
+    grid = cells(cfg)  # bad tasks refused here
+    with config_section("fewshot"):
+        for task, k in grid:
+            check_methods(replace(cfg.fewshot, task=task, shots=k))
+    plan = [(task, k, seed) for task, k in grid for seed in cfg.seeds]
     out = Path(cfg.out_dir)
     base = Path(cfg.fewshot.base_model) if cfg.fewshot.base_model else default_base_model()
     world = ensure_world(out / "world", cfg.fewshot.world_seed, cfg.fewshot.world)

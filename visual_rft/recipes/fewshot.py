@@ -30,12 +30,13 @@ from visual_rft.config import (
 from visual_rft.data.answer import class_answer, normalize_class
 from visual_rft.data.jsonl import read_samples
 from visual_rft.eval.completions import read_completions
-from visual_rft.eval.runner import evaluate_models
+from visual_rft.eval.runner import check_eval_options, evaluate_models
 from visual_rft.recipes.base_model import THINK, default_base_model
 from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
-from visual_rft.rl.trainer import GRPOTrainer, check_grpo_config
+from visual_rft.rl.trainer import GRPOTrainer, check_grpo_config, check_rewards
 from visual_rft.sft.trainer import SFTTrainer, check_sft_config
-from visual_rft.world import WorldConfig, build_suite, world_settings
+from visual_rft.train.checks import check_at_least, config_section
+from visual_rft.world import SHOTS, WorldConfig, build_suite, world_settings
 
 MODELS = ("base", "sft", "rft")
 """The three models of a few-shot comparison, in table order."""
@@ -46,6 +47,13 @@ FILES = {  # task -> (few-shot prefix in the world folder, its test file)
     "grounding": ("grd_reason", "grd_reason_test"),
     "open_vocabulary": ("det_ovd", "ovd_test"),  # train on base categories, test on novel and base
 }
+ANSWERS = {
+    "detection": "detection",
+    "classification": "classification",
+    "grounding": "grounding",
+    "open_vocabulary": "detection",
+}
+"""task -> the task its samples carry (the answers its rewards read)."""
 
 MAX_COMPLETION = 160
 """Longest completion sampled in training and generated in evaluation. A detection answer takes about 30
@@ -128,17 +136,26 @@ def ensure_world(world_dir: Path, seed: int, cfg: WorldConfig | None = None) -> 
     return world_dir
 
 
-def check_methods(cfg: FewShotConfig, where: str = "") -> None:
-    """Refuse SFT and RFT settings that their trainers would refuse, before the world, the base's evaluation
-    or SFT's run; `where` prefixes the fields' names (the bench's "fewshot.")."""
-    check_sft_config(cfg.sft, where=f"{where}sft.")
-    check_grpo_config(cfg.rft, where=f"{where}rft.")
+def check_methods(cfg: FewShotConfig) -> None:
+    """Refuse what the trainers and the evaluation would refuse, and shot counts the world has no file for,
+    before the world is drawn, the base evaluated or SFT run (the bench calls it for every task)."""
+    if cfg.task not in FILES:
+        raise ValueError(f"task must be one of {sorted(FILES)}, got {cfg.task!r}")
+    if cfg.shots not in SHOTS:
+        raise ValueError(f"shots: the world has k-shot files for k in {list(SHOTS)}, not {cfg.shots}")
+    with config_section("sft"):
+        check_sft_config(cfg.sft)
+        check_at_least({"run.steps": cfg.sft.run.steps}, 1)  # its last checkpoint is evaluated
+    with config_section("rft"):
+        check_grpo_config(cfg.rft)
+        check_at_least({"run.steps": cfg.rft.run.steps}, 1)
+        check_rewards(cfg.rft.grpo.rewards, {ANSWERS[cfg.task]})
+    with config_section("eval"):
+        check_eval_options(cfg.eval)
 
 
 def run_fewshot(cfg: FewShotConfig) -> dict:
     """Run base / SFT / RFT on one task at one shot count; returns (and writes) the results."""
-    if cfg.task not in FILES:
-        raise ValueError(f"task must be one of {sorted(FILES)}, got {cfg.task!r}")
     check_methods(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,9 @@ from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer, sample_kind
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
-from visual_rft.sft.trainer import check_sft_config, check_share
+from visual_rft.sft.trainer import check_sft_config
 from visual_rft.train.checkpoint import latest_checkpoint
+from visual_rft.train.checks import check_share, config_section
 from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
 
 PRETRAIN_FILES = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
@@ -189,7 +190,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
             check_share(phase.short_prompts, f"locate_more[{i}].short_prompts")
     check_share(cfg.locate_classification, "locate_classification")
     for name in ("locate", "align", "joint"):  # a phase's other fields are the locate stage's
-        check_sft_config(getattr(cfg, name), where=f"{name}.")
+        with config_section(name):
+            check_sft_config(getattr(cfg, name))
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
         unknown = set(stages) - {"locate", "align", "joint"}
         if unknown:

@@ -38,6 +38,7 @@ from visual_rft.rl.advantages import group_advantages, zero_spread_groups
 from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
 from visual_rft.train.base import StepResult, Trainer
+from visual_rft.train.checks import check_at_least, check_train_config
 from visual_rft.train.data_order import sampling_seed
 from visual_rft.train.distributed import PolicyPass, all_sum, gathered, gradient_sync
 from visual_rft.train.optim import learning_rates
@@ -77,27 +78,61 @@ def mean_over_updates(updates: list[dict]) -> dict:
     return out
 
 
-def check_grpo_config(cfg: TrainConfig, where: str = "") -> None:
-    """Refuse a config GRPO cannot run, before anything loads. `where` prefixes the fields' names: a recipe
-    checks its RFT section ("rft.") before its first run."""
+def check_grpo_config(cfg: TrainConfig) -> None:
+    """Refuse a config GRPO cannot run, before anything loads (`train.checks`: a recipe checks its RFT
+    section before its first run)."""
+    check_train_config(cfg)
     g, m = cfg.grpo, cfg.model
-    if g.micro_batch_size and g.micro_batch_size % g.group_size:
+    check_at_least({"grpo.group_size": g.group_size}, 2)  # one completion a group: every advantage is 0
+    check_at_least(
+        {
+            "grpo.prompts_per_step": g.prompts_per_step,
+            "grpo.mu": g.mu,
+            "grpo.max_completion_length": g.max_completion_length,
+        },
+        1,
+    )
+    check_at_least(
+        {"grpo.eps_low": g.eps_low, "grpo.eps_high": g.eps_high, "grpo.micro_batch_size": g.micro_batch_size},
+        0,
+    )
+    if g.micro_batch_size % g.group_size:
         raise ValueError(
-            f"{where}grpo.micro_batch_size ({g.micro_batch_size}) must be a multiple of "
-            f"{where}grpo.group_size ({g.group_size})"
+            f"grpo.micro_batch_size ({g.micro_batch_size}) must be a multiple of grpo.group_size ({g.group_size})"
         )
     if g.aggregation not in ("token", "sequence", "constant"):
-        raise ValueError(
-            f"{where}grpo.aggregation must be token, sequence or constant, got {g.aggregation!r}"
-        )
+        raise ValueError(f"grpo.aggregation must be token, sequence or constant, got {g.aggregation!r}")
     if not math.isfinite(g.beta) or g.beta < 0:
-        raise ValueError(f"{where}grpo.beta must be >= 0, got {g.beta}")
+        raise ValueError(f"grpo.beta must be >= 0, got {g.beta}")
     if not g.temperature > 0:
-        raise ValueError(f"{where}grpo.temperature must be > 0 (GRPO samples), got {g.temperature}")
+        raise ValueError(f"grpo.temperature must be > 0 (GRPO samples), got {g.temperature}")
+    if not 0 < g.top_p <= 1:
+        raise ValueError(f"grpo.top_p must be in (0, 1], got {g.top_p}")
+    check_rewards(g.rewards)
     if m.cache_images:
         raise ValueError(
-            f"{where}model.cache_images is an SFT option: GRPO's rollout encodes each image once per group"
+            "model.cache_images is an SFT option: GRPO's rollout encodes each image once per group"
         )
+
+
+def check_rewards(weights: dict[str, float], tasks: set[str] = frozenset()) -> None:
+    """`grpo.rewards`: every name a reward (registered, or a user function that imports), every weight a
+    number; with the data's `tasks` known, a reward that reads another task's answers is refused: it would
+    score 0 on every completion, and the run would train on the others alone."""
+    for name, weight in weights.items():
+        try:
+            rewards_lib.get(name)
+        except ValueError as error:
+            raise ValueError(f"grpo.rewards: {error}") from error
+        if not math.isfinite(weight):
+            raise ValueError(f"grpo.rewards.{name}: the weight must be a number, got {weight}")
+        kind = rewards_lib.answer_kind(name)
+        other = sorted(t for t in tasks if kind and t != kind)
+        if other:
+            raise ValueError(
+                f"grpo.rewards.{name} reads {kind} answers, and the data has {', '.join(other)} samples, on "
+                "which it would score 0; leave grpo.rewards empty for each task's defaults"
+            )
 
 
 class GRPOTrainer(Trainer):
@@ -108,6 +143,7 @@ class GRPOTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, samples: list[Sample] | None = None, resume: bool = False):
         check_grpo_config(cfg)  # before anything loads
         super().__init__(cfg, samples, resume)
+        check_rewards(cfg.grpo.rewards, {s.task for s in self.samples})  # before any rollout
         # rollout, old, reference and policy passes must see one network: no dropout anywhere
         disable_dropout(self.model)
         g, m = cfg.grpo, cfg.model

@@ -21,6 +21,7 @@ from visual_rft.models.forward import Rollout, completion_logprobs, count_images
 from visual_rft.models.image_cache import ImageCache, check_cacheable
 from visual_rft.models.inputs import encode_prompts, instruction_gaps
 from visual_rft.train.base import StepResult, Trainer
+from visual_rft.train.checks import check_at_least, check_share, check_train_config
 from visual_rft.train.distributed import all_sum, gradient_sync
 from visual_rft.train.optim import learning_rates
 
@@ -37,28 +38,24 @@ def answer_tokens(texts: list[str], tokenizer, end_id: int, pad_id: int) -> tupl
     return ids, mask
 
 
-def check_share(value: float, field: str) -> None:
-    """Refuse a share (of steps, of samples) outside [0, 1], naming the config field."""
-    if not 0 <= value <= 1:
-        raise ValueError(f"{field}: {value} is not a share in [0, 1]")
-
-
-def check_sft_config(cfg: SFTTrainConfig, where: str = "") -> None:
-    """Refuse a config SFT cannot run, before anything loads. `where` prefixes the fields' names: a recipe
-    checks each of its stages' configs ("locate.") before its first stage trains."""
+def check_sft_config(cfg: SFTTrainConfig) -> None:
+    """Refuse a config SFT cannot run, before anything loads (`train.checks`: a recipe checks each stage's)."""
+    check_train_config(cfg)
     s, m = cfg.sft, cfg.model
     if s.aggregation not in ("token", "sequence"):
-        raise ValueError(f"{where}sft.aggregation must be token or sequence, got {s.aggregation!r}")
-    check_share(s.short_prompts, f"{where}sft.short_prompts")
+        raise ValueError(f"sft.aggregation must be token or sequence, got {s.aggregation!r}")
+    check_at_least({"sft.batch_size": s.batch_size}, 1)
+    check_at_least({"sft.micro_batch_size": s.micro_batch_size}, 0)  # 0: the whole batch at once
+    check_share(s.short_prompts, "sft.short_prompts")
     if REGION_SLOT in s.think:
         raise ValueError(
-            f"{where}sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
-            f"put it in {where}sft.grounding_think"
+            f"sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
+            "put it in sft.grounding_think"
         )
     if m.cache_images and not (m.freeze_vision or m.lora.enabled):
         raise ValueError(
-            f"{where}model.cache_images=true needs {where}model.freeze_vision=true (or a LoRA run): a tower "
-            "that trains changes its tokens"
+            "model.cache_images=true needs model.freeze_vision=true (or a LoRA run): a tower that trains "
+            "changes its tokens"
         )
 
 

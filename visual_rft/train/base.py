@@ -27,6 +27,7 @@ from visual_rft.models.loading import (
 )
 from visual_rft.models.lora import prepare_for_training, trainable_parameters, vision_modules
 from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from visual_rft.train.checks import check_train_config
 from visual_rft.train.data_order import rank_indices
 from visual_rft.train.distributed import (
     PolicyPass,
@@ -125,11 +126,8 @@ class Trainer:
 
     def __init__(self, cfg, samples: list[Sample] | None = None, resume: bool = False):
         self.cfg = cfg
+        check_train_config(cfg)  # before anything loads
         run, m = cfg.run, cfg.model
-        if m.logprob_chunk_size < 0:
-            raise ValueError(
-                f"model.logprob_chunk_size must be >= 0 (0: no chunking), got {m.logprob_chunk_size}"
-            )
         self.strategy = resolve_strategy(cfg.dist.strategy, run.precision)
         self.world = join_world(m.device, self.strategy)
         device = str(self.world.device) if self.world.device is not None else m.device

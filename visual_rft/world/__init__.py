@@ -45,7 +45,7 @@ same (seed, name) gives byte-identical JSONL and identical pixels, a longer file
 and files of different names (a training pool and its test set) use different random streams.
 """
 
-from visual_rft.world.build import build, build_suite, split_of, world_settings
+from visual_rft.world.build import SHOTS, build, build_suite, split_of, world_settings
 from visual_rft.world.patterns import fill_pattern, second_tone
 from visual_rft.world.scene import (
     ObjectSpec,
@@ -104,6 +104,7 @@ __all__ = [
     "FILLS",
     "SHADES",
     "SHAPES",
+    "SHOTS",
     "ObjectSpec",
     "Scene",
     "WorldConfig",

@@ -149,13 +149,17 @@ def build(
     return path
 
 
+SHOTS = (1, 2, 4, 8, 16)
+"""The k of the few-shot files `build_suite` writes by default (nested: each k-shot file holds the smaller)."""
+
+
 def build_suite(
     out_dir,
     seed: int = 0,
     *,
     n_pretrain: int = 2000,
     n_test: int = 200,
-    shots: tuple[int, ...] = (1, 2, 4, 8, 16),
+    shots: tuple[int, ...] = SHOTS,
     cfg: WorldConfig | None = None,
 ) -> dict[str, Path]:
     """Everything the experiments need, in one folder, returned as {name: JSONL path}:
