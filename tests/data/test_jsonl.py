@@ -123,6 +123,19 @@ def test_check_file_reports_every_bad_record(folder):
     assert "outside the 100x80 image" in str(errors[2]) and "duplicate id" in str(errors[4])
 
 
+def test_a_line_that_is_not_utf8_is_reported_with_its_line_and_the_rest_checked(folder):
+    path = folder / "latin1.jsonl"
+    good = json.dumps(GOOD)
+    path.write_bytes(
+        good.encode() + b"\n" + good.replace("Detect dogs.", "Detect caf\xe9s.").encode("latin-1") + b"\n"
+    )
+    n, errors = check_file(path)
+    assert n == 2 and [(e.line, e.field) for e in errors] == [(2, None)]
+    assert f"{path}:2: not UTF-8: byte b'\\xe9' at column" in str(errors[0])
+    with pytest.raises(DataError, match=r"latin1.jsonl:2: not UTF-8"):
+        read_samples(path)
+
+
 def test_vrft_data_check_exit_codes(folder, capsys):
     good = _write_lines(folder / "good.jsonl", [json.dumps(GOOD)])
     bad = _write_lines(folder / "bad.jsonl", [_bad(image="img/missing.png"), _bad(task="x")])

@@ -216,6 +216,7 @@ def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path)
         ("locate.sft.short_prompts=1.5", r"locate: sft.short_prompts: 1.5 is not a share"),
         ("align.sft.aggregation=mean", r"align: sft.aggregation must be token or sequence"),
         ("joint.run.precision=bf16", r"joint: run.precision must be auto or one of"),
+        ("size=10m", r"size: '10m' is not one of \['1m', '20m', '5m'\]"),
         ("align.model.freeze_vision=false", r"align: model.cache_images=true needs model.freeze_vision"),
     ],
 )

@@ -209,9 +209,16 @@ def write_samples(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
 
 
 def _records(path: Path) -> Iterator[tuple[int, object]]:
-    """(line number, decoded object) for each non-blank line; DataError objects for undecodable lines."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    """(line number, decoded object) for each non-blank line; DataError objects for undecodable lines (not
+    UTF-8, or not JSON), so that a checker reports them all."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                what = f"not UTF-8: byte {raw[e.start : e.start + 1]!r} at column {e.start + 1}"
+                yield lineno, DataError(what, path=path, line=lineno)
+                continue
             if not line.strip():
                 continue
             try:

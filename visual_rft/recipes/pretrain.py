@@ -35,7 +35,7 @@ from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SF
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.data.types import DetectionTarget, Sample
-from visual_rft.models.tiny import write_tiny
+from visual_rft.models.tiny import SIZES, write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer, sample_kind
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
@@ -189,6 +189,8 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         if phase.short_prompts is not None:
             check_share(phase.short_prompts, f"locate_more[{i}].short_prompts")
     check_share(cfg.locate_classification, "locate_classification")
+    if cfg.size not in SIZES:  # before the world is drawn
+        raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
     for name in ("locate", "align", "joint"):  # a phase's other fields are the locate stage's
         with config_section(name):
             check_sft_config(getattr(cfg, name))
