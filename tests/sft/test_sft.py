@@ -115,6 +115,16 @@ def test_bad_training_data_fails_before_the_model_loads(tiny_model_dir, toy_samp
     assert loads == []
 
 
+def test_a_missing_model_folder_is_named_before_the_data_is_read(toy_samples, tmp_path, monkeypatch):
+    import visual_rft.train.base as base
+
+    reads = []
+    monkeypatch.setattr(base, "load_training_samples", lambda *a: reads.append(a))
+    with pytest.raises(FileNotFoundError, match=r"model.path: .*no-model: not a local model folder"):
+        SFTTrainer(_sft(tmp_path / "no-model", tmp_path), samples=toy_samples)
+    assert reads == []
+
+
 @pytest.mark.parametrize("micro", [0, 1])
 def test_sequence_aggregation_gives_each_answer_the_same_weight(tiny_model_dir, toy_samples, tmp_path, micro):
     """A short class name and a long detection answer count alike: mean over answers of each one's mean NLL."""

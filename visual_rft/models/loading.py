@@ -69,7 +69,7 @@ def resolve_attention(name: str | None, device: torch.device) -> str:
     return name
 
 
-def _check_folder(path: str | os.PathLike) -> Path:
+def check_model_folder(path: str | os.PathLike) -> Path:
     """The folder with the model's config.json: `path` itself, or the base model of a LoRA adapter."""
     path = Path(path)
     if is_adapter(path):
@@ -110,7 +110,7 @@ def model_family(path_or_config) -> str:
     """The family ('qwen2_vl', 'qwen2_5_vl', ...) from the config's model_type."""
     config = path_or_config
     if isinstance(path_or_config, (str, os.PathLike)):
-        config = AutoConfig.from_pretrained(_check_folder(path_or_config))
+        config = AutoConfig.from_pretrained(check_model_folder(path_or_config))
     return config.model_type
 
 
@@ -147,7 +147,7 @@ def load_processor(path: str | os.PathLike, max_pixels: int = 0):
     register_auto_classes()
     path = Path(path)
     own = is_adapter(path) and (path / "tokenizer_config.json").is_file()
-    processor = AutoProcessor.from_pretrained(path if own else _check_folder(path))
+    processor = AutoProcessor.from_pretrained(path if own else check_model_folder(path))
     processor.tokenizer.padding_side = "left"
     if max_pixels:
         ip = processor.image_processor
@@ -171,7 +171,7 @@ def load_model(
     its base and is merged into it (a plain transformers model comes back)."""
     dev = resolve_device(device)
     # an absolute name_or_path: the adapters saved from this model name their base wherever the run goes
-    folder = _check_folder(path).resolve()
+    folder = check_model_folder(path).resolve()
     model = AutoModelForImageTextToText.from_pretrained(
         folder,
         dtype=resolve_dtype(dtype, dev),

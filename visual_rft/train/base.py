@@ -19,6 +19,7 @@ from visual_rft.config import DataConfig, save_config
 from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import (
+    check_model_folder,
     coord_convention,
     load_model,
     load_processor,
@@ -134,6 +135,10 @@ class Trainer:
         self.precision = Precision(run.precision, resolve_device(device))  # bad values fail here
         train_dtype = policy_dtype(m.dtype, m.lora.enabled)
         seed_everything(run.seed)
+        try:  # before the data's images are opened
+            check_model_folder(m.path)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"model.path: {error}") from error
         self.samples = load_training_samples(cfg.data, samples)
         self.run_dir = Path(run.output_dir)
         ckpt = latest_checkpoint(self.run_dir) if resume else None
