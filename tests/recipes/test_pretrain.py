@@ -8,7 +8,7 @@ import yaml
 from visual_rft.config import load_config
 from visual_rft.data.jsonl import read_samples
 from visual_rft.models.loading import load_model
-from visual_rft.models.tiny import write_tiny
+from visual_rft.models.tiny import SIZES, write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
 from visual_rft.recipes.binding import HELD_EAGER, BindingConfig
 from visual_rft.recipes.pretrain import (
@@ -217,14 +217,29 @@ def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path)
         ("align.sft.aggregation=mean", r"align: sft.aggregation must be token or sequence"),
         ("joint.run.precision=bf16", r"joint: run.precision must be auto or one of"),
         ("size=10m", r"size: '10m' is not one of \['1m', '20m', '5m'\]"),
+        ("binding.heads=[6]", r"binding.heads: \[6\] are not heads of a 6-head layer"),
+        ("binding.layers=[4]", r"binding.layers: \[4\] are not layers of a 4-layer language model"),
+        (
+            "binding.position_weight=1 binding.position_layer=0",
+            r"binding.position_layer: 0 is not a layer 1..3",
+        ),
         ("align.model.freeze_vision=false", r"align: model.cache_images=true needs model.freeze_vision"),
     ],
 )
 def test_a_stage_config_that_sft_would_refuse_is_refused_before_the_first_stage(tmp_path, override, message):
-    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", override])
+    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", *override.split()])
     with pytest.raises(ValueError, match=message):
         run_pretrain(replace(cfg, progress=False))
     assert not (tmp_path / "pre").exists()
+
+
+def test_the_binding_heads_are_checked_against_an_init_that_is_already_there(tmp_path):
+    """An init written by hand (here twelve heads a layer, not the 5m's six) is what the stages train."""
+    write_tiny(tmp_path / "pre" / "init", "qwen2_5_vl", replace(SIZES["5m"], heads=12))
+    cfg = load_config(PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", "binding.heads=[11, 12]"])
+    with pytest.raises(ValueError, match=r"binding.heads: \[12\] are not heads of a 12-head layer"):
+        run_pretrain(replace(cfg, progress=False))
+    assert not (tmp_path / "pre" / "world").exists()
 
 
 @pytest.mark.parametrize("field", ["binding_stages", "position_stages"])

@@ -44,7 +44,7 @@ from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import box_spans, region_spans
 from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, core_model
-from visual_rft.recipes.position import ResidualRecorder, position_loss
+from visual_rft.recipes.position import ResidualRecorder, check_position_layer, position_loss
 from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.world.dense import box_owners, cell_grid, owner_boxes
 
@@ -94,6 +94,24 @@ class BindingConfig:
     def reads_attention(self) -> bool:
         """The binding loss is on (over every digit, the first ones, or both): the held heads' weights are read."""
         return self.weight > 0 or self.pick_weight > 0
+
+
+def check_layers(layers: list[int], n: int) -> None:
+    """`binding.layers` must index layers of an `n`-layer language model (negative: from the last)."""
+    bad = [i for i in layers if not -n <= i < n]
+    if bad:
+        raise ValueError(f"binding.layers: {bad} are not layers of a {n}-layer language model")
+
+
+def check_binding(binding: BindingConfig, layers: int, heads: int) -> None:
+    """The binding config against a language model of `layers` layers of `heads` heads (what it reads)."""
+    if binding.reads_attention:
+        check_layers(binding.layers, layers)
+    bad = [h for h in binding.heads if not 0 <= h < heads]
+    if bad:
+        raise ValueError(f"binding.heads: {bad} are not heads of a {heads}-head layer")
+    if binding.position_weight > 0:
+        check_position_layer(binding.position_layer, layers)
 
 
 def sample_kind(sample: Sample) -> str:
@@ -201,9 +219,7 @@ class AttentionRecorder:
 
     def __init__(self, model, layers: list[int]):
         decoder = core_model(model).model.language_model.layers
-        bad = [i for i in layers if not -len(decoder) <= i < len(decoder)]
-        if bad:
-            raise ValueError(f"binding.layers: {bad} are not layers of a {len(decoder)}-layer language model")
+        check_layers(layers, len(decoder))
         self.layers = sorted({i % len(decoder) for i in layers})
         self.weights: dict[int, torch.Tensor] = {}
         for i in self.layers:
@@ -252,15 +268,13 @@ class BindingSFTTrainer(SFTTrainer):
                 f"(eager in the held layers only) or eager (got {attn!r})"
             )
         super().__init__(cfg, samples, resume)
+        text = core_model(self.model).config.text_config
+        check_binding(binding, text.num_hidden_layers, text.num_attention_heads)
         self.binding = binding
         self.recorder = AttentionRecorder(self.model, binding.layers) if binding.reads_attention else None
         self.residuals = (
             ResidualRecorder(self.model, binding.position_layer) if binding.position_weight > 0 else None
         )
-        heads = core_model(self.model).config.text_config.num_attention_heads
-        bad = [h for h in binding.heads if not 0 <= h < heads]
-        if bad:
-            raise ValueError(f"binding.heads: {bad} are not heads of a {heads}-head layer")
         self.image_id = core_model(self.model).config.image_token_id
         ip = self.processor.image_processor
         self.patch, self.merge = ip.patch_size, ip.merge_size

@@ -25,16 +25,21 @@ RIDGE = 1e-2
 """The probe's ridge penalty, relative to the mean of the fold's feature variances."""
 
 
+def check_position_layer(layer: int, layers: int) -> None:
+    """`binding.position_layer` must be a layer 1..layers-1 of a `layers`-layer language model."""
+    if not 1 <= layer < layers:
+        raise ValueError(
+            f"binding.position_layer: {layer} is not a layer 1..{layers - 1} of a {layers}-layer "
+            "language model (the residual entering it is probed; layer 0's input is the frozen tower's)"
+        )
+
+
 class ResidualRecorder:
     """A forward pre-hook that keeps the hidden states ([B, S, H]) entering one decoder layer at its last call."""
 
     def __init__(self, model, layer: int):
         decoder = core_model(model).model.language_model.layers
-        if not 1 <= layer < len(decoder):
-            raise ValueError(
-                f"binding.position_layer: {layer} is not a layer 1..{len(decoder) - 1} of a {len(decoder)}-layer "
-                "language model (the residual entering it is probed; layer 0's input is the frozen tower's)"
-            )
+        check_position_layer(layer, len(decoder))
         self.hidden: torch.Tensor | None = None
         self.handle = decoder[layer].register_forward_pre_hook(self._keep, with_kwargs=True)
 

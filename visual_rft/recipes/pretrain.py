@@ -25,6 +25,7 @@ model's heads held on the object the question names while the answer writes its 
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from collections import Counter
@@ -37,7 +38,13 @@ from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.data.types import DetectionTarget, Sample
 from visual_rft.models.tiny import SIZES, write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
-from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer, sample_kind
+from visual_rft.recipes.binding import (
+    HELD_EAGER,
+    BindingConfig,
+    BindingSFTTrainer,
+    check_binding,
+    sample_kind,
+)
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.sft.trainer import check_sft_config
 from visual_rft.train.checkpoint import latest_checkpoint
@@ -191,6 +198,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     check_share(cfg.locate_classification, "locate_classification")
     if cfg.size not in SIZES:  # before the world is drawn
         raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
+    check_binding(cfg.binding, *language_dims(Path(cfg.out_dir) / "init", cfg.size))
     for name in ("locate", "align", "joint"):  # a phase's other fields are the locate stage's
         with config_section(name):
             check_sft_config(getattr(cfg, name))
@@ -233,6 +241,16 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         shutil.rmtree(SHIPPED_BASE, ignore_errors=True)
         shutil.copytree(base, SHIPPED_BASE)
     return base
+
+
+def language_dims(init: Path, size: str) -> tuple[int, int]:
+    """(layers, heads a layer) of the language model the stages will train: init/'s when it is there (an init
+    written by hand may differ from its size's), else the size's."""
+    config = init / "config.json"
+    if not config.exists():
+        return SIZES[size].layers, SIZES[size].heads
+    text = json.loads(config.read_text())["text_config"]
+    return text["num_hidden_layers"], text["num_attention_heads"]
 
 
 def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
