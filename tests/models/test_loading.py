@@ -92,6 +92,11 @@ def test_an_adapter_folder_names_its_base_and_loads_merged(tiny_model_dir, tmp_p
     assert not hasattr(load_model(adapter, device="cpu"), "peft_config")  # merged: a plain model
     with pytest.raises(ValueError, match="not a LoRA adapter"):
         merge_adapter(tiny_model_dir, tmp_path / "out")
+    files = {folder: sorted(p.name for p in folder.iterdir()) for folder in (adapter, tiny_model_dir)}
+    for folder in files:  # merged into the adapter's own folder or its base's: refused, nothing written
+        with pytest.raises(FileExistsError, match="already holds a model"):
+            merge_adapter(adapter, folder)
+    assert {folder: sorted(p.name for p in folder.iterdir()) for folder in files} == files
     config = (adapter / "adapter_config.json").read_text()
     (adapter / "adapter_config.json").write_text(config.replace(str(tiny_model_dir.resolve()), "/nowhere"))
     with pytest.raises(FileNotFoundError, match="base_model_name_or_path"):

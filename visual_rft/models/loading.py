@@ -190,6 +190,10 @@ def merge_adapter(adapter: str | os.PathLike, out_dir: str | os.PathLike, dtype:
     if not is_adapter(adapter):
         raise ValueError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
     out = Path(out_dir)
+    if is_model_folder(out):  # the adapter's own folder, its base's, or any other model: never written over
+        raise FileExistsError(
+            f"{out}: already holds a model (config.json or adapter_config.json); merge into a new folder"
+        )
     model = load_model(adapter, dtype=dtype, device="cpu")
     model.save_pretrained(out)
     load_processor(adapter).save_pretrained(out)
