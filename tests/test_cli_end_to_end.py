@@ -129,6 +129,8 @@ def test_a_lora_run_trains_evaluates_resumes_and_merges_from_the_command_line(
     merged = tmp_path / "merged"
     assert main(["model", "merge", str(adapter), str(merged)]) == 0
     assert (merged / "config.json").exists() and (merged / "tokenizer_config.json").exists()
+    assert main(["model", "merge", str(adapter), str(merged)]) == 2  # a model there: refused, a clear error
+    assert "already holds a model" in capsys.readouterr().err
     assert (
         load_processor(merged).tokenizer.get_vocab() == load_processor(tiny_model_dir).tokenizer.get_vocab()
     )

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:  # includes ConfigError and DataError
+    except (FileNotFoundError, FileExistsError, ValueError) as e:  # includes ConfigError and DataError
         print(f"vrft: error: {e}", file=sys.stderr)
         return 2
 

@@ -131,7 +131,7 @@ def test_a_line_that_is_not_utf8_is_reported_with_its_line_and_the_rest_checked(
     )
     n, errors = check_file(path)
     assert n == 2 and [(e.line, e.field) for e in errors] == [(2, None)]
-    assert f"{path}:2: not UTF-8: byte b'\\xe9' at column" in str(errors[0])
+    assert f"{path}:2: not UTF-8: byte b'\\xe9' at offset" in str(errors[0])
     with pytest.raises(DataError, match=r"latin1.jsonl:2: not UTF-8"):
         read_samples(path)
 

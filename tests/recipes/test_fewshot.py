@@ -100,7 +100,7 @@ def test_a_world_folder_drawn_with_other_settings_is_refused_before_any_run(tmp_
         ("rft.model.cache_images=true", r"rft: model.cache_images is an SFT option"),
         (
             "rft.grpo.rewards={cls: 1, format: 1}",
-            r"rft: grpo.rewards.cls reads classification answers, and the data has detection",
+            r"rft: grpo.rewards.cls reads classification answers, and the data has none \(detection\)",
         ),
         ("eval.categories=presnt", r"eval: categories 'presnt': expected one of"),
         ("eval.limit=-1", r"eval: limit must be >= 1, got -1"),

@@ -247,21 +247,31 @@ def test_a_bad_grpo_setting_is_refused_by_name_before_anything_loads(override, m
         check_grpo_config(load_config(TrainConfig, None, [override]))
 
 
-def test_a_reward_of_another_tasks_answers_is_refused(letters_reward):
+def test_rewards_must_read_the_datas_tasks_and_each_task_needs_one(letters_reward):
     check_rewards({"cls": 1.0, "format": 1.0, letters_reward: 1.0}, {"classification"})
-    check_rewards({"format": 1.0, letters_reward: 1.0}, {"classification", "detection"})  # read no answers
+    mixed = {"classification", "detection"}
+    check_rewards({"cls": 1.0, "iou": 1.0, "confidence": 1.0, "format": 1.0}, mixed)  # each task its own
+    check_rewards({"format": 1.0, letters_reward: 1.0}, mixed)  # none reads a task's answers: names only
     check_rewards({"iou": 1.0}, set())  # the data's tasks not known yet: names only
+    with pytest.raises(ValueError, match=r"none reads the answers of the data's detection samples"):
+        check_rewards({"cls": 1.0, "format": 1.0}, mixed)
     with pytest.raises(
-        ValueError, match=r"grpo.rewards.cls reads classification answers, and the data has detection"
+        ValueError, match=r"grpo.rewards.grounding reads grounding answers, and the data has none"
     ):
-        check_rewards({"cls": 1.0, "format": 1.0}, {"classification", "detection"})
+        check_rewards({"cls": 1.0, "iou": 1.0, "grounding": 1.0}, mixed)
 
 
-def test_the_trainer_refuses_rewards_that_would_score_its_data_zero(tiny_model_dir, toy_samples, tmp_path):
+def test_the_trainer_refuses_rewards_that_leave_a_task_unread_before_the_model_loads(
+    tiny_model_dir, toy_samples, tmp_path, monkeypatch
+):
+    import visual_rft.train.base as base
+
+    loads = []
+    monkeypatch.setattr(base, "load_model", lambda *a, **k: loads.append(a))
     assert {s.task for s in toy_samples} == {"classification", "detection"}
-    with pytest.raises(ValueError, match=r"grpo.rewards.cls reads classification answers"):
+    with pytest.raises(ValueError, match=r"none reads the answers of the data's detection samples"):
         GRPOTrainer(_cfg(tiny_model_dir, tmp_path, "grpo.rewards={cls: 1, format: 1}"), samples=toy_samples)
-    assert not list(tmp_path.glob("**/checkpoint-*"))
+    assert loads == []
 
 
 # ---------------------------------------------------------------- the passes agree with the rollout

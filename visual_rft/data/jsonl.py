@@ -216,7 +216,7 @@ def _records(path: Path) -> Iterator[tuple[int, object]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                what = f"not UTF-8: byte {raw[e.start : e.start + 1]!r} at column {e.start + 1}"
+                what = f"not UTF-8: byte {raw[e.start : e.start + 1]!r} at offset {e.start} of the line"
                 yield lineno, DataError(what, path=path, line=lineno)
                 continue
             if not line.strip():

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from visual_rft.checks import check_at_least
 from visual_rft.config import EvalOptions
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Sample
@@ -47,7 +48,6 @@ from visual_rft.models.loading import (
     model_family,
     resolve_dtype,
 )
-from visual_rft.train.checks import check_at_least
 
 RUN = "run.json"
 

@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from visual_rft.checks import config_section
 from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import default_base_model
 from visual_rft.recipes.fewshot import FILES, FewShotConfig, check_methods, ensure_world, metric, run_fewshot
 from visual_rft.report.machine import machine
-from visual_rft.train.checks import config_section
 
 TABLES = {  # task -> (title, [(column, dotted metric)])
     "classification": (

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from visual_rft.checks import check_at_least, config_section
 from visual_rft.config import (
     EvalOptions,
     GRPOConfig,
@@ -35,7 +36,6 @@ from visual_rft.recipes.base_model import THINK, default_base_model
 from visual_rft.report.plots import draw_prediction, predicted_boxes, reward_curve
 from visual_rft.rl.trainer import GRPOTrainer, check_grpo_config, check_rewards
 from visual_rft.sft.trainer import SFTTrainer, check_sft_config
-from visual_rft.train.checks import check_at_least, config_section
 from visual_rft.world import SHOTS, WorldConfig, build_suite, world_settings
 
 MODELS = ("base", "sft", "rft")

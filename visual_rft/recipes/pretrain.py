@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from visual_rft.checks import check_share, config_section
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, for_run
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.prompts import DETECTION_PROBLEM
@@ -48,7 +49,6 @@ from visual_rft.recipes.binding import (
 from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
 from visual_rft.sft.trainer import check_sft_config
 from visual_rft.train.checkpoint import latest_checkpoint
-from visual_rft.train.checks import check_share, config_section
 from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
 
 PRETRAIN_FILES = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
@@ -170,8 +170,9 @@ class PretrainConfig:
     """Progress bars."""
 
 
-def run_pretrain(cfg: PretrainConfig) -> Path:
-    """Run the stages that have not run yet and return the base model folder."""
+def check_pretrain(cfg: PretrainConfig) -> None:
+    """Refuse a config the recipe cannot run, naming the field: sample kinds, phases, shares, the size, and each
+    SFT stage's config and binding as the stage will run them (against init/'s model when it is there)."""
     kinds_of = {  # field: (its sample kinds, the steps of the stages that train on them)
         "locate_kinds": (cfg.locate_kinds, [cfg.locate.run.steps]),
         "mix_kinds": (cfg.mix_kinds, [cfg.align.run.steps, cfg.joint.run.steps]),
@@ -191,21 +192,28 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         if not kinds and any(steps):
             raise ValueError(f"{name} is empty: its stages have steps to train and nothing to train on")
     for i, phase in enumerate(cfg.locate_more):
-        if phase.steps < 0 or phase.lr <= 0:
+        if phase.steps < 0 or not phase.lr > 0:
             raise ValueError(f"locate_more[{i}]: steps {phase.steps} and lr {phase.lr} must be >= 0 and > 0")
         if phase.short_prompts is not None:
             check_share(phase.short_prompts, f"locate_more[{i}].short_prompts")
     check_share(cfg.locate_classification, "locate_classification")
-    if cfg.size not in SIZES:  # before the world is drawn
-        raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
-    check_binding(cfg.binding, *language_dims(Path(cfg.out_dir) / "init", cfg.size))
-    for name in ("locate", "align", "joint"):  # a phase's other fields are the locate stage's
-        with config_section(name):
-            check_sft_config(getattr(cfg, name))
     for name, stages in (("binding_stages", cfg.binding_stages), ("position_stages", cfg.position_stages)):
         unknown = set(stages) - {"locate", "align", "joint"}
         if unknown:
             raise ValueError(f"{name}: {sorted(unknown)} are not SFT stages (locate, align, joint)")
+    if cfg.size not in SIZES:
+        raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
+    dims = language_dims(Path(cfg.out_dir) / "init", cfg.size)
+    for _, section, name, stage in stage_configs(cfg):
+        with config_section(section):
+            check_sft_config(stage)
+            if stage.run.steps:
+                check_binding(stage_binding(cfg, name), *dims)
+
+
+def run_pretrain(cfg: PretrainConfig) -> Path:
+    """Run the stages that have not run yet and return the base model folder."""
+    check_pretrain(cfg)  # before the world is drawn
     out = Path(cfg.out_dir)
     paths = build_suite(
         out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,), cfg=cfg.vision.world
@@ -220,20 +228,12 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
     if cfg.vision.steps:
         model = train_vision(model, out / "vision", replace(cfg.vision, seed=cfg.seed, progress=cfg.progress))
-    stages = [("locate", "locate", cfg.locate, located)]  # (run folder, losses as, config, samples)
-    for i, phase in enumerate(cfg.locate_more, 2):
-        data = locate_samples(parts, phase.kinds or cfg.locate_kinds, cfg.locate_classification)
-        stages.append((f"locate{i}", "locate", locate_phase(cfg.locate, phase), data))
-    stages += [("align", "align", cfg.align, samples), ("joint", "joint", cfg.joint, samples)]
-    for folder, name, stage, data in stages:
+    phases = [
+        locate_samples(parts, p.kinds or cfg.locate_kinds, cfg.locate_classification) for p in cfg.locate_more
+    ]
+    for (folder, _, name, stage), data in zip(stage_configs(cfg), [located, *phases, samples, samples]):
         if stage.run.steps:
-            binding = replace(
-                cfg.binding,
-                weight=cfg.binding.weight if name in cfg.binding_stages else 0.0,
-                pick_weight=cfg.binding.pick_weight if name in cfg.binding_stages else 0.0,
-                position_weight=cfg.binding.position_weight if name in cfg.position_stages else 0.0,
-            )
-            model = sft_stage(stage, model, out / folder, cfg, data, binding)
+            model = sft_stage(stage, model, out / folder, cfg, data, stage_binding(cfg, name))
     base = out / "base"
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(model, base)
@@ -241,6 +241,32 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
         shutil.rmtree(SHIPPED_BASE, ignore_errors=True)
         shutil.copytree(base, SHIPPED_BASE)
     return base
+
+
+def stage_configs(cfg: PretrainConfig) -> list[tuple[str, str, str, SFTTrainConfig]]:
+    """(run folder, its section on a command line, the stage its losses follow, config) of each SFT stage in
+    order: locate, each of `locate_more` (locate2/, locate3/, ...), align, joint."""
+    phases = [
+        (f"locate{i + 2}", f"locate_more[{i}]", "locate", locate_phase(cfg.locate, p))
+        for i, p in enumerate(cfg.locate_more)
+    ]
+    return [
+        ("locate", "locate", "locate", cfg.locate),
+        *phases,
+        ("align", "align", "align", cfg.align),
+        ("joint", "joint", "joint", cfg.joint),
+    ]
+
+
+def stage_binding(cfg: PretrainConfig, name: str) -> BindingConfig:
+    """The binding config of a stage: its losses on in the stages of `binding_stages` / `position_stages`."""
+    held, placed = name in cfg.binding_stages, name in cfg.position_stages
+    return replace(
+        cfg.binding,
+        weight=cfg.binding.weight if held else 0.0,
+        pick_weight=cfg.binding.pick_weight if held else 0.0,
+        position_weight=cfg.binding.position_weight if placed else 0.0,
+    )
 
 
 def language_dims(init: Path, size: str) -> tuple[int, int]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from visual_rft import rewards as rewards_lib
+from visual_rft.checks import check_at_least
 from visual_rft.config import TrainConfig
 from visual_rft.data.coords import target_to_model
 from visual_rft.data.types import Sample
@@ -37,8 +38,7 @@ from visual_rft.models.lora import disable_dropout, eval_mode, is_lora, referenc
 from visual_rft.rl.advantages import group_advantages, zero_spread_groups
 from visual_rft.rl.loss import loss_stats, policy_loss
 from visual_rft.rl.rollout import sample_group
-from visual_rft.train.base import StepResult, Trainer
-from visual_rft.train.checks import check_at_least, check_train_config
+from visual_rft.train.base import StepResult, Trainer, check_train_config
 from visual_rft.train.data_order import sampling_seed
 from visual_rft.train.distributed import PolicyPass, all_sum, gathered, gradient_sync
 from visual_rft.train.optim import learning_rates
@@ -79,8 +79,8 @@ def mean_over_updates(updates: list[dict]) -> dict:
 
 
 def check_grpo_config(cfg: TrainConfig) -> None:
-    """Refuse a config GRPO cannot run, before anything loads (`train.checks`: a recipe checks its RFT
-    section before its first run)."""
+    """Refuse a config GRPO cannot run, before anything loads (`visual_rft.checks`: a recipe checks its
+    RFT section before its first run)."""
     check_train_config(cfg)
     g, m = cfg.grpo, cfg.model
     check_at_least({"grpo.group_size": g.group_size}, 2)  # one completion a group: every advantage is 0
@@ -117,8 +117,9 @@ def check_grpo_config(cfg: TrainConfig) -> None:
 
 def check_rewards(weights: dict[str, float], tasks: set[str] = frozenset()) -> None:
     """`grpo.rewards`: every name a reward (registered, or a user function that imports), every weight a
-    number; with the data's `tasks` known, a reward that reads another task's answers is refused: it would
-    score 0 on every completion, and the run would train on the others alone."""
+    number. With the data's `tasks` known and some rewards that read a task's answers given, each must read a
+    task the data has, and each task must have one: every reward scores each completion, and one that reads
+    another task's answers gives it 0, so a task without its own would train on the format alone."""
     for name, weight in weights.items():
         try:
             rewards_lib.get(name)
@@ -126,13 +127,21 @@ def check_rewards(weights: dict[str, float], tasks: set[str] = frozenset()) -> N
             raise ValueError(f"grpo.rewards: {error}") from error
         if not math.isfinite(weight):
             raise ValueError(f"grpo.rewards.{name}: the weight must be a number, got {weight}")
-        kind = rewards_lib.answer_kind(name)
-        other = sorted(t for t in tasks if kind and t != kind)
-        if other:
+    kinds = {name: rewards_lib.answer_kind(name) for name in weights}
+    read = set(kinds.values()) - {None}
+    if not tasks or not read:  # the data unknown yet, or only format / user rewards: names only
+        return
+    for name, kind in kinds.items():
+        if kind and kind not in tasks:
             raise ValueError(
-                f"grpo.rewards.{name} reads {kind} answers, and the data has {', '.join(other)} samples, on "
-                "which it would score 0; leave grpo.rewards empty for each task's defaults"
+                f"grpo.rewards.{name} reads {kind} answers, and the data has none ({', '.join(sorted(tasks))})"
             )
+    unread = sorted(tasks - read)
+    if unread:
+        raise ValueError(
+            f"grpo.rewards: none reads the answers of the data's {', '.join(unread)} samples, which would "
+            "train on the format alone; add one, or leave grpo.rewards empty for each task's defaults"
+        )
 
 
 class GRPOTrainer(Trainer):
@@ -143,7 +152,6 @@ class GRPOTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, samples: list[Sample] | None = None, resume: bool = False):
         check_grpo_config(cfg)  # before anything loads
         super().__init__(cfg, samples, resume)
-        check_rewards(cfg.grpo.rewards, {s.task for s in self.samples})  # before any rollout
         # rollout, old, reference and policy passes must see one network: no dropout anywhere
         disable_dropout(self.model)
         g, m = cfg.grpo, cfg.model
@@ -157,6 +165,9 @@ class GRPOTrainer(Trainer):
         if self.reference is not None:
             ref = PolicyPass(self.reference, chunk_size=m.logprob_chunk_size, **self.pass_options())
             self.reference_pass = self.wrap(ref) if self.strategy == "fsdp2" else ref
+
+    def check_samples(self, samples: list[Sample]) -> None:
+        check_rewards(self.cfg.grpo.rewards, {s.task for s in samples})
 
     def updates_per_step(self) -> int:
         return self.cfg.grpo.mu

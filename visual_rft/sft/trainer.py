@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
+from visual_rft.checks import check_at_least, check_share
 from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import REGION_SLOT, answer_text
 from visual_rft.data.types import GroundingTarget, Sample
 from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
 from visual_rft.models.image_cache import ImageCache, check_cacheable
 from visual_rft.models.inputs import encode_prompts, instruction_gaps
-from visual_rft.train.base import StepResult, Trainer
-from visual_rft.train.checks import check_at_least, check_share, check_train_config
+from visual_rft.train.base import StepResult, Trainer, check_train_config
 from visual_rft.train.distributed import all_sum, gradient_sync
 from visual_rft.train.optim import learning_rates
 
@@ -39,7 +39,7 @@ def answer_tokens(texts: list[str], tokenizer, end_id: int, pad_id: int) -> tupl
 
 
 def check_sft_config(cfg: SFTTrainConfig) -> None:
-    """Refuse a config SFT cannot run, before anything loads (`train.checks`: a recipe checks each stage's)."""
+    """Refuse a config SFT cannot run, before anything loads (`visual_rft.checks`: a recipe checks each stage's)."""
     check_train_config(cfg)
     s, m = cfg.sft, cfg.model
     if s.aggregation not in ("token", "sequence"):

@@ -7,6 +7,7 @@ samples and checkpoints. Nothing else is hidden here.
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from visual_rft.checks import check_at_least
 from visual_rft.config import DataConfig, save_config
 from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
@@ -25,10 +27,10 @@ from visual_rft.models.loading import (
     load_processor,
     model_family,
     resolve_device,
+    resolve_dtype,
 )
 from visual_rft.models.lora import prepare_for_training, trainable_parameters, vision_modules
 from visual_rft.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from visual_rft.train.checks import check_train_config
 from visual_rft.train.data_order import rank_indices
 from visual_rft.train.distributed import (
     PolicyPass,
@@ -43,8 +45,8 @@ from visual_rft.train.distributed import (
     wrap_for_training,
 )
 from visual_rft.train.log import RunLogger
-from visual_rft.train.optim import build_optimizer, build_scheduler
-from visual_rft.train.precision import Precision, check_master_weights, policy_dtype
+from visual_rft.train.optim import SCHEDULES, build_optimizer, build_scheduler
+from visual_rft.train.precision import Precision, check_master_weights, policy_dtype, resolve_precision
 
 
 def load_training_samples(data: DataConfig, samples: list[Sample] | None = None) -> list[Sample]:
@@ -119,6 +121,39 @@ class StepResult:
     """The few numbers shown on the progress bar."""
 
 
+def check_train_config(cfg) -> None:
+    """The sections every trainer's config has (`TrainConfig`, `SFTTrainConfig`: run, model, optim, data, dist),
+    by name and range, before anything loads (`visual_rft.checks`); what needs the device (bf16 on this GPU) is
+    checked once it is known."""
+    run, m, o = cfg.run, cfg.model, cfg.optim
+    resolve_precision(
+        run.precision, torch.device("cpu")
+    )  # the name; a GPU without bf16 is refused once it is known
+    resolve_strategy(cfg.dist.strategy, run.precision)
+    policy_dtype(m.dtype, m.lora.enabled)  # a full fine-tune keeps fp32 master weights
+    try:
+        resolve_dtype(m.dtype, torch.device("cpu"))
+    except ValueError as error:
+        raise ValueError(f"model.dtype: {error}") from error
+    if o.schedule not in SCHEDULES:
+        raise ValueError(f"optim.schedule must be one of {sorted(SCHEDULES)}, got {o.schedule!r}")
+    if not (o.lr >= 0 and math.isfinite(o.lr)):  # 0: the loss without updates (tests measure that)
+        raise ValueError(f"optim.lr must be a number >= 0, got {o.lr}")
+    if o.vision_lr is not None and not (o.vision_lr >= 0 and math.isfinite(o.vision_lr)):
+        raise ValueError(f"optim.vision_lr must be >= 0 (or unset: optim.lr), got {o.vision_lr}")
+    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
+        raise ValueError(f"optim.betas must be two numbers in [0, 1), got {o.betas}")
+    check_at_least(
+        {
+            "run.steps": run.steps,
+            "optim.warmup_steps": o.warmup_steps,
+            "data.max_samples": cfg.data.max_samples,
+            "model.logprob_chunk_size": m.logprob_chunk_size,  # 0: no chunking
+        },
+        0,
+    )
+
+
 class Trainer:
     """Holds data, processor, model, optimizer and schedule; resumes from the run folder's last checkpoint.
     Under several processes (`accelerate launch`) each rank holds one; rank 0 alone writes the run folder."""
@@ -140,6 +175,7 @@ class Trainer:
         except FileNotFoundError as error:
             raise FileNotFoundError(f"model.path: {error}") from error
         self.samples = load_training_samples(cfg.data, samples)
+        self.check_samples(self.samples)
         self.run_dir = Path(run.output_dir)
         ckpt = latest_checkpoint(self.run_dir) if resume else None
         check_resume_world(ckpt, self.world)
@@ -173,6 +209,9 @@ class Trainer:
         tok = self.processor.tokenizer
         self.pad_id = tok.pad_token_id
         self.eos_ids = sorted({tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id} - {None})
+
+    def check_samples(self, samples: list[Sample]) -> None:
+        """A subclass's check of its config against the training samples, before the model loads."""
 
     def updates_per_step(self) -> int:
         """Optimizer updates per training step (the schedule's unit is one update)."""
