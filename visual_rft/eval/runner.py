@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from visual_rft.checks import check_at_least
+from visual_rft.checks import check_at_least, config_section
 from visual_rft.config import EvalOptions
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Sample
@@ -192,10 +192,8 @@ def check_eval_options(options: EvalOptions) -> None:
         raise ValueError(f"top_p must be in (0, 1], got {options.top_p}")
     if options.limit is not None:
         check_at_least({"limit": options.limit}, 1)
-    try:
+    with config_section("dtype"):
         resolve_dtype(options.dtype, torch.device("cpu"))
-    except ValueError as error:
-        raise ValueError(f"dtype: {error}") from error
     plan_queries([], options.categories)  # a mode, or an existence map that reads
 
 

@@ -148,9 +148,9 @@ class GRPOTrainer(Trainer):
     """GRPO on top of `Trainer` (data, model, optimizer, resume, loop): adds the reference and `step`."""
 
     name = "grpo"
+    check_config = staticmethod(check_grpo_config)
 
     def __init__(self, cfg: TrainConfig, samples: list[Sample] | None = None, resume: bool = False):
-        check_grpo_config(cfg)  # before anything loads
         super().__init__(cfg, samples, resume)
         # rollout, old, reference and policy passes must see one network: no dropout anywhere
         disable_dropout(self.model)

@@ -61,9 +61,9 @@ def check_sft_config(cfg: SFTTrainConfig) -> None:
 
 class SFTTrainer(Trainer):
     name = "sft"
+    check_config = staticmethod(check_sft_config)
 
     def __init__(self, cfg: SFTTrainConfig, samples: list[Sample] | None = None, resume: bool = False):
-        check_sft_config(cfg)  # before anything loads
         super().__init__(cfg, samples, resume)
         self.end_id = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.image_cache = None

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visual_rft.checks import check_at_least
+from visual_rft.checks import check_at_least, config_section
 from visual_rft.config import DataConfig, save_config
 from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
@@ -126,15 +126,12 @@ def check_train_config(cfg) -> None:
     by name and range, before anything loads (`visual_rft.checks`); what needs the device (bf16 on this GPU) is
     checked once it is known."""
     run, m, o = cfg.run, cfg.model, cfg.optim
-    resolve_precision(
-        run.precision, torch.device("cpu")
-    )  # the name; a GPU without bf16 is refused once it is known
+    cpu = torch.device("cpu")  # the names alone: a GPU without bf16 is refused once it is known
+    resolve_precision(run.precision, cpu)
     resolve_strategy(cfg.dist.strategy, run.precision)
     policy_dtype(m.dtype, m.lora.enabled)  # a full fine-tune keeps fp32 master weights
-    try:
-        resolve_dtype(m.dtype, torch.device("cpu"))
-    except ValueError as error:
-        raise ValueError(f"model.dtype: {error}") from error
+    with config_section("model.dtype"):
+        resolve_dtype(m.dtype, cpu)
     if o.schedule not in SCHEDULES:
         raise ValueError(f"optim.schedule must be one of {sorted(SCHEDULES)}, got {o.schedule!r}")
     if not (o.lr >= 0 and math.isfinite(o.lr)):  # 0: the loss without updates (tests measure that)
@@ -160,9 +157,12 @@ class Trainer:
 
     name = "train"
 
+    check_config = staticmethod(check_train_config)
+    """The trainer's config check, run first of all (a subclass's adds its own sections)."""
+
     def __init__(self, cfg, samples: list[Sample] | None = None, resume: bool = False):
         self.cfg = cfg
-        check_train_config(cfg)  # before anything loads
+        self.check_config(cfg)  # before anything loads
         run, m = cfg.run, cfg.model
         self.strategy = resolve_strategy(cfg.dist.strategy, run.precision)
         self.world = join_world(m.device, self.strategy)
