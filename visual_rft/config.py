@@ -176,11 +176,11 @@ class RunConfig:
     state) or fp16-mixed (the same with a gradient scaler); auto: bf16-mixed on a CUDA device with bf16,
     fp32 otherwise. Checkpoints are saved in fp32 either way."""
     log_every: int = 1
-    """Write metrics every N steps."""
+    """Write metrics every N steps (0: never)."""
     save_every: int = 50
     """Checkpoint every N steps (and at the end); 0: only at the end."""
     keep_last: int = 2
-    """Checkpoints to keep."""
+    """Checkpoints to keep (0: every one)."""
     sample_every: int = 10
     """Write sample completions with their rewards every N steps (0: never)."""
     tensorboard: bool = True

@@ -126,3 +126,17 @@ def test_bench_miniature_writes_tables_and_resumes(tiny_model_dir, tmp_path, cap
     again = results.read_text()
     assert "Written by `again`." in again and "Written by `vrft world bench (test)`" not in again
     assert again.endswith("\n## What was tried\n\nA hand-written analysis.\n")  # the notes survive
+
+
+def test_a_world_folder_without_a_cells_files_is_refused_before_the_base_evaluation(tmp_path):
+    world = tmp_path / "bench" / "world"  # from before world.json kept its settings: ensure_world takes it
+    world.mkdir(parents=True)
+    (world / "world.json").write_text(json.dumps({"files": {}}))
+    cfg = load_config(
+        BenchConfig, None, ["tasks=[classification]", "shots=[1]", f"out_dir={tmp_path / 'bench'}"]
+    )
+    with pytest.raises(
+        FileNotFoundError, match=r"cls_fewshot_1shot.jsonl: the world folder has no such file"
+    ):
+        run_bench(cfg)
+    assert sorted(p.name for p in (tmp_path / "bench").iterdir()) == ["world"]  # no base evaluated

@@ -6,7 +6,7 @@ import pytest
 
 from visual_rft.config import load_config
 from visual_rft.recipes.base_model import THINK
-from visual_rft.recipes.fewshot import FewShotConfig, ensure_world, run_fewshot
+from visual_rft.recipes.fewshot import FewShotConfig, ensure_world, run_fewshot, task_files
 from visual_rft.world import WorldConfig, world_settings
 
 
@@ -117,3 +117,27 @@ def test_methods_the_trainers_would_refuse_are_refused_before_the_world_is_drawn
 def test_a_world_from_before_world_json_kept_its_settings_is_used_as_it_is(tmp_path):
     (tmp_path / "world.json").write_text(json.dumps({"files": {}}))
     assert ensure_world(tmp_path, 5, WorldConfig(digit_fills=True)) == tmp_path
+
+
+def test_a_world_folder_without_the_tasks_files_is_refused_before_any_training(tmp_path):
+    """A world folder from before world.json kept its settings passes ensure_world; a file it lacks is named
+    before SFT runs, the test file too (read only after both trainings)."""
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "world.json").write_text(json.dumps({"files": {}}))
+    (world / "cls_fewshot_2shot.jsonl").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"cls_fewshot_test.jsonl: the world folder has no such file"):
+        task_files(world, "classification", 2)
+    (world / "cls_fewshot_test.jsonl").write_text("")
+    assert task_files(world, "classification", 2) == (
+        world / "cls_fewshot_2shot.jsonl",
+        world / "cls_fewshot_test.jsonl",
+    )
+    cfg = load_config(
+        FewShotConfig,
+        None,
+        ["task=detection", f"world_dir={world}", f"out_dir={tmp_path / 'run'}", "progress=false"],
+    )
+    with pytest.raises(FileNotFoundError, match=r"det_novel_2shot.jsonl: the world folder has no such file"):
+        run_fewshot(cfg)
+    assert not (tmp_path / "run" / "sft").exists()

@@ -60,6 +60,11 @@ def test_a_classification_share_outside_0_1_is_refused_before_any_work(tmp_path)
             r"binding.position_layer: 0 is not a layer 1..3",
         ),
         ("align.model.freeze_vision=false", r"align: model.cache_images=true needs model.freeze_vision"),
+        ("vision.batch_size=0", r"vision: batch_size must be >= 1, got 0"),
+        ("vision.detection_share=2", r"vision: detection_share: 2.0 is not a share"),
+        ("vision.lr=-1e-3", r"vision: lr must be a number >= 0, got -0.001"),
+        ("vision.save_every=-500", r"vision: save_every must be >= 0, got -500"),
+        ("vision.corner_weight=-1", r"vision: corner_weight must be >= 0"),
     ],
 )
 def test_a_stage_config_that_sft_would_refuse_is_refused_before_the_first_stage(tmp_path, override, message):
@@ -122,3 +127,8 @@ def test_a_locate_phase_without_kinds_needs_the_locate_stage_to_have_some(tmp_pa
     with pytest.raises(ValueError, match=r"locate_more\[0\].kinds is empty"):
         run_pretrain(cfg)
     assert not (tmp_path / "pre").exists()
+
+
+def test_a_skipped_vision_stage_is_not_checked(tmp_path):
+    cfg = load_config(PretrainConfig, None, ["vision.steps=0", "vision.batch_size=0"])
+    check_pretrain(cfg)  # the stage does not run: its settings do not matter

@@ -100,6 +100,22 @@ def test_an_interrupted_stage_resumes_where_an_uninterrupted_one_ends(tiny_model
     assert not all(torch.equal(start[k], after[k]) for k in start if "visual" in k)
 
 
+def test_save_every_0_saves_at_the_end_only_and_log_every_0_logs_the_last_step(tiny_model_dir, tmp_path):
+    cfg = replace(SMALL, steps=2, save_every=0, log_every=0)
+    assert (
+        train_vision(tiny_model_dir, tmp_path / "v", cfg, stop_after=1).name == "checkpoint.pt"
+    )  # interrupted
+    assert train_vision(tiny_model_dir, tmp_path / "v", cfg) == tmp_path / "v" / "model"
+    rows = [json.loads(x)["step"] for x in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [2]
+
+
+def test_a_bad_setting_is_refused_before_the_model_loads(tmp_path):
+    with pytest.raises(ValueError, match=r"workers must be >= 0, got -1"):
+        train_vision(tmp_path / "no_model", tmp_path / "v", replace(SMALL, workers=-1))
+    assert not (tmp_path / "v").exists()
+
+
 def test_scenes_drawn_ahead_by_workers_train_the_tower_as_scenes_drawn_in_the_loop(tiny_model_dir, tmp_path):
     cfg = replace(SMALL, steps=3, save_every=10)
     loop = train_vision(tiny_model_dir, tmp_path / "loop", cfg)

@@ -72,6 +72,10 @@ def test_the_defaults_pass(cls):
         ("run.steps=-1", r"run.steps must be >= 0, got -1"),
         ("data.max_samples=-1", r"data.max_samples must be >= 0, got -1"),
         ("model.logprob_chunk_size=-2", r"model.logprob_chunk_size must be >= 0, got -2"),
+        ("run.save_every=-50", r"run.save_every must be >= 0, got -50"),
+        ("run.keep_last=-1", r"run.keep_last must be >= 0, got -1"),
+        ("run.log_every=-1", r"run.log_every must be >= 0, got -1"),
+        ("run.sample_every=-10", r"run.sample_every must be >= 0, got -10"),
     ],
 )
 @pytest.mark.parametrize("cls", [TrainConfig, SFTTrainConfig])

@@ -23,7 +23,15 @@ from pathlib import Path
 from visual_rft.checks import config_section
 from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import default_base_model
-from visual_rft.recipes.fewshot import FILES, FewShotConfig, check_methods, ensure_world, metric, run_fewshot
+from visual_rft.recipes.fewshot import (
+    FILES,
+    FewShotConfig,
+    check_methods,
+    ensure_world,
+    metric,
+    run_fewshot,
+    task_files,
+)
 from visual_rft.report.machine import machine
 
 TABLES = {  # task -> (title, [(column, dotted metric)])
@@ -104,6 +112,8 @@ def run_bench(cfg: BenchConfig, command: str = "run_bench(cfg)") -> Path:
     out = Path(cfg.out_dir)
     base = Path(cfg.fewshot.base_model) if cfg.fewshot.base_model else default_base_model()
     world = ensure_world(out / "world", cfg.fewshot.world_seed, cfg.fewshot.world)
+    for task, k in grid:  # every cell's files, before the base is evaluated or a cell trains
+        task_files(world, task, k)
     t0 = time.perf_counter()
     base_metrics = {task: evaluate_base(cfg, task, base, world) for task in cfg.tasks}
     for i, (task, k, seed) in enumerate(plan, 1):

@@ -46,7 +46,7 @@ from visual_rft.recipes.binding import (
     check_binding,
     sample_kind,
 )
-from visual_rft.recipes.vision_tower import VisionStageConfig, train_vision
+from visual_rft.recipes.vision_tower import VisionStageConfig, check_vision_stage, train_vision
 from visual_rft.sft.trainer import check_sft_config
 from visual_rft.train.checkpoint import latest_checkpoint
 from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
@@ -205,6 +205,9 @@ def check_pretrain(cfg: PretrainConfig) -> None:
             raise ValueError(f"{name}: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     if cfg.size not in SIZES:
         raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
+    if cfg.vision.steps:
+        with config_section("vision"):
+            check_vision_stage(cfg.vision)
     dims = language_dims(Path(cfg.out_dir) / "init", cfg.size)
     for _, section, name, stage in stage_configs(cfg):
         with config_section(section):

@@ -16,6 +16,7 @@ unseen. The tower is written back into an ordinary model folder; the heads go to
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from visual_rft.checks import check_at_least, check_share
 from visual_rft.data.files import atomic_path
 from visual_rft.models.forward import encode_images
 from visual_rft.models.loading import load_model, load_processor, resolve_device
@@ -90,9 +92,9 @@ class VisionStageConfig:
     in the training process, between steps). A step's batch is a function of (seed, step), so the run is
     the same either way; on a GPU the drawing (about 0.1 s a step on one core) is the step's bottleneck."""
     save_every: int = 500
-    """Write a resumable checkpoint every N steps (and at the end)."""
+    """Write a resumable checkpoint every N steps (and at the end); 0: at the end only."""
     log_every: int = 25
-    """Append metrics to metrics.jsonl every N steps."""
+    """Append metrics to metrics.jsonl every N steps (and at the end); 0: at the end only."""
     progress: bool = True
     """Progress bar."""
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -231,12 +233,35 @@ def tower_tokens(model, processor, images) -> torch.Tensor:
     return encode_images(model, inputs["pixel_values"], inputs["image_grid_thw"]).tokens  # [n_tokens, H]
 
 
+def check_vision_stage(cfg: VisionStageConfig) -> None:
+    """Refuse a stage 1 config by field name and range, before the model loads (`visual_rft.checks`)."""
+    if not (cfg.lr >= 0 and math.isfinite(cfg.lr)):
+        raise ValueError(f"lr must be a number >= 0, got {cfg.lr}")
+    check_share(cfg.detection_share, "detection_share")
+    check_at_least({"batch_size": cfg.batch_size}, 1)
+    check_at_least(
+        {
+            "steps": cfg.steps,
+            "warmup_steps": cfg.warmup_steps,
+            "workers": cfg.workers,
+            "save_every": cfg.save_every,
+            "log_every": cfg.log_every,
+            "box_weight": cfg.box_weight,
+            "position_weight": cfg.position_weight,
+            "pooled_weight": cfg.pooled_weight,
+            "corner_weight": cfg.corner_weight,
+        },
+        0,
+    )
+
+
 def train_vision(
     model_dir: str | Path, out_dir: str | Path, cfg: VisionStageConfig, stop_after: int | None = None
 ) -> Path:
     """Train the tower of the model in `model_dir`; writes OUT/model (the whole model, the tower trained),
     OUT/heads.pt, OUT/metrics.jsonl and OUT/config.json; resumes from OUT/checkpoint.pt. Returns OUT/model.
     `stop_after`: stop (with a checkpoint) after that many steps of this call, as an interrupted run would."""
+    check_vision_stage(cfg)
     out = Path(out_dir)
     done = out / "done.json"
     if done.exists() and json.loads(done.read_text())["steps"] == cfg.steps:
@@ -282,14 +307,14 @@ def train_vision(
         optimizer.step()
         schedule.step()
         n = step + 1
-        if n % cfg.log_every == 0 or n == cfg.steps:
+        if (cfg.log_every and n % cfg.log_every == 0) or n == cfg.steps:
             row = {"step": n, "loss": float(loss.detach()), "grad_norm": grad_norm, **metrics}
             row["seconds"] = round(time.perf_counter() - t0, 1)
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             bar.set_postfix(loss=f"{row['loss']:.3f}", shape=f"{metrics['acc/pooled_shape']:.2f}")
         stopping = stop_after is not None and n - start >= stop_after
-        if n % cfg.save_every == 0 or n == cfg.steps or stopping:
+        if (cfg.save_every and n % cfg.save_every == 0) or n == cfg.steps or stopping:
             with atomic_path(out / "checkpoint.pt") as tmp:
                 torch.save(
                     {

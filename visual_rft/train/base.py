@@ -146,6 +146,10 @@ def check_train_config(cfg) -> None:
             "optim.warmup_steps": o.warmup_steps,
             "data.max_samples": cfg.data.max_samples,
             "model.logprob_chunk_size": m.logprob_chunk_size,  # 0: no chunking
+            "run.save_every": run.save_every,  # 0: at the end only
+            "run.keep_last": run.keep_last,  # 0: every checkpoint
+            "run.log_every": run.log_every,  # 0: no metrics
+            "run.sample_every": run.sample_every,  # 0: no samples
         },
         0,
     )
