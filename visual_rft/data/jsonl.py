@@ -28,6 +28,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
+
 from visual_rft.data.files import write_lines_atomic
 from visual_rft.data.types import (
     TASKS,
@@ -251,8 +253,6 @@ def read_samples(path: str | os.PathLike) -> list[Sample]:
 
 def check_image(sample: Sample) -> tuple[int, int]:
     """Open each image of a sample; returns the first one's (width, height). Raises DataError."""
-    from PIL import Image, UnidentifiedImageError
-
     size = None
     for i, p in enumerate(sample.images):
         field = f"images[{i}]"

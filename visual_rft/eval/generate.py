@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from visual_rft.data.coords import CoordFrame
 from visual_rft.data.types import Sample
@@ -141,8 +142,6 @@ def generate(
     `sort`: batch samples of similar prompt length together (the result is the same, padding is less).
     `progress`: show a tqdm bar (samples done, rate, ETA) on stderr.
     """
-    from tqdm.auto import tqdm
-
     options = options or DecodeOptions()
     convention = convention or coord_convention(model_family(model.config))
     cfg = _generation_config(model, processor, options)
