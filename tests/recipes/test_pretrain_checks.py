@@ -130,5 +130,7 @@ def test_a_locate_phase_without_kinds_needs_the_locate_stage_to_have_some(tmp_pa
 
 
 def test_a_skipped_vision_stage_is_not_checked(tmp_path):
-    cfg = load_config(PretrainConfig, None, ["vision.steps=0", "vision.batch_size=0"])
+    cfg = load_config(
+        PretrainConfig, None, [f"out_dir={tmp_path / 'pre'}", "vision.steps=0", "vision.batch_size=0"]
+    )
     check_pretrain(cfg)  # the stage does not run: its settings do not matter

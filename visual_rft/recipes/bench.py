@@ -24,10 +24,10 @@ from visual_rft.checks import config_section
 from visual_rft.eval.runner import evaluate_models
 from visual_rft.recipes.base_model import default_base_model
 from visual_rft.recipes.fewshot import (
-    FILES,
     FewShotConfig,
     check_methods,
     ensure_world,
+    held_out_file,
     metric,
     run_fewshot,
     task_files,
@@ -99,7 +99,7 @@ def evaluate_base(cfg: BenchConfig, task: str, base: Path, world: Path) -> dict:
     if done.exists():
         return json.loads(done.read_text())["base"]
     options = replace(cfg.fewshot.eval, progress=cfg.fewshot.progress)
-    return evaluate_models({"base": base}, world / f"{FILES[task][1]}.jsonl", out, options)["base"]
+    return evaluate_models({"base": base}, held_out_file(world, task), out, options)["base"]
 
 
 def run_bench(cfg: BenchConfig, command: str = "run_bench(cfg)") -> Path:

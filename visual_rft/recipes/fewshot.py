@@ -136,18 +136,24 @@ def ensure_world(world_dir: Path, seed: int, cfg: WorldConfig | None = None) -> 
     return world_dir
 
 
+def held_out_file(world: Path, task: str) -> Path:
+    """The task's test file in `world`, there: a world folder without it (its own files, or one built by an
+    older version) is refused, naming the file, before anything trains or is evaluated."""
+    return world_file(world / f"{FILES[task][1]}.jsonl", task)
+
+
 def task_files(world: Path, task: str, shots: int) -> tuple[Path, Path]:
-    """The task's k-shot training file and its test file in `world`, both there: a world folder without one
-    (its own files, or one built by an older version) is refused, naming the file, before anything trains."""
-    prefix, test_name = FILES[task]
-    paths = (world / f"{prefix}_{shots}shot.jsonl", world / f"{test_name}.jsonl")
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: the world folder has no such file ({task}, {shots} shots); build the world in a "
-                "new folder (`vrft world build`, or leave world_dir empty)"
-            )
-    return paths
+    """The task's k-shot training file and its test file in `world`, both there (see `held_out_file`)."""
+    return world_file(world / f"{FILES[task][0]}_{shots}shot.jsonl", task), held_out_file(world, task)
+
+
+def world_file(path: Path, task: str) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the world folder has no such file ({task}); build the world in a new folder "
+            "(`vrft world build`, or leave world_dir empty)"
+        )
+    return path
 
 
 def check_methods(cfg: FewShotConfig) -> None:
@@ -175,7 +181,7 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     base = Path(cfg.base_model) if cfg.base_model else default_base_model()
     world = ensure_world(Path(cfg.world_dir) if cfg.world_dir else out / "world", cfg.world_seed, cfg.world)
-    train_file, test_file = task_files(world, cfg.task, cfg.shots)
+    train_file, test_set = task_files(world, cfg.task, cfg.shots)
     train = read_samples(train_file)
     sft_cfg = for_run(cfg.sft, base, out / "sft", cfg.seed, cfg.progress)
     rft_cfg = for_run(cfg.rft, base, out / "rft", cfg.seed, cfg.progress)
@@ -196,7 +202,7 @@ def run_fewshot(cfg: FewShotConfig) -> dict:
         "rft": out / "rft" / f"checkpoint-{rft_cfg.run.steps}" / "model",
     }
     options = replace(cfg.eval, progress=cfg.progress)
-    metrics = evaluate_models(models, test_file, out / "eval", options)
+    metrics = evaluate_models(models, test_set, out / "eval", options)
     timings["eval_s"] = time.perf_counter() - t0
 
     results = {
