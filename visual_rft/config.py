@@ -161,6 +161,8 @@ class SFTConfig:
     """In a short step, give the template's last tokens and the answer the RoPE positions they have after the
     full prompt (the instructions' positions skipped, not their tokens): the answer as far from the image as
     evaluation puts it."""
+    position_jitter: int = 0
+    """Move each sample's text after the image, answer included, a random 0..N RoPE positions on (0: none)."""
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from visual_rft.models.forward import ImageFeatures, completion_logprobs, encode_images
+from visual_rft.models.forward import ImageFeatures, completion_logprobs, encode_images, shift_after_image
 from visual_rft.rl.rollout import sample_group
 
 
@@ -203,3 +203,13 @@ def test_shared_prefix_under_activation_checkpointing(
     per_row, g_per_row = _values_and_grads(model, r, share_prefix=False)
     assert_close(shared * r.completion_mask, per_row * r.completion_mask, atol=1e-5, rtol=1e-5)
     _assert_grads_close(g_shared, g_per_row)
+
+
+def test_shift_after_image_moves_each_rows_text_after_its_image_and_end_marker():
+    # row 0: a token, 2 image tokens, <|vision_end|>, 2 text tokens; row 1: 2 pads, 1 image token, the marker,
+    # 2 text tokens; row 2: text alone
+    types = torch.tensor([[0, 1, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    positions = torch.arange(6).repeat(3, 3, 1)  # [3, 3, 6]
+    moved = shift_after_image(positions, types, [10, 3, 5])
+    assert moved[0].tolist() == [[0, 1, 2, 3, 14, 15], [0, 1, 2, 3, 7, 8], [5, 6, 7, 8, 9, 10]]
+    assert torch.equal(moved[0], moved[2])  # every mRoPE axis alike

@@ -231,10 +231,48 @@ def test_short_steps_can_keep_the_full_prompts_positions(tiny_model_dir, toy_sam
     assert (full.next_position - moved.next_position).tolist() == cut  # without it the answer moves up
 
 
+def test_position_jitter_moves_each_samples_text_after_the_image_by_its_own_draw(
+    tiny_model_dir, toy_samples, tmp_path
+):
+    """`sft.position_jitter`: per sample and step, the prompt after the image and the answer move 0..N
+    positions further on (the image and its end marker stay); a sample's draw is a function of the step and its
+    index in the global batch, whatever the micro-batches, and `step` trains on it."""
+    batch = [toy_samples[0], toy_samples[3]]
+    cfg = _sft(tiny_model_dir, tmp_path)
+    cfg = replace(cfg, sft=replace(cfg.sft, batch_size=2, position_jitter=40))
+    trainer = SFTTrainer(cfg, samples=batch)
+    draws = trainer.jitter(7, 0, 2)
+    assert all(0 <= d <= 40 for d in draws) and len({tuple(trainer.jitter(s, 0, 2)) for s in range(20)}) > 1
+    assert [*trainer.jitter(7, 0, 1), *trainer.jitter(7, 1, 1)] == draws  # micro-batches of one: the same
+    assert (
+        SFTTrainer(replace(cfg, sft=replace(cfg.sft, position_jitter=0)), samples=batch).jitter(7, 0, 2)
+        is None
+    )
+    plain, _ = trainer.batch(batch)
+    moved, _ = trainer.batch(batch, jitter=draws)
+    assert (moved.next_position - plain.next_position).tolist() == draws  # the answer moves with it
+    tok = trainer.processor.tokenizer
+    kept = (plain.prompt_ids == tok.convert_tokens_to_ids("<|image_pad|>")) | (
+        plain.prompt_ids == tok.convert_tokens_to_ids("<|vision_end|>")
+    )  # [B, L]
+    for b in range(2):
+        assert torch.equal(moved.prompt_positions[:, b, kept[b]], plain.prompt_positions[:, b, kept[b]])
+        assert (moved.prompt_positions[:, b, -1] - plain.prompt_positions[:, b, -1] == draws[b]).all()
+    assert torch.equal(moved.completion_ids, plain.completion_ids)
+    seen = []
+    real_batch = trainer.batch
+    trainer.batch = lambda part, short=False, jitter=None: (
+        seen.append(jitter) or real_batch(part, short, jitter)
+    )
+    trainer.step(7)
+    assert seen == [draws]
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
         ("sft.batch_size=0", r"sft.batch_size must be >= 1, got 0"),
+        ("sft.position_jitter=-1", r"sft.position_jitter must be >= 0, got -1"),
         ("sft.micro_batch_size=-4", r"sft.micro_batch_size must be >= 0, got -4"),
         ("sft.aggregation=mean", r"sft.aggregation must be token or sequence"),
         ("optim.schedule=cosin", r"optim.schedule must be one of"),  # the shared sections too

@@ -122,6 +122,18 @@ def prompt_positions(model, inputs) -> torch.Tensor:
     return positions  # [3, B, L]
 
 
+def shift_after_image(positions: torch.Tensor, mm_token_type_ids: torch.Tensor, offsets) -> torch.Tensor:
+    """[3, B, L] `positions` of a left-padded prompt batch with row b's text after its image moved `offsets[b]`
+    further on: from the token after <|vision_end|> (which stays beside the image, as in every prompt); a
+    completion continues from the prompt's last position, so it moves too. A row without an image moves whole."""
+    is_image = mm_token_type_ids != 0  # [B, L]
+    after = is_image.flip(-1).cumsum(-1).flip(-1) == 0  # [B, L] no image token from here on
+    end_marker = torch.roll(is_image, 1, dims=-1)  # [B, L] the token after an image token
+    end_marker[:, 0] = False
+    offsets = torch.as_tensor(offsets, device=positions.device)  # [B]
+    return positions + offsets[None, :, None] * (after & ~end_marker)[None]  # [3, B, L]
+
+
 def encode_images(model, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> ImageFeatures:
     """The vision tower's output for all images, in order (one call for the batch)."""
     core = core_model(model)

@@ -18,10 +18,17 @@ from visual_rft.checks import check_at_least, check_share
 from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import REGION_SLOT, answer_text
 from visual_rft.data.types import GroundingTarget, Sample
-from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
+from visual_rft.models.forward import (
+    Rollout,
+    completion_logprobs,
+    count_images,
+    prompt_positions,
+    shift_after_image,
+)
 from visual_rft.models.image_cache import ImageCache, check_cacheable
 from visual_rft.models.inputs import encode_prompts, instruction_gaps
 from visual_rft.train.base import StepResult, Trainer, check_train_config
+from visual_rft.train.data_order import position_offsets
 from visual_rft.train.distributed import all_sum, gradient_sync
 from visual_rft.train.optim import learning_rates
 
@@ -45,7 +52,7 @@ def check_sft_config(cfg: SFTTrainConfig) -> None:
     if s.aggregation not in ("token", "sequence"):
         raise ValueError(f"sft.aggregation must be token or sequence, got {s.aggregation!r}")
     check_at_least({"sft.batch_size": s.batch_size}, 1)
-    check_at_least({"sft.micro_batch_size": s.micro_batch_size}, 0)  # 0: the whole batch at once
+    check_at_least({"sft.micro_batch_size": s.micro_batch_size, "sft.position_jitter": s.position_jitter}, 0)
     check_share(s.short_prompts, "sft.short_prompts")
     if REGION_SLOT in s.think:
         raise ValueError(
@@ -75,14 +82,19 @@ class SFTTrainer(Trainer):
     def pass_options(self) -> dict:
         return {"logprobs": completion_logprobs}
 
-    def batch(self, samples: list[Sample], short: bool = False) -> tuple[Rollout, list[str]]:
-        """Prompts (`short`: the questions alone) and their reference answers as a one-completion rollout."""
+    def batch(
+        self, samples: list[Sample], short: bool = False, jitter: list[int] | None = None
+    ) -> tuple[Rollout, list[str]]:
+        """Prompts (`short`: the questions alone) and their reference answers as a one-completion rollout;
+        `jitter`: per sample, RoPE positions to move its text after the image by (`sft.position_jitter`)."""
         inputs, frames = encode_prompts(samples, self.processor, self.convention, short)
         inputs = inputs.to(self.device)
         positions = prompt_positions(self.model, inputs)  # [3, B, L]
         if short and self.cfg.sft.short_keeps_positions:  # the answer where the full prompt puts it
             gaps, tail = instruction_gaps(samples, frames, self.processor)
             positions[:, :, -tail:] += torch.tensor(gaps, device=positions.device)[None, :, None]
+        if jitter is not None:
+            positions = shift_after_image(positions, inputs["mm_token_type_ids"], jitter)  # [3, B, L]
         texts = [answer_text(s, f, self.think_for(s)) for s, f in zip(samples, frames)]
         ids, mask = answer_tokens(texts, self.processor.tokenizer, self.end_id, self.pad_id)
         rollout = Rollout(
@@ -109,6 +121,17 @@ class SFTTrainer(Trainer):
         (at 0.8, four steps in every five, the first of each five in full)."""
         share = self.cfg.sft.short_prompts
         return math.floor((step + 1) * share) > math.floor(step * share)
+
+    def jitter(self, step: int, start: int, n: int) -> list[int] | None:
+        """`sft.position_jitter`'s offsets for the n samples of `step` from `start` on in this rank's batch
+        (`data_order.position_offsets`: the same for any number of ranks or micro-batches, and on resuming);
+        None without jitter."""
+        most = self.cfg.sft.position_jitter
+        if not most:
+            return None
+        B = self.cfg.sft.batch_size
+        first = self.world.rank * B + start  # the first sample's index in the global batch
+        return position_offsets(self.cfg.run.seed, step, B * self.world.size, most)[first : first + n]
 
     def think_for(self, sample: Sample) -> str | None:
         """The think text of a sample's answer (None: no think part)."""
@@ -139,7 +162,7 @@ class SFTTrainer(Trainer):
         chunks = []
         for start in range(0, B, micro):
             part = batch[start : start + micro]
-            rollout, texts = self.batch(part, short)
+            rollout, texts = self.batch(part, short, self.jitter(step, start, len(part)))
             chunks.append((rollout, part, texts))
             local_tokens += int(rollout.completion_mask.sum())
         total_tokens = int(all_sum(torch.tensor(local_tokens), world))  # of the global batch

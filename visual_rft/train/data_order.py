@@ -31,3 +31,14 @@ def sampling_seed(seed: int, step: int, prompt: int) -> int:
     """The seed of the rollout noise of the `prompt`-th prompt (its index in the step's global batch) of
     step `step`: the completions of a prompt do not depend on which rank samples it, nor on its neighbours."""
     return int(np.random.SeedSequence([seed, step, prompt]).generate_state(1, np.uint64)[0] >> 1)
+
+
+JITTER_STREAM = 7
+"""A non-zero tag that keeps `position_offsets`' stream apart from the data order's ([seed, epoch]): numpy's
+SeedSequence ignores trailing zeros."""
+
+
+def position_offsets(seed: int, step: int, batch: int, most: int) -> list[int]:
+    """`sft.position_jitter`'s offsets, 0..most, of the `batch` samples of step `step`'s global batch in order:
+    a sample's offset depends on its index there, not on which rank or micro-batch takes it."""
+    return np.random.default_rng([seed, step, JITTER_STREAM]).integers(0, most + 1, batch).tolist()
