@@ -2,7 +2,7 @@
 
 import pytest
 
-from visual_rft.checks import check_at_least, check_share, config_section
+from visual_rft.checks import check_at_least, check_rate, check_share, config_section
 from visual_rft.config import SFTTrainConfig, load_config
 from visual_rft.train.base import check_train_config
 
@@ -27,3 +27,11 @@ def test_a_section_prefixes_the_errors_raised_inside_it():
             check_train_config(load_config(SFTTrainConfig, None, ["optim.lr=-1"]))
     with config_section("joint"):  # nothing raised: nothing changed
         check_train_config(SFTTrainConfig())
+
+
+def test_check_rate_allows_0_and_refuses_negative_or_non_finite_rates():
+    check_rate(0.0, "optim.lr")
+    check_rate(1e-3, "optim.lr")
+    for bad in (-1e-5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"optim.lr must be a number >= 0"):
+            check_rate(bad, "optim.lr")

@@ -8,6 +8,7 @@ does not wait for the others. Errors name the field as a command line sets it (`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,3 +33,9 @@ def check_at_least(values: dict[str, float], least: float) -> None:
     for name, value in values.items():
         if not value >= least:
             raise ValueError(f"{name} must be >= {least}, got {value}")
+
+
+def check_rate(value: float, field: str) -> None:
+    """Refuse a learning rate below 0 or not finite (0 is allowed: the loss without updates), naming the field."""
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{field} must be a number >= 0, got {value}")

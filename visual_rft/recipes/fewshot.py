@@ -148,6 +148,7 @@ def task_files(world: Path, task: str, shots: int) -> tuple[Path, Path]:
 
 
 def world_file(path: Path, task: str) -> Path:
+    """`path`, a file of the task's world folder; refused, naming it, when it is not there."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: the world folder has no such file ({task}); build the world in a new folder "

@@ -16,7 +16,6 @@ unseen. The tower is written back into an ordinary model folder; the heads go to
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from visual_rft.checks import check_at_least, check_share
+from visual_rft.checks import check_at_least, check_rate, check_share
 from visual_rft.data.files import atomic_path
 from visual_rft.models.forward import encode_images
 from visual_rft.models.loading import load_model, load_processor, resolve_device
@@ -235,8 +234,7 @@ def tower_tokens(model, processor, images) -> torch.Tensor:
 
 def check_vision_stage(cfg: VisionStageConfig) -> None:
     """Refuse a stage 1 config by field name and range, before the model loads (`visual_rft.checks`)."""
-    if not (cfg.lr >= 0 and math.isfinite(cfg.lr)):
-        raise ValueError(f"lr must be a number >= 0, got {cfg.lr}")
+    check_rate(cfg.lr, "lr")
     check_share(cfg.detection_share, "detection_share")
     check_at_least({"batch_size": cfg.batch_size}, 1)
     check_at_least(

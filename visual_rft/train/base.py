@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visual_rft.checks import check_at_least, config_section
+from visual_rft.checks import check_at_least, check_rate, config_section
 from visual_rft.config import DataConfig, save_config
 from visual_rft.data.jsonl import DataError, check_file, check_image, read_samples
 from visual_rft.data.types import Sample
@@ -134,8 +134,7 @@ def check_train_config(cfg) -> None:
         resolve_dtype(m.dtype, cpu)
     if o.schedule not in SCHEDULES:
         raise ValueError(f"optim.schedule must be one of {sorted(SCHEDULES)}, got {o.schedule!r}")
-    if not (o.lr >= 0 and math.isfinite(o.lr)):  # 0: the loss without updates (tests measure that)
-        raise ValueError(f"optim.lr must be a number >= 0, got {o.lr}")
+    check_rate(o.lr, "optim.lr")  # 0: the loss without updates (tests measure that)
     if o.vision_lr is not None and not (o.vision_lr >= 0 and math.isfinite(o.vision_lr)):
         raise ValueError(f"optim.vision_lr must be >= 0 (or unset: optim.lr), got {o.vision_lr}")
     if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
