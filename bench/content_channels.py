@@ -4,6 +4,7 @@ frequencies turned nearly still, so that some query-key channels match content w
     python bench/content_channels.py --model runs/dfill_s1/base --out runs/rope_B/init --still 4
     python bench/content_channels.py --model runs/dfill_s1/base --out runs/rope_C/init --still 4 --sections 2,5,9
     python bench/content_channels.py --model runs/dfill_s1/base --show          # the frequencies only
+    python bench/content_channels.py --model runs/rope_A/vision/model --show --jitter 64
 
 With theta 10 (`models/tiny.py`, so that the height and width sections resolve the grid) every frequency of the
 5m head turns at least 0.115 rad a position, so no channel of a query-key product is the same for two image
@@ -40,6 +41,12 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=1000.0, help="what those frequencies are divided by")
     parser.add_argument("--sections", help="the mRoPE split, e.g. 2,5,9 (default: the model's)")
     parser.add_argument("--show", action="store_true", help="print the frequencies and write nothing")
+    parser.add_argument(
+        "--jitter",
+        type=int,
+        help="also print how much of each channel's query-key match survives moving the text 0..N positions "
+        "from the image (sft.position_jitter): 1 for a still channel, near 0 for one that turns a full circle",
+    )
     args = parser.parse_args()
     config = json.loads((args.model / "config.json").read_text())
     sections = [int(n) for n in args.sections.split(",")] if args.sections else None
@@ -47,6 +54,9 @@ def main() -> None:
     rope = content_rope(text, args.still, args.factor, sections)
     for name, freqs in (("before", rope_frequencies(text)), ("after", rope_frequencies(text, rope))):
         print(f"{name}: " + " ".join(f"{f:.4g}" for f in freqs.tolist()))
+        if args.jitter is not None:
+            kept = jitter_coherence(freqs, args.jitter)
+            print(f"  kept under 0..{args.jitter}: " + " ".join(f"{k:.2f}" for k in kept.tolist()))
     if args.show:
         return
     if args.out is None:
@@ -91,6 +101,15 @@ def rope_frequencies(text_config: dict, rope: dict | None = None) -> torch.Tenso
     rotary module for the config (with `rope` in place of its rope_parameters)."""
     text = dict(text_config, **({"rope_parameters": rope} if rope else {}))
     return Qwen2_5_VLRotaryEmbedding(Qwen2_5_VLTextConfig(**text)).inv_freq
+
+
+def jitter_coherence(freqs: torch.Tensor, most: int) -> torch.Tensor:
+    """(half,) |mean over d = 0..most of exp(i * freq * d)|: the share of a channel's query-key match left when
+    the text after the image moves a uniform 0..most positions (`sft.position_jitter`), so that a head cannot
+    know the rotation its match was made at. 1 for a still channel; 0 where the moves turn a whole circle."""
+    d = torch.arange(most + 1, dtype=torch.float64)  # (most + 1,)
+    angles = freqs.double()[:, None] * d[None, :]  # (half, most + 1)
+    return torch.hypot(angles.cos().mean(dim=1), angles.sin().mean(dim=1))  # (half,)
 
 
 def write_with_rope(model: Path, out: Path, rope: dict) -> None:

@@ -58,3 +58,15 @@ def test_what_cannot_be_stilled_is_named(load_bench, tiny_model_dir, tmp_path):
     bench.write_with_rope(tiny_model_dir, tmp_path / "once", rope)
     with pytest.raises(SystemExit, match="already holds a model"):
         bench.write_with_rope(tiny_model_dir, tmp_path / "once", rope)
+
+
+def test_jitter_coherence_against_hand_values(load_bench):
+    bench = load_bench("content_channels")
+    freqs = torch.tensor([0.0, 1e-4, 2 * torch.pi / 4, 0.5])  # (4,) rad a position
+    kept = bench.jitter_coherence(freqs, most=3)  # moves 0, 1, 2, 3
+    assert kept[0].item() == pytest.approx(1.0)  # a still channel keeps its whole match
+    assert kept[1].item() == pytest.approx(1.0, abs=1e-6)
+    assert kept[2].item() == pytest.approx(0.0, abs=1e-6)  # four moves of a quarter circle cancel
+    assert bench.jitter_coherence(freqs[3:], most=1).item() == pytest.approx(
+        abs(torch.cos(torch.tensor(0.25))).item()
+    )
