@@ -48,6 +48,8 @@ def main() -> None:
         "from the image (sft.position_jitter): 1 for a still channel, near 0 for one that turns a full circle",
     )
     args = parser.parse_args()
+    if args.jitter is not None and args.jitter < 0:
+        raise SystemExit(f"--jitter {args.jitter}: the most positions a sample moves, 0 or more")
     config = json.loads((args.model / "config.json").read_text())
     sections = [int(n) for n in args.sections.split(",")] if args.sections else None
     text = config["text_config"]
