@@ -26,8 +26,8 @@ from grounding_hits import grounding_hits  # noqa: E402
 from visual_rft.config import EvalOptions  # noqa: E402
 from visual_rft.eval.completions import COMPLETIONS  # noqa: E402
 from visual_rft.eval.runner import evaluate_model, load_test_samples  # noqa: E402
-from visual_rft.models.forward import shift_after_image  # noqa: E402
 from visual_rft.models.loading import load_model, load_processor  # noqa: E402
+from visual_rft.models.text_distance import move_text_after_image  # noqa: E402
 
 
 @contextmanager
@@ -35,18 +35,15 @@ def shifted_positions(model, k: int):
     """Within: the model's mRoPE positions of the text after the image are `k` further on. Wraps the instance's
     `get_rope_index`, from which generation takes the prompt's positions once per batch; each decoding step
     continues from the prompt's last position, so the answer moves too."""
-    inner = model.model.get_rope_index
-
-    def get_rope_index(input_ids, mm_token_type_ids, *args, **kwargs):
-        positions, deltas = inner(input_ids, mm_token_type_ids, *args, **kwargs)  # [3, B, L], [B, 1]
-        positions = shift_after_image(positions, mm_token_type_ids, [k] * input_ids.shape[0])  # [3, B, L]
-        return positions, deltas + k
-
-    model.model.get_rope_index = get_rope_index
+    before = vars(model.model).get("get_rope_index")  # a `text_distance` the model holds, else None
+    move_text_after_image(model, lambda positions, is_image: [k] * positions.shape[1])
     try:
         yield
     finally:
-        del model.model.get_rope_index  # the class's method again
+        if before is None:
+            del model.model.get_rope_index  # the class's method again
+        else:
+            model.model.get_rope_index = before
 
 
 def hits_by_kind(path: Path, kinds: list[str]) -> dict[str, dict]:

@@ -23,6 +23,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_res
 
 from visual_rft.data.coords import CoordFrame
 from visual_rft.models.processor import register_auto_classes
+from visual_rft.models.text_distance import hold_text_distance
 
 CONVENTION_BY_FAMILY = {
     "qwen2_vl": "norm1000",  # Qwen2-VL: integers 0-1000 of the original image
@@ -168,7 +169,8 @@ def load_model(
     attn_implementation: str | None = "auto",
 ):
     """A model from a local folder, on `device`, in `dtype`, in eval mode. A LoRA adapter folder loads on
-    its base and is merged into it (a plain transformers model comes back)."""
+    its base and is merged into it (a plain transformers model comes back). A config's `text_distance` is
+    installed (`models.text_distance`)."""
     dev = resolve_device(device)
     # an absolute name_or_path: the adapters saved from this model name their base wherever the run goes
     folder = check_model_folder(path).resolve()
@@ -182,6 +184,7 @@ def load_model(
     )
     if is_adapter(path):
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    hold_text_distance(model)
     return model.to(dev).eval()
 
 
