@@ -1,0 +1,71 @@
+"""bench/forced_box.py: detection's box written after the answer is fed up to its first digit."""
+
+import json
+
+import pytest
+
+from visual_rft.data.types import Box, DetectionTarget, Sample
+from visual_rft.models.inputs import encode_prompts
+from visual_rft.models.loading import load_processor
+from visual_rft.models.tiny import write_tiny
+
+
+def world_query(toy, boxes, objects):
+    """A world-like detection query on a toy image: its target `boxes`, its scene's `objects` (meta)."""
+    target = DetectionTarget(tuple(Box(*b, "red circle") for b in boxes), "red circle")
+    return Sample(
+        "q", toy.images, "detection", toy.problem, target, toy.width, toy.height, meta={"objects": objects}
+    )
+
+
+def test_the_prefix_is_the_reference_answer_up_to_the_first_digit(load_bench, toy_samples, tiny_model_dir):
+    bench = load_bench("forced_box")
+    q = world_query(toy_samples[3], [(10, 20, 30, 40)], [])
+    frame = bench.frames_for([bench.open_images(q)], "resized_pixels", load_processor(tiny_model_dir))[0]
+    assert bench.box_prefix(q, frame, "Looking.") == "<think>Looking.</think><answer>[{'Position': ["
+    absent = world_query(toy_samples[3], [], [])
+    with pytest.raises(ValueError, match="no box"):
+        bench.box_prefix(absent, frame, "Looking.")
+
+
+def test_a_model_with_a_text_distance_starts_its_answer_there_with_the_prefix_fed(
+    load_bench, toy_samples, tmp_path
+):
+    bench = load_bench("forced_box")
+    folder = write_tiny(tmp_path / "m", "qwen2_5_vl", "1m", seed=0)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "text_distance": 70}))
+    q = world_query(toy_samples[3], [(10, 20, 30, 40)], [])
+    seen = []
+    real_load = bench.load_model
+
+    def load_and_record(*args, **kwargs):
+        model = real_load(*args, **kwargs)
+        model.model.language_model.register_forward_pre_hook(
+            lambda module, a, kw: seen.append(kw["position_ids"][-3:].clone()), with_kwargs=True
+        )
+        return model
+
+    bench.load_model = load_and_record
+    rows = bench.forced_boxes(folder, [q], "Looking.")
+    assert len(rows) == 1 and set(rows[0]) == {"id", "written", "box"}
+    processor = load_processor(folder)
+    frame = bench.frames_for([bench.open_images(q)], "resized_pixels", processor)[0]
+    n_prefix = len(
+        processor.tokenizer(bench.box_prefix(q, frame, "Looking."), add_special_tokens=False)["input_ids"]
+    )
+    inputs, _ = encode_prompts([q], processor, "resized_pixels")
+    is_image = inputs["input_ids"][0] == config["image_token_id"]  # [L] the prompt without the prefix
+    prefill = seen[0][:, 0]  # [3, L + n_prefix]
+    image_max = int(prefill[:, : len(is_image)][:, is_image].max())
+    assert int(prefill[:, -1].max()) == image_max + 70 + n_prefix  # the answer's first token at D + 1
+
+
+def test_a_box_lands_on_the_asked_instance_another_object_or_none(load_bench, toy_samples):
+    bench = load_bench("forced_box")
+    objects = [{"box": [10, 20, 30, 40]}, {"box": [60, 60, 90, 90]}]
+    q = world_query(toy_samples[3], [(10, 20, 30, 40)], objects)
+    assert bench.landing(q, (11, 21, 30, 40)) == "asked"
+    assert bench.landing(q, (60, 61, 90, 90)) == "other"
+    assert bench.landing(q, (0, 0, 5, 5)) == "none"
+    assert bench.landing(q, None) == "none"
