@@ -290,3 +290,15 @@ def test_the_base_model_ships_with_the_package():
     assert default_base_model() == SHIPPED_BASE
     model = load_model(SHIPPED_BASE, device="cpu")
     assert model.config.model_type == "qwen2_5_vl" and sum(p.numel() for p in model.parameters()) < 6e6
+
+
+def test_text_distance_is_written_into_init_and_kept_by_every_stage(tmp_path):
+    out = tmp_path / "pre"
+    miniature_pretrain(out, "text_distance=150")
+    for folder in ("init", "locate/checkpoint-2/model", "base"):
+        assert json.loads((out / folder / "config.json").read_text())["text_distance"] == 150
+    assert "get_rope_index" in vars(load_model(out / "base", device="cpu").model)  # installed on load
+    with pytest.raises(ValueError, match="text_distance: None but .*init/config.json holds 150"):
+        miniature_pretrain(out)  # the same run folder without it: refused before anything runs
+    with pytest.raises(ValueError, match="text_distance must be a positive int"):
+        miniature_pretrain(tmp_path / "other", "text_distance=0")

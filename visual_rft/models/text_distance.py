@@ -18,8 +18,13 @@ the key and places the text where the prompt's length puts it.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import torch
 
+from visual_rft.data.files import atomic_path
 from visual_rft.models.forward import core_model, shift_after_image
 
 CONFIG_KEY = "text_distance"
@@ -43,12 +48,33 @@ def hold_text_distance(model) -> int | None:
     distance = getattr(core.config, CONFIG_KEY, None)
     if distance is None:
         return None
-    if isinstance(distance, bool) or not isinstance(distance, int) or distance < 1:
-        raise ValueError(f"config.{CONFIG_KEY} must be a positive int (positions), not {distance!r}")
+    check_text_distance(distance, f"config.{CONFIG_KEY}")
     move_text_after_image(
         model, lambda positions, is_image: text_distance_offsets(positions, is_image, distance)
     )
     return distance
+
+
+def check_text_distance(distance, name: str) -> None:
+    """Refuse a distance that is not None or a positive int, naming where it came from."""
+    if distance is not None and (isinstance(distance, bool) or not isinstance(distance, int) or distance < 1):
+        raise ValueError(f"{name} must be a positive int (positions), not {distance!r}")
+
+
+def folder_text_distance(folder: str | os.PathLike) -> int | None:
+    """A model folder's `text_distance` (None: the natural layout)."""
+    return json.loads((Path(folder) / "config.json").read_text()).get(CONFIG_KEY)
+
+
+def write_text_distance(folder: str | os.PathLike, distance: int | None) -> None:
+    """Set a model folder's `text_distance` in its config.json (None: remove it). The file is written anew, so a
+    hard-linked copy's original keeps its own."""
+    path = Path(folder) / "config.json"
+    config = {k: v for k, v in json.loads(path.read_text()).items() if k != CONFIG_KEY}
+    if distance is not None:
+        config[CONFIG_KEY] = distance
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def move_text_after_image(model, offsets) -> None:

@@ -37,6 +37,7 @@ from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SF
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.data.types import DetectionTarget, Sample
+from visual_rft.models.text_distance import check_text_distance, folder_text_distance, write_text_distance
 from visual_rft.models.tiny import SIZES, write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import (
@@ -166,6 +167,10 @@ class PretrainConfig:
     """The SFT stages that add the position loss (`recipes/position.py`) when `binding.position_weight` is
     above 0: each image token's cell and its object's box linearly readable entering `binding.position_layer`
     (RESULTS.md section 16)."""
+    text_distance: int | None = None
+    """Every answer this many RoPE positions after the image (`models/text_distance.py`), written into init/'s
+    config and so kept by every stage's model and the base; None: where each prompt's length puts it (world
+    classification 74, grounding 96-107, detection 143). An init/ already there must hold the same."""
     ship: bool = False
     """Also copy the result to the package's shipped location (visual_rft/assets/base-5m)."""
     progress: bool = True
@@ -205,6 +210,12 @@ def check_pretrain(cfg: PretrainConfig) -> None:
             raise ValueError(f"{name}: {sorted(unknown)} are not SFT stages (locate, align, joint)")
     if cfg.size not in SIZES:
         raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
+    check_text_distance(cfg.text_distance, "text_distance")
+    init = Path(cfg.out_dir) / "init"
+    if (init / "config.json").exists() and folder_text_distance(init) != cfg.text_distance:
+        raise ValueError(
+            f"text_distance: {cfg.text_distance} but {init}/config.json holds {folder_text_distance(init)}"
+        )
     if cfg.vision.steps:
         with config_section("vision"):
             check_vision_stage(cfg.vision)
@@ -231,6 +242,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     model = out / "init"
     if not (model / "config.json").exists():
         write_tiny(model, "qwen2_5_vl", cfg.size, seed=cfg.seed)
+        write_text_distance(model, cfg.text_distance)
     if cfg.vision.steps:
         model = train_vision(model, out / "vision", replace(cfg.vision, seed=cfg.seed, progress=cfg.progress))
     phases = [
