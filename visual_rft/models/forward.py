@@ -124,8 +124,9 @@ def prompt_positions(model, inputs) -> torch.Tensor:
 
 def shift_after_image(positions: torch.Tensor, mm_token_type_ids: torch.Tensor, offsets) -> torch.Tensor:
     """[3, B, L] `positions` of a left-padded prompt batch with row b's text after its image moved `offsets[b]`
-    further on (`mm_token_type_ids`: [B, L], non-zero at image tokens): from the token after <|vision_end|> (which stays beside the image, as in every prompt); a
-    completion continues from the prompt's last position, so it moves too. A row without an image moves whole."""
+    further on (`mm_token_type_ids`: [B, L], non-zero at image tokens): from the token after <|vision_end|>
+    (which stays beside the image, as in every prompt); a completion continues from the prompt's last
+    position, so it moves too. A row without an image moves whole."""
     is_image = mm_token_type_ids != 0  # [B, L]
     after = is_image.flip(-1).cumsum(-1).flip(-1) == 0  # [B, L] no image token from here on
     end_marker = torch.roll(is_image, 1, dims=-1)  # [B, L] the token after an image token

@@ -1,8 +1,8 @@
 """The answer at one RoPE distance from the image, whatever the prompt's length.
 
 Qwen-VL's multimodal RoPE places the text after an image from the image's largest position on, so a longer
-question puts its answer further from the image: every world detection prompt stands 46 positions further
-than every grounding prompt. The tiny bases read a box at the distance they were trained at and at no other
+question puts its answer further from the image: every world detection answer starts 143 positions after
+the image, every one-object grounding answer 96. The tiny bases read a box at the distance they were trained at and at no other
 (RESULTS.md section 40: moved 20 positions, the lone object's box goes from 73.5% to none), so what one task
 learns about reading positions does not carry to another of another length.
 
@@ -12,8 +12,8 @@ position: every answer starts at the same distance. It is applied where the mode
 (`get_rope_index`), so training (`models.forward.prompt_positions`), sampling and transformers' `generate`
 all see it; `models.loading.load_model` installs it. A prompt whose text is longer than the distance moves
 back, onto the positions of the image and the text before it (RoPE sees only differences; what a model
-makes of that is for it to learn). A plain transformers load of the same folder ignores
-the key and places the text where the prompt's length puts it.
+makes of that is for it to learn). A plain transformers load of the same folder ignores the key and places
+the text where the prompt's length puts it.
 """
 
 from __future__ import annotations
