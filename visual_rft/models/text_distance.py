@@ -2,9 +2,10 @@
 
 Qwen-VL's multimodal RoPE places the text after an image from the image's largest position on, so a longer
 question puts its answer further from the image: every world detection answer starts 143 positions after
-the image, every one-object grounding answer 96. The tiny bases read a box at the distance they were trained at and at no other
-(RESULTS.md section 40: moved 20 positions, the lone object's box goes from 73.5% to none), so what one task
-learns about reading positions does not carry to another of another length.
+the image, every one-object grounding answer 96. The tiny bases read a box at the distance they were trained
+at and at no other (RESULTS.md section 40: moved 20 positions, the lone object's box goes from 73.5% to
+none), so what one task learns about reading positions does not carry to another of another length
+(section 42).
 
 A model whose config has `text_distance` (an int, saved in its config.json) places the text after its
 last image so that the prompt's last token stands exactly that many positions after the image's largest
