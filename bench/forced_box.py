@@ -65,17 +65,18 @@ def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16) -> 
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model_dir))
     tok = processor.tokenizer
-    rows = []
+    rows, fed = [], None
     for i in range(0, len(samples), batch_size):
         batch = samples[i : i + batch_size]
         images = [open_images(s) for s in batch]
         frames = frames_for(images, convention, processor)
         prefixes = [box_prefix(s, f, think) for s, f in zip(batch, frames)]
         n_prefix = {len(tok(p, add_special_tokens=False)["input_ids"]) for p in prefixes}
-        if len(n_prefix) != 1:
-            raise ValueError(f"the fed prefixes differ in length: {sorted(n_prefix)}")
-        if i == 0:
-            fed_distance(model, n_prefix.pop())
+        if fed is None:  # the layout is set once, for the first batch's prefix length
+            fed = min(n_prefix)
+            fed_distance(model, fed)
+        if n_prefix != {fed}:
+            raise ValueError(f"the fed prefixes differ in length: {sorted(n_prefix | {fed})} tokens")
         texts = [t + p for t, p in zip(prompt_texts(batch, frames, processor), prefixes)]
         inputs = processor(
             images=[im for ims in images for im in ims], text=texts, return_tensors="pt", padding=True

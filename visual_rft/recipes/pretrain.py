@@ -212,10 +212,9 @@ def check_pretrain(cfg: PretrainConfig) -> None:
         raise ValueError(f"size: {cfg.size!r} is not one of {sorted(SIZES)}")
     check_text_distance(cfg.text_distance, "text_distance")
     init = Path(cfg.out_dir) / "init"
-    if (init / "config.json").exists() and folder_text_distance(init) != cfg.text_distance:
-        raise ValueError(
-            f"text_distance: {cfg.text_distance} but {init}/config.json holds {folder_text_distance(init)}"
-        )
+    held = folder_text_distance(init) if (init / "config.json").exists() else cfg.text_distance
+    if held != cfg.text_distance:
+        raise ValueError(f"text_distance: {cfg.text_distance} but {init}/config.json holds {held}")
     if cfg.vision.steps:
         with config_section("vision"):
             check_vision_stage(cfg.vision)
