@@ -66,9 +66,10 @@ def _sft(model_dir, data, out, batch_size, *extra):
     )
 
 
-def _ranks(rank, world_size, port, jobs):
+def _ranks(rank, world_size, port, jobs, logs):
     """One rank: the environment `accelerate launch` gives it, then each job (a run, or a run stopped
-    after `stop` steps and resumed)."""
+    after `stop` steps and resumed). Its stderr goes to logs/rank{rank}.err, which a failure prints."""
+    os.dup2(os.open(logs / f"rank{rank}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -107,14 +108,26 @@ def _generate_unevenly(rank, cfg):
     (Path(cfg.run.output_dir) / f"rank{rank}-tokens.txt").write_text(str(rollout.completion_ids.shape[1]))
 
 
-def _spawn(jobs, world_size=2, timeout=600):
-    ctx = mp.spawn(_ranks, args=(world_size, free_port(), jobs), nprocs=world_size, join=False)
+def _spawn(jobs, logs, world_size=2, timeout=600):
+    """Run `jobs` on `world_size` ranks; a rank that fails or hangs fails the test with the end of each
+    rank's stderr (a rank killed by a signal leaves no Python traceback, only what it printed)."""
+    ctx = mp.spawn(_ranks, args=(world_size, free_port(), jobs, logs), nprocs=world_size, join=False)
     deadline = time.time() + timeout
-    while not ctx.join(timeout=1):
-        if time.time() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("the ranks did not finish (a collective left waiting?)")
+    try:
+        while not ctx.join(timeout=1):
+            if time.time() > deadline:
+                for p in ctx.processes:
+                    p.kill()
+                raise TimeoutError("the ranks did not finish (a collective left waiting?)")
+    except (mp.ProcessExitedException, mp.ProcessRaisedException, TimeoutError) as e:
+        tails = [
+            f"--- rank {r} stderr, last lines:\n" + _tail(logs / f"rank{r}.err") for r in range(world_size)
+        ]
+        pytest.fail("\n".join([str(e), *tails]), pytrace=False)
+
+
+def _tail(path, lines=15):
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(none)"
 
 
 def _weights(run_dir):
@@ -167,7 +180,7 @@ def test_two_ranks_train_as_one_process_over_the_global_batch(
     jobs.append(("sft", _sft(tiny_model_dir, data, tmp_path / "lora2", 2, *lora), 0))
     jobs.append(("generate", _grpo(tiny_model_dir, data, tmp_path / "gen", 1, "dist.strategy=fsdp2"), 0))
     (tmp_path / "gen").mkdir()
-    _spawn(jobs)
+    _spawn(jobs, tmp_path)
     assert [(tmp_path / "gen" / f"rank{r}-tokens.txt").read_text() for r in (0, 1)] == ["2", "8"]
     # the one-process references on one thread, as each rank ran, whatever thread count earlier tests left
     # this process with (bench/grpo_step.py's test sets 1, a test run alone has 2): the same sums every time

@@ -80,28 +80,57 @@ def join_world(device: str = "auto", strategy: str = "ddp") -> World:
     return World(state.process_index, state.num_processes, None if cpu else state.device)
 
 
-GLOO_SETTLE_S = 0.2
-"""Seconds a gloo process waits at exit, before the interpreter's teardown, for gloo's worker threads to let go."""
+GLOO_SETTLE_S = 5.0
+"""The longest a gloo process waits at exit for gloo's worker threads to go idle (they need milliseconds)."""
+GLOO_IDLE_LOOKS = 5
+"""Consecutive looks, GLOO_LOOK_S apart, that must find every gloo worker thread asleep before the exit goes on."""
+GLOO_LOOK_S = 0.04
+"""Seconds between two looks: the wait releases the GIL, which a thread freeing a tensor may be waiting for."""
 
 
 def settle_at_exit() -> None:
-    """At exit, give gloo's worker threads GLOO_SETTLE_S to release the last collectives (registered once a
+    """At exit, wait until gloo's worker threads have released the last collectives (registered once a
     process, however many trainers join). A worker frees a finished collective's work just after the caller
     has returned from it, and with it the last reference to a tensor that Python has dropped: freeing that
     takes the GIL, and a thread that asks for the GIL once the interpreter is finalizing is ended mid-
     destructor, which aborts the rank ("terminate called without an active exception", SIGABRT:
     pytorch/pytorch#190489) after it trained and saved, failing the launch. destroy_process_group does not
     prevent it: once a DDP wrapper was built, the group's threads outlive it and the wrapper (measured here).
-    The wait runs in an atexit handler, while the interpreter can still lend the GIL; it is a margin, not a
-    handshake (torch offers no way to wait for the threads' release), and the threads need far less: 0 of 100
-    launches aborted with it, 15 of 100 without (`bench/exit_aborts.py`, BENCHMARKS.md)."""
+    torch offers no way to wait for the threads' release, so the atexit handler, while the interpreter can
+    still lend the GIL, watches them: it goes on once GLOO_IDLE_LOOKS looks in a row found every gloo worker
+    thread asleep (0.2 s at the least, GLOO_SETTLE_S at the most). A fixed 0.2 s aborted 0 of 100 launches on
+    an idle machine but not on a loaded one, where a runnable worker may wait longer than that for a core
+    (`bench/exit_aborts.py`, BENCHMARKS.md)."""
     atexit.unregister(_settle)
     atexit.register(_settle)
 
 
 def _settle() -> None:
-    if dist.is_initialized() and dist.get_backend() == "gloo":
-        time.sleep(GLOO_SETTLE_S)
+    if not (dist.is_initialized() and dist.get_backend() == "gloo"):
+        return
+    deadline, idle = time.monotonic() + GLOO_SETTLE_S, 0
+    while idle < GLOO_IDLE_LOOKS and time.monotonic() < deadline:
+        time.sleep(GLOO_LOOK_S)
+        idle = 0 if busy_gloo_threads() else idle + 1  # None (no /proc): the looks are a fixed 0.2 s margin
+
+
+def busy_gloo_threads() -> int | None:
+    """How many of this process's gloo worker threads (`pt_gloo_runloop`) are not asleep: running, waiting
+    for a core, or in the kernel. None where /proc does not list a process's threads (not Linux). A thread
+    asleep on the GIL also reads as asleep; the wait between looks lends it the GIL."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    busy = 0
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+        busy += name == "pt_gloo_runloop" and state != "S"
+    return busy
 
 
 def resolve_strategy(strategy: str, precision: str) -> str:
