@@ -98,8 +98,9 @@ def settle_at_exit() -> None:
     prevent it: once a DDP wrapper was built, the group's threads outlive it and the wrapper (measured here).
     torch offers no way to wait for the threads' release, so the atexit handler, while the interpreter can
     still lend the GIL, watches them: it goes on once GLOO_IDLE_LOOKS looks in a row found every gloo worker
-    thread asleep (0.2 s at the least, GLOO_SETTLE_S at the most). A fixed 0.2 s aborted 0 of 100 launches on
-    an idle machine but not on a loaded one, where a runnable worker may wait longer than that for a core
+    thread asleep (0.2 s at the least, GLOO_SETTLE_S at the most). The fixed 0.2 s it replaces aborted 0 of 100
+    launches here (0 of 40 beside two busy processes; 15 and 2 without a wait) and yet CI saw a rank abort once
+    with it in place: a fixed wait cannot see a worker that is runnable and still waiting for a core
     (`bench/exit_aborts.py`, BENCHMARKS.md)."""
     atexit.unregister(_settle)
     atexit.register(_settle)
