@@ -50,6 +50,7 @@ from visual_rft.data.answer import answer_text
 from visual_rft.data.boxes import iou
 from visual_rft.data.jsonl import read_samples, sample_from_dict
 from visual_rft.data.types import Sample
+from visual_rft.models.forward import completion_positions, prompt_positions
 from visual_rft.models.inputs import frames_for, open_images, prompt_texts
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.recipes.base_model import THINK
@@ -63,13 +64,30 @@ BINS = (0.0, 0.5, 0.8, 0.95, 1.01)
 """Selectivity bins of `hits_by_selectivity`."""
 
 
-def teacher_forced(processor, sample: Sample, convention: str, think: str = THINK):
+def teacher_forced(model, processor, sample: Sample, convention: str, think: str = THINK):
     """(the processor's inputs for the sample's prompt followed by its reference answer with the think text
-    the model was trained to write, as SFT trains on it; the image's coordinate frame)."""
+    the model was trained to write, as SFT trains on it; the image's coordinate frame). The inputs carry
+    `position_ids` [3, 1, S] as training and generation place them: the prompt's by the model's own
+    `get_rope_index`, the answer's on from its end. Left to the model, a full sequence would be placed as one
+    prompt, and a model with a `text_distance` would put the end of the answer, not of the prompt, there."""
     images = [open_images(sample)]
     frame = frames_for(images, convention, processor)[0]
-    text = prompt_texts([sample], [frame], processor)[0] + answer_text(sample, frame, think) + "<|im_end|>"
-    return processor(images=images[0], text=[text], return_tensors="pt"), frame
+    prompt = prompt_texts([sample], [frame], processor)[0]
+    inputs = processor(
+        images=images[0],
+        text=[prompt + answer_text(sample, frame, think) + "<|im_end|>"],
+        return_tensors="pt",
+    )
+    head = processor(images=images[0], text=[prompt], return_tensors="pt")
+    n = head["input_ids"].shape[1]
+    if not torch.equal(inputs["input_ids"][:, :n], head["input_ids"]):
+        raise ValueError(f"{sample.id}: the prompt's tokens change when its answer follows")
+    positions = prompt_positions(model, head)  # [3, 1, n]
+    rest = completion_positions(
+        positions.amax(dim=(0, 2)) + 1, 1, inputs["input_ids"].shape[1] - n
+    )  # [3, 1, S - n]
+    inputs["position_ids"] = torch.cat([positions, rest], dim=-1)  # [3, 1, S]
+    return inputs, frame
 
 
 def query_attention(
@@ -78,7 +96,7 @@ def query_attention(
     """([layers, heads, D, n_image] each head's attention over the image tokens, renormalised, at the D
     positions that predict a token of the reference answer's reading: a digit of a box, any token of a
     class name; [n_image] cell owners)."""
-    inputs, frame = teacher_forced(processor, sample, convention, think)
+    inputs, frame = teacher_forced(model, processor, sample, convention, think)
     with torch.no_grad():
         out = model(**inputs, output_attentions=True)
     attn = torch.stack(out.attentions)[:, 0]  # [layers, heads, S, S]

@@ -107,7 +107,7 @@ def query_gaps(
 ) -> tuple[np.ndarray, ...]:
     """((layers, heads) logit gap in all channels, the same in the slowest frequencies' channels) for one
     query, at the position that predicts the first digit of its box."""
-    inputs, frame = teacher_forced(processor, sample, convention)
+    inputs, frame = teacher_forced(model, processor, sample, convention)
     RECORDED.clear()
     with torch.no_grad():
         model(**inputs)

@@ -112,7 +112,7 @@ def readings(model_dir: Path, samples: list[Sample], think: str) -> list[dict]:
     convention = coord_convention(model_family(model.config))
     rows = []
     for i, sample in enumerate(samples):
-        inputs, frame = teacher_forced(processor, sample, convention, think)
+        inputs, frame = teacher_forced(model, processor, sample, convention, think)
         ids = inputs["input_ids"][0].tolist()  # [S]
         out = model(**inputs, output_hidden_states=True, output_attentions=True)
         hidden = torch.stack(out.hidden_states)[:, 0]  # [layers+1, S, H]

@@ -46,7 +46,7 @@ def residuals(model, processor, sample: Sample, convention: str, think: str = TH
     `answer` [layers+1, H] at the position that predicts the first box digit, `cell` [n, 2] (column, row),
     `owner` [n] the index in `meta.objects` of each cell's object (-1: background), `owner_box` [n, 4] (nan off
     objects) and `box` [4] the asked object's box, in the processor's pixels."""
-    inputs, frame = teacher_forced(processor, sample, convention, think)
+    inputs, frame = teacher_forced(model, processor, sample, convention, think)
     ids = inputs["input_ids"][0]  # [S]
     hidden = torch.stack(model(**inputs, output_hidden_states=True).hidden_states)[:, 0]  # [layers+1, S, H]
     image = (ids == model.config.image_token_id).nonzero().squeeze(1)  # [n]

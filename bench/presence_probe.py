@@ -117,7 +117,7 @@ def answer_state(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(`x` [layers + 1, H] the residual stream entering each decoder layer and the last output at the `<answer>`
     token, `logits` [V] the model's prediction there, the id of the reference answer's first token)."""
-    inputs, _ = teacher_forced(processor, sample, convention, think)
+    inputs, _ = teacher_forced(model, processor, sample, convention, think)
     ids = inputs["input_ids"][0]  # [S]
     out = model(**inputs, output_hidden_states=True)
     start = int((ids == processor.tokenizer.convert_tokens_to_ids("<answer>")).nonzero()[-1])

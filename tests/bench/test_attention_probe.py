@@ -8,9 +8,13 @@ import torch
 
 from visual_rft.data.answer import answer_text
 from visual_rft.data.jsonl import read_samples
-from visual_rft.models.inputs import frames_for, open_images
+from visual_rft.models.forward import Rollout, completion_logprobs, count_images, prompt_positions
+from visual_rft.models.inputs import encode_prompts, frames_for, open_images
 from visual_rft.models.loading import load_model, load_processor
+from visual_rft.models.text_distance import write_text_distance
+from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import THINK
+from visual_rft.sft.trainer import answer_tokens
 from visual_rft.world import build
 
 
@@ -39,6 +43,44 @@ def test_attention_is_read_at_each_digit_of_the_reference_box(load_bench, tiny_m
     assert on_image.shape == (layers, heads, digits, cells)
     assert torch.allclose(on_image.sum(-1), torch.ones(layers, heads, digits))
     assert owners.shape == (cells,) and set(owners.tolist()) <= {-1, 0, 1} and {0, 1} <= set(owners.tolist())
+
+
+@pytest.mark.parametrize("distance", [None, 70])
+def test_a_teacher_forced_pass_reads_the_answer_where_training_places_it(load_bench, tmp_path, distance):
+    bench = load_bench("attention_probe")
+    folder = write_tiny(tmp_path / "m", "qwen2_5_vl", "1m", seed=0)
+    write_text_distance(folder, distance)
+    model, processor = load_model(folder, device="cpu", dtype="fp32"), load_processor(folder)
+    sample = read_samples(build("grounding", tmp_path, 1, seed=2, categories=["pair"], name="pair"))[0]
+    inputs, _ = bench.teacher_forced(model, processor, sample, "resized_pixels")
+    # training's pass (sft/trainer.py): the prompt encoded alone, the reference answer as its completion
+    enc, frames = encode_prompts([sample], processor, "resized_pixels")
+    end, pad = processor.tokenizer.convert_tokens_to_ids("<|im_end|>"), processor.tokenizer.pad_token_id
+    ids, mask = answer_tokens(
+        [answer_text(sample, frames[0], THINK)], processor.tokenizer, end, pad
+    )  # [1, T]
+    rollout = Rollout(
+        prompt_ids=enc["input_ids"],
+        prompt_mask=enc["attention_mask"],
+        prompt_positions=prompt_positions(model, enc),
+        pixel_values=enc["pixel_values"],
+        image_grid_thw=enc["image_grid_thw"],
+        completion_ids=ids,
+        completion_mask=mask,
+        group_size=1,
+        images_per_prompt=count_images(model, enc["input_ids"]),
+    )
+    S, T = inputs["input_ids"].shape[1], ids.shape[1]
+    assert torch.equal(inputs["input_ids"][0, S - T :], ids[0])
+    with torch.no_grad():
+        expected = completion_logprobs(model, rollout)[0]  # [T]
+        logits = model(**inputs).logits[0, S - T - 1 : S - 1]  # [T, V] the positions predicting the answer
+        left = {k: v for k, v in inputs.items() if k != "position_ids"}
+        unplaced = model(**left).logits[0, S - T - 1 : S - 1]  # [T, V] the model placing the whole sequence
+    forced = torch.log_softmax(logits, -1).gather(-1, ids[0, :, None])[:, 0]  # [T]
+    torch.testing.assert_close(forced, expected, rtol=1e-4, atol=1e-4)
+    # the whole sequence placed as one prompt: the same for the natural layout, elsewhere with a distance
+    assert torch.allclose(unplaced, logits, atol=1e-4) == (distance is None)
 
 
 def test_hits_are_binned_by_the_held_heads_selectivity(load_bench):

@@ -20,7 +20,7 @@ def test_the_recorded_logits_are_the_ones_the_model_attends_with(load_bench, tin
             recording, processor, sample, "resized_pixels", slowest=2, layers=layers
         )
         # The same gap from the eager model's attention: log a_i - log a_j = logit_i - logit_j.
-        inputs, frame = probe.teacher_forced(processor, sample, "resized_pixels")
+        inputs, frame = probe.teacher_forced(eager, processor, sample, "resized_pixels")
         with torch.no_grad():
             attn = torch.stack(eager(**inputs, output_attentions=True).attentions)[:, 0]  # (L, heads, S, S)
         position, image, asked, others = bench.pick_cells(eager, processor, inputs, frame, sample)
