@@ -14,7 +14,9 @@ position: every answer starts at the same distance. It is applied where the mode
 all see it; `models.loading.load_model` installs it. A prompt whose text is longer than the distance moves
 back, onto the positions of the image and the text before it (RoPE sees only differences; what a model
 makes of that is for it to learn). A plain transformers load of the same folder ignores the key and places
-the text where the prompt's length puts it.
+the text where the prompt's length puts it. A forward of a prompt with its answer appended, left to compute
+its own positions, is placed as one long prompt (the answer's end at the distance): pass `position_ids` from
+the prompt's (`prompt_positions`, then `completion_positions`), as `bench/attention_probe.teacher_forced` does.
 """
 
 from __future__ import annotations
