@@ -56,7 +56,9 @@ class PresenceBindingTrainer(BindingSFTTrainer):
 
     def presence_loss(self, rollout: Rollout, samples: list[Sample], texts: list[str]) -> torch.Tensor | None:
         """The binding loss at the position that predicts the answer's first token, a mean over the micro-batch's
-        samples (a present category among other objects; None: none)."""
+        samples (a present category among other objects; None: none, or the binding loss off: plain SFT)."""
+        if self.recorder is None:
+            return None
         L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
         losses, sels, chances = [], [], []
         for r, (sample, text) in enumerate(zip(samples, texts)):

@@ -16,7 +16,7 @@ def test_the_answer_starts_at_the_token_after_answer(load_bench, tiny_model_dir)
     assert tokens[t - 1] == "<answer>" and "".join(tokens[t:]).startswith("yes")
 
 
-def _one_step(presence, model_dir, questions, out):
+def _one_step(presence, model_dir, questions, out, weight=1.0):
     cfg = presence.SFTTrainConfig(
         model=presence.ModelConfig(
             path=str(model_dir), freeze_vision=True, attn_implementation=presence.HELD_EAGER
@@ -25,7 +25,7 @@ def _one_step(presence, model_dir, questions, out):
         sft=presence.SFTConfig(batch_size=len(questions), think="x"),
         run=presence.RunConfig(output_dir=str(out), steps=1, save_every=0, tensorboard=False, progress=False),
     )
-    presence.PresenceBindingTrainer(cfg, presence.BindingConfig(weight=1.0), questions).fit()
+    presence.PresenceBindingTrainer(cfg, presence.BindingConfig(weight=weight), questions).fit()
     return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
 
 
@@ -43,3 +43,11 @@ def test_the_loss_holds_the_present_questions_only(load_bench, tiny_model_dir, t
         presence, tiny_model_dir, [q for q in questions if not q.meta["instances"]], tmp_path / "no"
     )
     assert absent["presence/share"] == 0  # an absent category has nothing to look at: the NLL alone
+
+
+def test_weight_0_is_plain_sft(load_bench, tiny_model_dir, tmp_path):
+    presence, probe = load_bench("presence_binding"), load_bench("presence_probe")
+    scenes = read_samples(build("grounding", tmp_path / "w", 4, seed=2, categories=["name"], name="name"))
+    questions = probe.presence_questions(probe.presence_pairs(scenes, seed=0))
+    row = _one_step(presence, tiny_model_dir, questions, tmp_path / "plain", weight=0.0)
+    assert row["loss"] > 0 and not any(k.startswith(("presence/", "binding/")) for k in row)
