@@ -72,20 +72,16 @@ def teacher_forced(model, processor, sample: Sample, convention: str, think: str
     prompt, and a model with a `text_distance` would put the end of the answer, not of the prompt, there."""
     images = [open_images(sample)]
     frame = frames_for(images, convention, processor)[0]
+    answer = answer_text(sample, frame, think) + "<|im_end|>"
     prompt = prompt_texts([sample], [frame], processor)[0]
-    inputs = processor(
-        images=images[0],
-        text=[prompt + answer_text(sample, frame, think) + "<|im_end|>"],
-        return_tensors="pt",
-    )
-    head = processor(images=images[0], text=[prompt], return_tensors="pt")
-    n = head["input_ids"].shape[1]
-    if not torch.equal(inputs["input_ids"][:, :n], head["input_ids"]):
-        raise ValueError(f"{sample.id}: the prompt's tokens change when its answer follows")
-    positions = prompt_positions(model, head)  # [3, 1, n]
-    rest = completion_positions(
-        positions.amax(dim=(0, 2)) + 1, 1, inputs["input_ids"].shape[1] - n
-    )  # [3, 1, S - n]
+    inputs = processor(images=images[0], text=[prompt + answer], return_tensors="pt")
+    tail = processor.tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]  # [1, T]
+    n = inputs["input_ids"].shape[1] - tail.shape[1]  # the prompt's tokens
+    if not torch.equal(inputs["input_ids"][:, n:], tail):
+        raise ValueError(f"{sample.id}: the answer's tokens change when it follows the prompt")
+    head = {k: inputs[k][:, :n] for k in ("input_ids", "mm_token_type_ids", "attention_mask")}
+    positions = prompt_positions(model, {**head, "image_grid_thw": inputs["image_grid_thw"]})  # [3, 1, n]
+    rest = completion_positions(positions.amax(dim=(0, 2)) + 1, 1, tail.shape[1])  # [3, 1, T]
     inputs["position_ids"] = torch.cat([positions, rest], dim=-1)  # [3, 1, S]
     return inputs, frame
 
