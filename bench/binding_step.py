@@ -31,9 +31,10 @@ from typing import NamedTuple
 
 from visual_rft.config import for_run
 from visual_rft.data.jsonl import read_samples
+from visual_rft.models.attention import HELD_EAGER
 from visual_rft.models.loading import load_model
 from visual_rft.models.tiny import count_parameters
-from visual_rft.recipes.binding import HELD_EAGER, BindingConfig, BindingSFTTrainer
+from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer
 from visual_rft.recipes.pretrain import default_locate
 from visual_rft.report.machine import machine
 

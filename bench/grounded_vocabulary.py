@@ -40,7 +40,7 @@ from visual_rft.data.types import Sample
 from visual_rft.models.forward import encode_images
 from visual_rft.models.inputs import open_images
 from visual_rft.models.loading import load_model, load_processor
-from visual_rft.recipes.binding import object_cells
+from visual_rft.world.dense import object_cells
 
 SHRINK = 0.1
 """The covariance's shrinkage toward the identity, a share of its mean variance (small directions are not blown up)."""

@@ -3,17 +3,7 @@
 import json
 
 from visual_rft.data.jsonl import read_samples
-from visual_rft.models.loading import load_processor
 from visual_rft.world import build
-
-
-def test_the_answer_starts_at_the_token_after_answer(load_bench, tiny_model_dir):
-    bench = load_bench("presence_binding")
-    tokenizer = load_processor(tiny_model_dir).tokenizer
-    text = "<think>Let me look at the image.</think><answer>yes</answer>"
-    tokens = tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
-    t = bench.answer_start(text, tokenizer)
-    assert tokens[t - 1] == "<answer>" and "".join(tokens[t:]).startswith("yes")
 
 
 def _one_step(presence, model_dir, questions, out, weight=1.0):
@@ -25,7 +15,7 @@ def _one_step(presence, model_dir, questions, out, weight=1.0):
         sft=presence.SFTConfig(batch_size=len(questions), think="x"),
         run=presence.RunConfig(output_dir=str(out), steps=1, save_every=0, tensorboard=False, progress=False),
     )
-    presence.PresenceBindingTrainer(cfg, presence.BindingConfig(weight=weight), questions).fit()
+    presence.BindingSFTTrainer(cfg, presence.presence_binding(weight), questions).fit()
     return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
 
 

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -10,12 +11,13 @@ import yaml
 from visual_rft.config import DataConfig, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Box, DetectionTarget, GroundingTarget, Sample
-from visual_rft.models.loading import load_model, load_processor
+from visual_rft.models.attention import HELD_EAGER
+from visual_rft.models.loading import load_processor
 from visual_rft.recipes.binding import (
-    HELD_EAGER,
-    AttentionRecorder,
     BindingConfig,
     BindingSFTTrainer,
+    answer_start,
+    asked_instances,
     asked_objects,
     digit_targets,
     first_reads,
@@ -95,6 +97,26 @@ def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(ti
     assert held[:2] == [" top", " right"] and "".join(held[2:]) == "345060"  # the place, then the digits
     no_box = placed.replace("(3,4),(50,60)", "No Objects")
     assert max(digit_targets(no_box, tok, [])) == -1  # no box, no place
+
+
+def test_the_answer_starts_at_the_token_after_answer(tiny_model_dir):
+    tokenizer = load_processor(tiny_model_dir).tokenizer
+    text = "<think>Let me look at the image.</think><answer>yes</answer>"
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
+    t = answer_start(text, tokenizer)
+    assert tokens[t - 1] == "<answer>" and "".join(tokens[t:]).startswith("yes")
+    assert answer_start("<think>x</think>yes", tokenizer) is None
+
+
+def test_a_presence_question_asks_about_every_instance_of_its_category():
+    objects = [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]]
+    det = _sample(DetectionTarget(boxes=(Box(50, 50, 60, 70), Box(0, 0, 10, 10)), category="c"), objects)
+    assert asked_instances(det) == [2, 0]
+    assert asked_instances(_sample(DetectionTarget(boxes=(), category="c"), objects)) == []  # absent
+    assert asked_instances(_sample(GroundingTarget(box=Box(20, 20, 40, 40)), objects)) == []  # not detection
+    listed = _sample(DetectionTarget(boxes=(), category="c"), objects)
+    listed.meta["instances"] = [1]  # a presence question that lists them (bench/presence_probe.py)
+    assert asked_instances(listed) == [1]
 
 
 def test_first_reads_are_each_boxs_first_digit():
@@ -196,27 +218,6 @@ def test_binding_needs_eager_attention_and_says_so_before_loading(tmp_path):
         BindingSFTTrainer(cfg, BindingConfig(weight=1.0), samples=[])
 
 
-def test_held_eager_attention_is_eager_in_the_held_layer_and_sdpa_elsewhere(
-    tiny_model_dir, mixed_size_samples, policy_inputs
-):
-    """The same logits and held weights as eager everywhere; the layer not held returns no weights (SDPA)."""
-    _, _, inputs, _, _ = policy_inputs(tiny_model_dir, mixed_size_samples)
-    out = {}
-    for attn in ("eager", HELD_EAGER):
-        model = load_model(tiny_model_dir, device="cpu", attn_implementation=attn)
-        recorder = AttentionRecorder(model, [-1])  # the 1m model: 2 layers
-        first = []
-        layer0 = model.model.language_model.layers[0].self_attn
-        layer0.register_forward_hook(lambda m, a, o, first=first: first.append(o[1]))
-        with torch.no_grad():
-            logits = model(**inputs).logits  # [B, S, V]
-        out[attn] = logits, recorder.weights[1], first[0]
-    (logits, held, other), (logits_e, held_e, other_e) = out[HELD_EAGER], out["eager"]
-    torch.testing.assert_close(logits, logits_e, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(held, held_e, rtol=1e-4, atol=1e-6)  # [B, heads, S, S]
-    assert other is None and other_e is not None
-
-
 @pytest.mark.parametrize("field, value", [("layers", [-1, 4]), ("heads", [0, 4])])
 def test_layers_and_heads_the_model_lacks_are_refused(tiny_model_dir, tmp_path, field, value):
     cfg = SFTTrainConfig(
@@ -227,3 +228,61 @@ def test_layers_and_heads_the_model_lacks_are_refused(tiny_model_dir, tmp_path, 
     binding = BindingConfig(weight=1.0, **{field: value})  # the 1m model: 2 layers of 4 heads
     with pytest.raises(ValueError, match=rf"binding.{field}: \[4\]"):
         BindingSFTTrainer(cfg, binding, samples=read_samples(pair))
+
+
+def _presence_pass(tiny_model_dir, tmp_path, samples, binding):
+    cfg = SFTTrainConfig(
+        model=ModelConfig(path=str(tiny_model_dir), attn_implementation=HELD_EAGER),
+        sft=SFTConfig(batch_size=len(samples), think="x"),
+        run=RunConfig(steps=1, output_dir=str(tmp_path / "r"), progress=False),
+    )
+    trainer = BindingSFTTrainer(cfg, binding, samples=samples)
+    rollout, texts = trainer.batch(samples)
+    with torch.no_grad():
+        trainer.policy_pass(rollout)
+        return trainer, rollout, texts
+
+
+def test_the_presence_loss_is_the_held_share_on_the_category_where_the_answer_starts(
+    tiny_model_dir, tmp_path
+):
+    """By hand from the recorded weights: at the position predicting the answer's first token, the held heads'
+    share of object attention on the asked category's instances (one owner), -log, averaged over the present
+    questions among other objects, times the weight, as a mean over the batch."""
+    samples = read_samples(build("detection", tmp_path / "w", 8, seed=4))
+    trainer, rollout, texts = _presence_pass(
+        tiny_model_dir, tmp_path, samples, BindingConfig(presence_weight=2.0)
+    )
+    assert trainer.binding_loss(rollout, samples, texts) is None  # the digits' loss is off
+    with torch.no_grad():
+        loss = trainer.presence_loss(rollout, samples, texts)
+    L, tok, expected, counted = rollout.prompt_ids.shape[1], trainer.processor.tokenizer, [], 0
+    for r, (sample, text) in enumerate(zip(samples, texts)):
+        instances = asked_instances(sample)
+        image, owners, _ = trainer.cells(rollout, r, sample)
+        on = np.isin(owners, instances)  # [N] the category's cells
+        if not on.any() or not ((owners >= 0) & ~on).any():
+            continue  # absent, or nothing else to look at
+        q = L + answer_start(text, tok) - 1
+        a = torch.stack(
+            [trainer.recorder.weights[i][r][:, q, image] for i in trainer.recorder.layers]
+        )  # [l, h, N]
+        share = a[..., torch.from_numpy(on)].sum(-1) / a[..., torch.from_numpy(owners >= 0)].sum(-1)  # [l, h]
+        expected.append(-torch.log(share).mean().item())
+        counted += 1
+    assert 0 < counted < len(samples)  # some questions are absent or alone with their category
+    assert loss.item() == pytest.approx(2.0 * sum(expected) / len(samples), rel=1e-5)
+    metrics = trainer.auxiliary_metrics()
+    assert metrics["presence/share"] == counted / len(samples) and 0 < metrics["presence/chance"] < 1
+
+
+def test_presence_questions_whose_category_is_absent_train_on_the_nll_alone(tiny_model_dir, tmp_path):
+    samples = [s for s in read_samples(build("detection", tmp_path / "w", 12, seed=4)) if not s.target.boxes]
+    assert samples
+    trainer, rollout, texts = _presence_pass(
+        tiny_model_dir, tmp_path, samples, BindingConfig(presence_weight=1.0)
+    )
+    assert trainer.presence_loss(rollout, samples, texts) is None
+    assert trainer.auxiliary_metrics()["presence/share"] == 0
+    off, rollout, texts = _presence_pass(tiny_model_dir, tmp_path, samples, BindingConfig(weight=1.0))
+    assert off.presence_loss(rollout, samples, texts) is None  # presence_weight 0: off

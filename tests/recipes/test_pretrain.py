@@ -7,10 +7,10 @@ import yaml
 
 from visual_rft.config import load_config
 from visual_rft.data.jsonl import read_samples
+from visual_rft.models.attention import HELD_EAGER
 from visual_rft.models.loading import load_model
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
-from visual_rft.recipes.binding import HELD_EAGER
 from visual_rft.recipes.pretrain import (
     GROUNDED_DETECTION,
     PRETRAIN_FILES,
@@ -21,6 +21,8 @@ from visual_rft.recipes.pretrain import (
     locate_samples,
     mix_samples,
     run_pretrain,
+    stage_binding,
+    stage_configs,
 )
 from visual_rft.world import DETECTION_BASE, build_suite
 
@@ -213,6 +215,29 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_kinds_an
     assert [r["short_prompts"] for r in firsts + rows + fourth_rows] == [0, 1, 1, 1, 0]
     final = fourth / "checkpoint-1" / "model" / "model.safetensors"
     assert (out / "base" / "model.safetensors").read_bytes() == final.read_bytes()
+
+
+def test_a_locate_phase_sets_its_aggregation_and_the_presence_loss_follows_the_binding_stages():
+    cfg = load_config(
+        PretrainConfig,
+        None,
+        ["binding.presence_weight=2", "locate_more=[{steps: 5, aggregation: token}, {steps: 5}]"],
+    )
+    stages = {name: (folder, stage) for folder, name, _, stage in stage_configs(cfg)}
+    aggregation = {name: stage.sft.aggregation for name, (_, stage) in stages.items()}
+    assert aggregation == {  # the phase's own, else the locate stage's
+        "locate": "sequence",
+        "locate_more[0]": "token",
+        "locate_more[1]": "sequence",
+        "align": "sequence",
+        "joint": "sequence",
+    }
+    presence = {name: stage_binding(cfg, name).presence_weight for name in ("locate", "align", "joint")}
+    assert presence == {
+        "locate": 2.0,
+        "align": 0.0,
+        "joint": 0.0,
+    }  # binding_stages: the locate stage and its phases
 
 
 def test_order_seed_changes_only_the_data_order_of_the_sft_stages(tmp_path):

@@ -109,6 +109,7 @@ def test_an_unknown_binding_or_position_stage_is_refused_before_any_work(tmp_pat
         ("{steps: 5, lr: 0}", r"locate_more\[1\]: steps 5 and lr 0.0"),
         ("{steps: -1}", r"locate_more\[1\]: steps -1"),
         ("{steps: 5, short_prompts: 1.5}", r"locate_more\[1\].short_prompts: 1.5 is not a share"),
+        ("{steps: 5, aggregation: answer}", r"locate_more\[1\]: sft.aggregation must be token or sequence"),
     ],
 )
 def test_a_bad_locate_phase_is_refused_before_any_work(tmp_path, phase, message):

@@ -37,11 +37,11 @@ from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SF
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.prompts import DETECTION_PROBLEM
 from visual_rft.data.types import DetectionTarget, Sample
+from visual_rft.models.attention import HELD_EAGER
 from visual_rft.models.text_distance import check_text_distance, folder_text_distance, write_text_distance
 from visual_rft.models.tiny import SIZES, write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
 from visual_rft.recipes.binding import (
-    HELD_EAGER,
     BindingConfig,
     BindingSFTTrainer,
     check_binding,
@@ -112,6 +112,10 @@ class LocatePhase:
     from the first step one order of two loses 40% of its held-out boxes (RESULTS.md sections 37-38); 4,000
     short steps keep the trained kinds' boxes, but in one order a kind never trained (`extreme`) writes <think>
     where <answer> belongs on a fifth of its answers (section 39)."""
+    aggregation: str | None = None
+    """Its `sft.aggregation` (None: the locate stage's). "token" for a detection phase: under "sequence" the
+    token that decides a box or "No Objects" weighs 1/49 of a present answer and 1/20 of an absent one, and the
+    base answers "No Objects" to what it knows is there (RESULTS.md section 43)."""
 
 
 @dataclass
@@ -281,6 +285,7 @@ def stage_binding(cfg: PretrainConfig, name: str) -> BindingConfig:
         cfg.binding,
         weight=cfg.binding.weight if held else 0.0,
         pick_weight=cfg.binding.pick_weight if held else 0.0,
+        presence_weight=cfg.binding.presence_weight if held else 0.0,
         position_weight=cfg.binding.position_weight if placed else 0.0,
     )
 
@@ -296,13 +301,14 @@ def language_dims(init: Path, size: str) -> tuple[int, int]:
 
 
 def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
-    """The locate stage's config with a phase's steps, peak lr and short prompts."""
+    """The locate stage's config with a phase's steps, peak lr, short prompts and aggregation."""
     short = locate.sft.short_prompts if phase.short_prompts is None else phase.short_prompts
+    aggregation = phase.aggregation or locate.sft.aggregation
     return replace(
         locate,
         optim=replace(locate.optim, lr=phase.lr),
         run=replace(locate.run, steps=phase.steps),
-        sft=replace(locate.sft, short_prompts=short),
+        sft=replace(locate.sft, short_prompts=short, aggregation=aggregation),
     )
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from visual_rft.data.types import Sample
 from visual_rft.world.scene import Scene, corners_of, mask_of
 from visual_rft.world.vocab import COLOURS, SHADES, SHAPES
 
@@ -86,6 +87,17 @@ def box_owners(
         if owner[r, c] == -1:
             owner[r, c] = i
     return owner.reshape(-1).astype(np.int64)
+
+
+def object_cells(sample: Sample, h: int, w: int, patch: int, merge: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a world sample's one image, seen by the processor as an h x w grid of patches merged merge x merge:
+    the object of `meta.objects` owning each merged cell [N] in raster order (-1: background), and the
+    objects' boxes [k, 4] in merged cells of the processor's image."""
+    scale = w * patch / sample.width if sample.width else 1.0  # the processor's resize
+    boxes = [o["box"] for o in sample.meta["objects"]]
+    cell = patch * merge
+    owners = box_owners(boxes, h // merge, w // merge, scale, cell=cell)  # [N]
+    return owners, np.array(boxes, dtype=np.float32).reshape(-1, 4) * scale / cell
 
 
 def owner_boxes(boxes: np.ndarray, owners: np.ndarray) -> np.ndarray:
