@@ -5,7 +5,10 @@ categories, or boxes on no object. This reads the completions an evaluation wrot
 (each sample's `meta.objects` lists every object of its scene) and prints, per file: of the queries whose
 category is in the image, the share answered "No Objects"; of those whose category is not, the share answered
 with boxes; of the boxes written, the share on an instance of the asked category (IoU > 0.5, as AP50 counts),
-on another object, on none; their median area against the objects'. With --models it first evaluates the
+on another object, on none; their median area against the objects'; and of the boxes written for a present
+category among other objects, the share whose nearest object (centre to centre) is an asked instance (against
+chance, the asked instances' share of the objects) and their median centre error to the nearest one: a box on
+no object may still be a pick of the right object read imprecisely. With --models it first evaluates the
 model folders on --n held-out questions of each set, drawn from a world of --seed: `single` and `name`
 (detection's question on the scenes of one-object and `name` grounding queries, `recipes/pretrain.py`
 `grounded_detection`, every scene asked) and `base` (the base categories among other objects: with the same
@@ -45,7 +48,10 @@ def detection_hits(path: Path) -> dict:
     image / not), 'missed' (present, answered No Objects), 'invented' (absent, answered with boxes),
     'unreadable'; of the boxes written ('boxes'), 'on_asked' (IoU > 0.5 with an instance of the asked
     category), 'on_other' (with another object only), 'on_none'; 'box_area' / 'object_area': median areas in
-    px2 of the boxes written and of the scenes' objects (None: none)."""
+    px2 of the boxes written and of the scenes' objects (None: none); of the boxes written for a present
+    category in a scene with another object, 'nearest_asked' (the share whose nearest object by centre is an
+    asked instance), 'nearest_chance' (the mean share of asked instances among their scenes' objects) and
+    'centre_error' (the median distance in px from a box's centre to the nearest asked instance's)."""
     rows = completion_rows(path)
     for i, r in enumerate(rows, 1):
         if r["sample"]["task"] != "detection" or "objects" not in r["sample"].get("meta", {}):
@@ -54,7 +60,7 @@ def detection_hits(path: Path) -> dict:
         raise ValueError(f"{path}: no completions")
     count = dict.fromkeys(("present", "absent", "missed", "invented", "unreadable"), 0)
     on = dict.fromkeys(("on_asked", "on_other", "on_none"), 0)
-    areas, object_areas = [], []
+    areas, object_areas, nearest, chance, errors = [], [], [], [], []
     for r in rows:
         objects = [tuple(o["box"]) for o in r["sample"]["meta"]["objects"]]
         asked = [tuple(b) for b in r["sample"]["target"]["boxes"]]
@@ -76,6 +82,12 @@ def detection_hits(path: Path) -> dict:
                 else "on_none"
             )
             on[kind] += 1
+            others = [o for o in objects if o not in asked]
+            if asked and others:
+                to_asked, to_other = (min(distance(box, o) for o in group) for group in (asked, others))
+                nearest.append(to_asked < to_other)
+                chance.append(len(asked) / len(objects))
+                errors.append(to_asked)
     n_boxes = len(areas)
     return {
         "n": len(rows),
@@ -84,7 +96,15 @@ def detection_hits(path: Path) -> dict:
         **{k: v / n_boxes if n_boxes else None for k, v in on.items()},
         "box_area": float(np.median(areas)) if areas else None,
         "object_area": float(np.median(object_areas)) if object_areas else None,
+        "nearest_asked": float(np.mean(nearest)) if nearest else None,
+        "nearest_chance": float(np.mean(chance)) if chance else None,
+        "centre_error": float(np.median(errors)) if errors else None,
     }
+
+
+def distance(a, b) -> float:
+    """Pixels between two boxes' centres."""
+    return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2))
 
 
 def area(box) -> float:
@@ -120,18 +140,24 @@ def main() -> None:
             files += [args.out / "eval" / name / m / "completions.jsonl" for m in named]
     print(
         "| file | present: No Objects | absent: boxes | unreadable | boxes | on an asked instance | on another"
-        " object | on none | median area px2 (objects') |"
+        " object | on none | median area px2 (objects') | nearest object asked (chance) | centre error px |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for path in files:
         h = detection_hits(path)
         shares = " | ".join(
             "-" if h[k] is None else f"{100 * h[k]:.0f}%" for k in ("on_asked", "on_other", "on_none")
         )
         areas = "-" if h["box_area"] is None else f"{h['box_area']:.0f} ({h['object_area']:.0f})"
+        near = (
+            "-"
+            if h["nearest_asked"] is None
+            else f"{100 * h['nearest_asked']:.0f}% ({100 * h['nearest_chance']:.0f}%)"
+        )
+        error = "-" if h["centre_error"] is None else f"{h['centre_error']:.1f}"
         print(
             f"| {path} | {h['missed']} of {h['present']} | {h['invented']} of {h['absent']} | {h['unreadable']}"
-            f" | {h['boxes']} | {shares} | {areas} |"
+            f" | {h['boxes']} | {shares} | {areas} | {near} | {error} |"
         )
 
 

@@ -43,23 +43,29 @@ def test_presence_and_the_boxes_places_are_counted_by_hand(load_bench, tmp_path)
         row(
             boxes([80, 0, 110, 40], [20, 20, 60, 60]), red, resized=(200, 200)
         ),  # on nothing; on it, 2x frame
+        row(boxes([55, 55, 85, 85]), red),  # present, on the other object (IoU 625 / 1175)
     ]
     h = load_bench("detection_hits").detection_hits(write(tmp_path, rows))
-    # boxes in pixels: (10,10,30,30) 400 px2, (60,60,90,90) 900, (40,0,55,20) 300, (10,10,30,30) 400;
-    # objects: 400 and 900 in each of the 6 scenes
+    # boxes in pixels: (10,10,30,30) 400 px2, (60,60,90,90) 900, (40,0,55,20) 300, (10,10,30,30) 400,
+    # (55,55,85,85) 900; objects: 400 and 900 in each of the 7 scenes, centres (20, 20) and (75, 75)
+    # the present categories' boxes, centre to the asked (20, 20): 0; (47.5, 10): 29.26, nearer it than
+    # (75, 75); 0; (70, 70): 70.71, nearer the other object
     assert h == {
-        "n": 6,
-        "present": 4,
+        "n": 7,
+        "present": 5,
         "absent": 2,
         "missed": 1,
         "invented": 1,
         "unreadable": 1,
-        "boxes": 4,
-        "on_asked": 0.5,
-        "on_other": 0.25,
-        "on_none": 0.25,
+        "boxes": 5,
+        "on_asked": 0.4,
+        "on_other": 0.4,
+        "on_none": 0.2,
         "box_area": 400.0,
         "object_area": 650.0,
+        "nearest_asked": 0.75,
+        "nearest_chance": 0.5,
+        "centre_error": pytest.approx((0 + (27.5**2 + 10**2) ** 0.5) / 2),
     }
 
 
