@@ -115,7 +115,8 @@ class LocatePhase:
     aggregation: str | None = None
     """Its `sft.aggregation` (None: the locate stage's). "token" for a detection phase: under "sequence" the
     token that decides a box or "No Objects" weighs 1/49 of a present answer and 1/20 of an absent one, and the
-    base answers "No Objects" to what it knows is there (RESULTS.md section 43)."""
+    base answers "No Objects" to what it knows is there (RESULTS.md section 43); the threshold then follows the
+    phase's mix (section 44)."""
 
 
 @dataclass
