@@ -16,6 +16,7 @@ model folders on --n held-out questions of each set, drawn from a world of --see
 
     python bench/detection_hits.py runs/tok2/eval/detection/base/completions.jsonl
     python bench/detection_hits.py --out runs/dethits --models runs/bridge/base runs/tok2/base
+    python bench/detection_hits.py --paired A/completions.jsonl B/completions.jsonl  # presence answered right
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grounding_hits import THRESHOLD, completion_rows, hits_parser, parse_hits_args, row_frame  # noqa: E402
+from grounding_hits import (  # noqa: E402
+    THRESHOLD,
+    completion_rows,
+    hits_parser,
+    paired,
+    parse_hits_args,
+    row_frame,
+)
 
 from visual_rft.config import EvalOptions  # noqa: E402
 from visual_rft.data.answer import detection_answer  # noqa: E402
@@ -102,6 +110,13 @@ def detection_hits(path: Path) -> dict:
     }
 
 
+def presence_right(row: dict) -> bool:
+    """Whether a completions.jsonl row of a detection query answers presence right: boxes for a category in the
+    image, "No Objects" for one that is not (an unreadable answer is wrong either way)."""
+    answer = detection_answer(row["completion"])
+    return answer.readable and answer.empty != bool(row["sample"]["target"]["boxes"])
+
+
 def distance(a, b) -> float:
     """Pixels between two boxes' centres."""
     return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2))
@@ -129,7 +144,14 @@ def held_out_sets(out: Path, seed: int, n: int) -> dict[str, Path]:
 
 def main() -> None:
     parser = hits_parser(__doc__.split("\n")[0], "detection", "set")
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="then the files two by two, query by query: presence answered right, McNemar's test",
+    )
     args = parse_hits_args(parser)
+    if args.paired and len(args.files) % 2:
+        parser.error("--paired compares files two by two: give an even number")
     files = list(args.files)
     if args.models:
         named = {f"m{i}": m for i, m in enumerate(args.models)}
@@ -158,6 +180,12 @@ def main() -> None:
         print(
             f"| {path} | {h['missed']} of {h['present']} | {h['invented']} of {h['absent']} | {h['unreadable']}"
             f" | {h['boxes']} | {shares} | {areas} | {near} | {error} |"
+        )
+    for a, b in zip(files[::2], files[1::2]) if args.paired else []:
+        c = paired(a, b, is_right=presence_right)
+        print(
+            f"{a} against {b}: presence right {c['a']} / {c['b']} of {c['n']}; only the first {c['only_a']},"
+            f" only the second {c['only_b']}; McNemar exact p = {c['p']:.2g}"
         )
 
 

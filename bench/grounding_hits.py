@@ -152,15 +152,16 @@ def difference(asked: dict, other: dict) -> str:
     return f"{colour}, {'same' if other[what] == asked[what] else 'other'} {what}"
 
 
-def paired(a: Path, b: Path, kind: str | None = None) -> dict:
+def paired(a: Path, b: Path, kind: str | None = None, is_right=None) -> dict:
     """Two completions files of the same queries (of grounding `kind` only, when given) compared query by
     query: {'n', 'a', 'b' (queries each got right), 'only_a', 'only_b', 'p'}, where 'p' is the exact two-sided
     McNemar test's: the chance, were both models equally good, of a split of the discordant queries at least
-    this uneven."""
+    this uneven. `is_right(row)`: whether a row is right (default `on_target`, the box on the asked object)."""
+    is_right = is_right or on_target
     right = []
     for path in (a, b):
         rows = [r for r in completion_rows(path) if kind in (None, r["sample"]["meta"].get("kind"))]
-        right.append({r["sample"]["id"]: on_target(r) for r in rows})
+        right.append({r["sample"]["id"]: is_right(r) for r in rows})
         if len(right[-1]) < len(rows):
             raise ValueError(f"{path}: a query id comes more than once (two evaluations in one file?)")
     if right[0].keys() != right[1].keys():

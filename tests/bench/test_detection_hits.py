@@ -69,6 +69,15 @@ def test_presence_and_the_boxes_places_are_counted_by_hand(load_bench, tmp_path)
     }
 
 
+def test_presence_is_right_when_boxes_answer_a_present_category_and_no_objects_an_absent_one(load_bench):
+    right = load_bench("detection_hits").presence_right
+    red = [[10, 10, 30, 30]]
+    assert right(row(boxes([60, 60, 90, 90]), red))  # a box, even on the wrong object: presence is read
+    assert not right(row("No Objects", red))
+    assert right(row("No Objects", [])) and not right(row(boxes([10, 10, 30, 30]), []))
+    assert not right(row("a red circle", red)) and not right(row("a red circle", []))  # unreadable
+
+
 def test_a_file_of_other_queries_is_refused_with_its_line(load_bench, tmp_path):
     grounding = row("No Objects", [])
     grounding["sample"]["task"] = "grounding"
