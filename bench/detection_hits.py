@@ -21,6 +21,7 @@ model folders on --n held-out questions of each set, drawn from a world of --see
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from grounding_hits import (  # noqa: E402
     THRESHOLD,
+    centre,
     completion_rows,
     hits_parser,
     paired,
@@ -92,7 +94,9 @@ def detection_hits(path: Path) -> dict:
             on[kind] += 1
             others = [o for o in objects if o not in asked]
             if asked and others:
-                to_asked, to_other = (min(distance(box, o) for o in group) for group in (asked, others))
+                to_asked, to_other = (
+                    min(math.dist(centre(box), centre(o)) for o in group) for group in (asked, others)
+                )
                 nearest.append(to_asked < to_other)
                 chance.append(len(asked) / len(objects))
                 errors.append(to_asked)
@@ -115,11 +119,6 @@ def presence_right(row: dict) -> bool:
     image, "No Objects" for one that is not (an unreadable answer is wrong either way)."""
     answer = detection_answer(row["completion"])
     return answer.readable and answer.empty != bool(row["sample"]["target"]["boxes"])
-
-
-def distance(a, b) -> float:
-    """Pixels between two boxes' centres."""
-    return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2))
 
 
 def area(box) -> float:

@@ -223,8 +223,7 @@ def test_a_locate_phase_sets_its_aggregation_and_the_presence_loss_follows_the_b
         None,
         ["binding.presence_weight=2", "locate_more=[{steps: 5, aggregation: token}, {steps: 5}]"],
     )
-    stages = {name: (folder, stage) for folder, name, _, stage in stage_configs(cfg)}
-    aggregation = {name: stage.sft.aggregation for name, (_, stage) in stages.items()}
+    aggregation = {section: stage.sft.aggregation for _, section, _, stage in stage_configs(cfg)}
     assert aggregation == {  # the phase's own, else the locate stage's
         "locate": "sequence",
         "locate_more[0]": "token",
