@@ -45,7 +45,7 @@ from visual_rft.data.boxes import iou  # noqa: E402
 from visual_rft.data.coords import answer_to_pixels  # noqa: E402
 from visual_rft.data.jsonl import read_samples, write_samples  # noqa: E402
 from visual_rft.eval.runner import evaluate_models  # noqa: E402
-from visual_rft.recipes.pretrain import grounded_detection  # noqa: E402
+from visual_rft.recipes.pretrain_samples import grounded_detection  # noqa: E402
 from visual_rft.world import DETECTION_BASE, build  # noqa: E402
 
 SETS = ("single", "name", "base")

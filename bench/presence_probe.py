@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -40,11 +39,10 @@ import numpy as np
 import torch
 
 from visual_rft.data.jsonl import read_samples, write_samples
-from visual_rft.data.prompts import DETECTION_PROBLEM
-from visual_rft.data.types import Box, ClassTarget, DetectionTarget, Sample
+from visual_rft.data.types import ClassTarget, Sample
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
 from visual_rft.recipes.base_model import THINK
-from visual_rft.recipes.pretrain import category_of
+from visual_rft.recipes.pretrain_samples import presence_pairs
 from visual_rft.world import DETECTION_BASE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
@@ -58,27 +56,6 @@ FORMS = ("yes-no", "detection", "detection-unquoted")
 (the tiny tokenizer writes `'purple` as `'` + `purple`, not the ` purple` of the other questions)."""
 TRAIN_SHARE = 0.7
 """The share of the scenes whose pairs fit the probes; the rest score them."""
-
-
-def presence_pairs(scenes: list[Sample], seed: int = 0) -> list[tuple[Sample, Sample]]:
-    """(present, absent) detection questions on each scene that shows a base category: a category it shows,
-    with every instance's box (sorted by position, as the world's detection queries are), and one of the base
-    categories it does not show; both drawn at random with `seed`."""
-    rng = random.Random(seed)
-    pairs = []
-    for s in scenes:
-        objects = s.meta["objects"]
-        shown = sorted({category_of(o) for o in objects} & set(DETECTION_BASE))
-        if not shown:
-            continue
-        category = rng.choice(shown)
-        instances = [i for i, o in enumerate(objects) if category_of(o) == category]
-        boxes = sorted(
-            (Box(*objects[i]["box"], category=category) for i in instances), key=lambda b: (b.y1, b.x1)
-        )
-        absent = rng.choice([c for c in DETECTION_BASE if c not in shown])
-        pairs.append((_asked(s, category, tuple(boxes), instances), _asked(s, absent, (), [])))
-    return pairs
 
 
 def presence_questions(pairs: list[tuple[Sample, Sample]]) -> list[Sample]:
@@ -96,19 +73,6 @@ def presence_questions(pairs: list[tuple[Sample, Sample]]) -> list[Sample]:
         for pair in pairs
         for s in pair
     ]
-
-
-def _asked(scene: Sample, category: str, boxes: tuple[Box, ...], instances: list[int]) -> Sample:
-    """Detection's question for `category` on `scene`. Kind "presence"; `meta.instances`: the indices in
-    `meta.objects` of the category's objects (none: absent)."""
-    return replace(
-        scene,
-        id=f"{scene.id}-{'present' if instances else 'absent'}",
-        task="detection",
-        problem=DETECTION_PROBLEM.format(category=category),
-        target=DetectionTarget(boxes=boxes, category=category),
-        meta={**scene.meta, "kind": "presence", "instances": instances},
-    )
 
 
 @torch.no_grad()
@@ -162,7 +126,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the draw of the asked categories")
     ap.add_argument("--think", default=THINK, help="the think text the models were trained to write")
     args = ap.parse_args()
-    pairs = presence_pairs(read_samples(args.data)[: args.n], args.seed)
+    pairs = presence_pairs(read_samples(args.data)[: args.n], DETECTION_BASE, args.seed)
     if args.questions:
         questions = (
             presence_questions(pairs) if args.form == "yes-no" else [s for pair in pairs for s in pair]

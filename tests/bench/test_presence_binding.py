@@ -3,7 +3,8 @@
 import json
 
 from visual_rft.data.jsonl import read_samples
-from visual_rft.world import build
+from visual_rft.recipes.pretrain_samples import presence_pairs
+from visual_rft.world import DETECTION_BASE, build
 
 
 def _one_step(presence, model_dir, questions, out, weight=1.0):
@@ -22,7 +23,7 @@ def _one_step(presence, model_dir, questions, out, weight=1.0):
 def test_the_loss_holds_the_present_questions_only(load_bench, tiny_model_dir, tmp_path):
     presence, probe = load_bench("presence_binding"), load_bench("presence_probe")
     scenes = read_samples(build("grounding", tmp_path / "w", 8, seed=2, categories=["name"], name="name"))
-    questions = probe.presence_questions(probe.presence_pairs(scenes, seed=0))
+    questions = probe.presence_questions(presence_pairs(scenes, DETECTION_BASE, seed=0))
     present = [q for q in questions if q.meta["instances"]]
     both = _one_step(presence, tiny_model_dir, questions, tmp_path / "both")
     assert (
@@ -38,6 +39,6 @@ def test_the_loss_holds_the_present_questions_only(load_bench, tiny_model_dir, t
 def test_weight_0_is_plain_sft(load_bench, tiny_model_dir, tmp_path):
     presence, probe = load_bench("presence_binding"), load_bench("presence_probe")
     scenes = read_samples(build("grounding", tmp_path / "w", 4, seed=2, categories=["name"], name="name"))
-    questions = probe.presence_questions(probe.presence_pairs(scenes, seed=0))
+    questions = probe.presence_questions(presence_pairs(scenes, DETECTION_BASE, seed=0))
     row = _one_step(presence, tiny_model_dir, questions, tmp_path / "plain", weight=0.0)
     assert row["loss"] > 0 and not any(k.startswith(("presence/", "binding/")) for k in row)

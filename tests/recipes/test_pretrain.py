@@ -11,19 +11,8 @@ from visual_rft.models.attention import HELD_EAGER
 from visual_rft.models.loading import load_model
 from visual_rft.models.tiny import write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK, default_base_model
-from visual_rft.recipes.pretrain import (
-    GROUNDED_DETECTION,
-    PRETRAIN_FILES,
-    SAMPLE_KINDS,
-    PretrainConfig,
-    category_of,
-    grounded_detection,
-    locate_samples,
-    mix_samples,
-    run_pretrain,
-    stage_binding,
-    stage_configs,
-)
+from visual_rft.recipes.pretrain import PretrainConfig, run_pretrain, stage_binding, stage_configs
+from visual_rft.recipes.pretrain_samples import grounded_detection, presence_pairs
 from visual_rft.world import DETECTION_BASE, build_suite
 
 
@@ -92,95 +81,6 @@ def test_pretrain_miniature_runs_every_stage_and_resumes(tmp_path):
     assert (tmp_path / "pre" / "joint" / "metrics.jsonl").stat().st_mtime_ns == stamp
 
 
-def test_the_locate_stage_takes_the_kinds_it_is_given_detection_and_classification_included(tmp_path):
-    paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
-    files = ("grd_single_train", "grd_base_train", "det_base_train", "cls_base_train")
-    parts = {k: read_samples(paths[k]) for k in files}
-    grounding = parts["grd_base_train"]
-    detection = [s.id for s in parts["det_base_train"]]
-    names = [s.id for s in grounding if s.meta["kind"] == "name"]
-    assert names and detection
-    located = locate_samples(parts, ["name"])
-    assert [s.id for s in located] == names
-    located = locate_samples(parts, ["single", "name", "detection"])
-    assert {s.meta.get("kind") for s in located[: -len(detection)]} == {"single", "name"}
-    assert [s.id for s in located[-len(detection) :]] == detection
-    assert locate_samples(parts, ["detection"])[0].task == "detection"
-    located = locate_samples(parts, ["single", "classification"])
-    assert {s.task for s in located} == {"grounding", "classification"}
-    assert [s.id for s in located if s.task == "classification"] == [s.id for s in parts["cls_base_train"]]
-    quarter = locate_samples(parts, ["single", "classification"], classification=0.25)
-    classes = [s.id for s in parts["cls_base_train"]]
-    assert [s.id for s in quarter if s.task == "classification"] == classes[: round(len(classes) / 4)]
-    assert [s.id for s in quarter if s.task == "grounding"] == [
-        s.id for s in located if s.task == "grounding"
-    ]
-
-
-def test_align_and_joint_take_every_sample_by_default_and_only_the_mix_kinds_when_told(tmp_path):
-    paths = build_suite(tmp_path, seed=0, n_pretrain=12, n_test=0, shots=(1,))
-    parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
-    every = [s.id for k in PRETRAIN_FILES for s in parts[k]]
-    # file by file, as before the field
-    assert [s.id for s in mix_samples(parts, list(SAMPLE_KINDS))] == every
-    no_detection = mix_samples(parts, ["classification", "name", "extreme", "single"])
-    detection = {s.id for s in parts["det_base_train"]}
-    assert [s.id for s in no_detection] == [i for i in every if i not in detection]
-    only_extreme = mix_samples(parts, ["extreme"])
-    assert only_extreme and {(s.task, s.meta["kind"]) for s in only_extreme} == {("grounding", "extreme")}
-
-
-def test_the_named_scenes_ask_detection_of_their_object_or_of_a_category_none_of_theirs_has(tmp_path):
-    paths = build_suite(tmp_path, seed=0, n_pretrain=40, n_test=0, shots=(1,))
-    singles, grounding = read_samples(paths["grd_single_train"]), read_samples(paths["grd_base_train"])
-    named = singles + [s for s in grounding if s.meta["kind"] == "name"]
-    assert len(named) < len(singles + grounding)  # `extreme` asks no name: skipped
-    asked = grounded_detection(singles + grounding, DETECTION_BASE, seed=0)
-    by_id = {f"{s.id}-detection": s for s in named}
-    ids = {s.id for s in asked}
-    in_scene_order = [i for i in by_id if i in ids]
-    assert ids <= set(by_id) and in_scene_order == [s.id for s in asked]
-    for kind in ("detection_single", "detection_name"):  # No Objects at most half of each kind's answers
-        answers = [bool(s.target.boxes) for s in asked if s.meta["kind"] == kind]
-        assert answers and answers.count(False) <= answers.count(True)
-    # every named object of a base category is asked for; the absent questions dropped are the last ones
-    base_named = [s for s in named if s.meta["query"]["name"] in DETECTION_BASE]
-    assert {f"{s.id}-detection" for s in base_named} <= {s.id for s in asked}
-    uncapped = grounded_detection(singles + grounding, DETECTION_BASE, seed=0, balance=False)
-    for kind in ("detection_single", "detection_name"):
-        kept = [s.id for s in asked if s.meta["kind"] == kind and not s.target.boxes]
-        every = [s.id for s in uncapped if s.meta["kind"] == kind and not s.target.boxes]
-        assert kept == every[: len(kept)]
-    present = 0
-    for det in asked:
-        one = by_id[det.id]
-        name, category = one.meta["query"]["name"], det.target.category
-        assert det.task == "detection" and det.images == one.images
-        assert det.meta["kind"] == f"detection_{one.meta['kind']}"
-        assert det.problem == f"Detect all objects belonging to the category '{category}' in the image."
-        assert category in DETECTION_BASE
-        shown = {category_of(o) for o in one.meta["objects"]}
-        assert name in shown
-        if name in DETECTION_BASE:  # its own object, its one box
-            assert category == name and [b.xyxy for b in det.target.boxes] == [one.target.box.xyxy]
-            present += 1
-        else:  # a base category no object of the scene has: No Objects
-            assert category not in shown and det.target.boxes == ()
-    assert 0 < present < len(asked)  # both answers are taught
-    assert {s.meta["kind"] for s in asked} == {"detection_single", "detection_name"}
-    assert [s.id for s in grounded_detection(named, DETECTION_BASE, seed=0)] == [s.id for s in asked]
-    every = grounded_detection(named, DETECTION_BASE, seed=0, balance=False)  # a held-out set: every scene
-    assert [s.id for s in every] == list(by_id) and len(every) > len(asked)
-    parts = {"grd_single_train": singles, "grd_base_train": [], "det_base_train": [], "cls_base_train": []}
-    parts["det_grounded_train"] = asked
-    located = locate_samples(parts, ["single", "detection_single"])
-    assert [s.id for s in located] == [s.id for s in singles] + [
-        s.id for s in asked if s.meta["kind"] == "detection_single"
-    ]
-    assert mix_samples(parts, ["detection_name"]) == [s for s in asked if s.meta["kind"] == "detection_name"]
-    assert not set(GROUNDED_DETECTION) & set(PretrainConfig().mix_kinds)  # align, joint: build_suite's files
-
-
 @pytest.mark.slow
 def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_kinds_and_short_prompts(tmp_path):
     out = tmp_path / "pre"
@@ -188,7 +88,8 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_kinds_an
         out,
         "binding.weight=1",
         "locate.sft.short_prompts=0.5",
-        "locate_more=[{steps: 2, lr: 1e-4, kinds: [single, detection_single], short_prompts: 1}, {steps: 0},"
+        "locate_more=[{steps: 2, lr: 1e-4, kinds: [single, detection_single, presence], short_prompts: 1},"
+        " {steps: 0},"
         " {steps: 1}]",
     )
     second, fourth = out / "locate2", out / "locate4"
@@ -204,10 +105,14 @@ def test_locate_phases_continue_the_locate_stage_each_with_its_steps_lr_kinds_an
     assert all("binding/selectivity" in r for r in rows)  # the locate stage's losses
     singles = len(read_samples(out / "world" / "grd_single_train.jsonl"))
     asked = len(grounded_detection(read_samples(out / "world" / "grd_single_train.jsonl"), DETECTION_BASE, 0))
-    names = sum(s.meta["kind"] == "name" for s in read_samples(out / "world" / "grd_base_train.jsonl"))
+    scenes = read_samples(out / "world" / "grd_base_train.jsonl")
+    names = sum(s.meta["kind"] == "name" for s in scenes)
+    presence = 2 * len(presence_pairs(scenes, DETECTION_BASE, 0))
     n_samples = {d: json.loads((d / "data.json").read_text())["n_samples"] for d in (second, fourth)}
-    # its own kinds (the one-object scenes, and detection's question on them), else the locate stage's
-    assert 0 < asked <= singles and n_samples == {second: singles + asked, fourth: names}
+    # its own kinds (the one-object scenes, detection's question on them, the presence questions on the base
+    # scenes), else the locate stage's
+    assert 0 < asked <= singles and presence > 0
+    assert n_samples == {second: singles + asked + presence, fourth: names}
     fourth_rows = [json.loads(r) for r in (fourth / "metrics.jsonl").read_text().splitlines()]
     assert len(fourth_rows) == 1
     # the second phase asks the question alone at every step; the fourth as the locate stage does, 1 step in 2

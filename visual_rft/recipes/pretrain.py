@@ -26,39 +26,28 @@ model's heads held on the object the question names while the answer writes its 
 from __future__ import annotations
 
 import json
-import random
 import shutil
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from visual_rft.checks import check_share, config_section
 from visual_rft.config import ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig, for_run
-from visual_rft.data.jsonl import read_samples
-from visual_rft.data.prompts import DETECTION_PROBLEM
-from visual_rft.data.types import DetectionTarget, Sample
 from visual_rft.models.attention import HELD_EAGER
 from visual_rft.models.text_distance import check_text_distance, folder_text_distance, write_text_distance
 from visual_rft.models.tiny import SIZES, write_tiny
 from visual_rft.recipes.base_model import SHIPPED_BASE, THINK
-from visual_rft.recipes.binding import (
-    BindingConfig,
-    BindingSFTTrainer,
-    check_binding,
-    sample_kind,
+from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer, check_binding
+from visual_rft.recipes.pretrain_samples import (
+    DERIVED_KINDS,
+    SAMPLE_KINDS,
+    locate_samples,
+    mix_samples,
+    stage_parts,
 )
 from visual_rft.recipes.vision_tower import VisionStageConfig, check_vision_stage, train_vision
 from visual_rft.sft.trainer import check_sft_config
 from visual_rft.train.checkpoint import latest_checkpoint
-from visual_rft.world import DETECTION_BASE, GROUNDING_BASE_KINDS, build_suite
-
-PRETRAIN_FILES = ("cls_base_train", "det_base_train", "grd_base_train", "grd_single_train")
-"""`build_suite`'s pre-training files, in the order align and joint take them."""
-GROUNDED_DETECTION = ("detection_single", "detection_name")
-"""Detection's question on the scenes of the `single` and `name` grounding samples (`grounded_detection`)."""
-SAMPLE_KINDS = ("classification", "detection", *GROUNDING_BASE_KINDS, "single", *GROUNDED_DETECTION)
-"""The kinds of pre-training sample a stage can train on: a task, a grounding sample's kind, or one of
-GROUNDED_DETECTION."""
+from visual_rft.world import build_suite
 
 
 def default_locate() -> SFTTrainConfig:
@@ -142,9 +131,11 @@ class PretrainConfig:
     """What the locate stage trains on: "single" (one-object scenes), any of GROUNDING_BASE_KINDS (grounding
     in scenes of several objects), "detection" (the base detection samples: every instance of a category,
     in reading order, among other objects), "detection_single" and "detection_name" (detection's question on
-    the scenes of the one-object and `name` samples: present, one box, or not; `grounded_detection`) and
-    "classification" (the base classes, so that the language model keeps reading colour and shape while it
-    learns position): every pre-training sample of those kinds."""
+    the scenes of the one-object and `name` samples: present, one box, or not; `grounded_detection`), "presence"
+    (on each base grounding scene, detection's question for a base category it shows, every instance's box,
+    and for one it does not; `presence_pairs`) and "classification" (the base classes, so that the language
+    model keeps reading colour and shape while it learns position): every pre-training sample of those kinds
+    (`recipes/pretrain_samples.py`)."""
     locate_more: list[LocatePhase] = field(default_factory=list)
     """Phases after the locate stage, run in order into locate2/, locate3/, ... (a curriculum: RESULTS.md
     section 18 continued a 3,000-step stage at lr 5e-4, then taught `extreme` at 3e-4). They add the binding
@@ -153,11 +144,9 @@ class PretrainConfig:
     """With "classification" in `locate_kinds`: the share of the base classification samples the locate stage
     takes, the file's first ones (1: all `n_per_task`; 0.15 of 2,000 beside the 3,000 default grounding samples
     makes 9% of the stage)."""
-    mix_kinds: list[str] = field(
-        default_factory=lambda: [k for k in SAMPLE_KINDS if k not in GROUNDED_DETECTION]
-    )
+    mix_kinds: list[str] = field(default_factory=lambda: [k for k in SAMPLE_KINDS if k not in DERIVED_KINDS])
     """What align and joint train on, of the kinds `locate_kinds` names (default: every sample of
-    `build_suite`'s pre-training files, each base task's `n_per_task`; not GROUNDED_DETECTION's)."""
+    `build_suite`'s pre-training files, each base task's `n_per_task`; not the DERIVED_KINDS' questions)."""
     align: SFTTrainConfig = field(default_factory=default_align)
     """Stage 2 (`vrft sft`'s config); model.path, run.output_dir, run.seed and run.progress are set here."""
     joint: SFTTrainConfig = field(default_factory=default_joint)
@@ -197,10 +186,7 @@ def check_pretrain(cfg: PretrainConfig) -> None:
     for name, (kinds, steps) in kinds_of.items():
         unknown = set(kinds) - set(SAMPLE_KINDS)
         if unknown:
-            raise ValueError(
-                f"{name}: {sorted(unknown)} are not 'single', 'detection', 'classification', one of "
-                f"{GROUNDING_BASE_KINDS} or of {GROUNDED_DETECTION}"
-            )
+            raise ValueError(f"{name}: {sorted(unknown)} are not sample kinds ({', '.join(SAMPLE_KINDS)})")
         if not kinds and any(steps):
             raise ValueError(f"{name} is empty: its stages have steps to train and nothing to train on")
     for i, phase in enumerate(cfg.locate_more):
@@ -238,9 +224,7 @@ def run_pretrain(cfg: PretrainConfig) -> Path:
     paths = build_suite(
         out / "world", seed=cfg.seed, n_pretrain=cfg.n_per_task, shots=(1,), cfg=cfg.vision.world
     )
-    parts = {k: read_samples(paths[k]) for k in PRETRAIN_FILES}
-    grounded = parts["grd_single_train"] + parts["grd_base_train"]
-    parts["det_grounded_train"] = grounded_detection(grounded, DETECTION_BASE, cfg.seed)
+    parts = stage_parts(paths, cfg.seed)
     samples = mix_samples(parts, cfg.mix_kinds)
     located = locate_samples(parts, cfg.locate_kinds, cfg.locate_classification)
     model = out / "init"
@@ -311,75 +295,6 @@ def locate_phase(locate: SFTTrainConfig, phase: LocatePhase) -> SFTTrainConfig:
         run=replace(locate.run, steps=phase.steps),
         sft=replace(locate.sft, short_prompts=short, aggregation=aggregation),
     )
-
-
-def grounded_detection(
-    samples: list[Sample], categories: list[str], seed: int, balance: bool = True
-) -> list[Sample]:
-    """Detection's question on the scenes of the grounding samples that ask for an object by its name (kinds
-    `single` and `name`; the others are skipped), a bridge from what the locate stage reads first, the named
-    object's box, to detection: a scene whose named object is of one of `categories` (the only one of its name
-    there) is asked for it, its one box; any other for a category of `categories` that no object of the scene
-    has (No Objects), so that whether the category is there must be read. With `balance` (training), of each
-    kind the absent questions are at most as many as the present ones (the first; the `name` scenes' named
-    object is mostly a digit or a non-base name): with two thirds of them No Objects the base learnt to answer
-    nothing (RESULTS.md section 21); without it (a held-out set), every scene is asked.
-    Kind "detection_" + the grounding kind; the same images, nothing is drawn."""
-    rng = random.Random(seed)
-    asked = []
-    for s in samples:
-        name = s.meta.get("query", {}).get("name")
-        if s.meta.get("kind") not in ("single", "name") or name is None:
-            continue
-        shown = {category_of(o) for o in s.meta["objects"]}
-        present = name in categories
-        category = name if present else rng.choice([c for c in categories if c not in shown])
-        boxes = (replace(s.target.box, category=category),) if present else ()
-        asked.append(
-            replace(
-                s,
-                id=f"{s.id}-detection",
-                task="detection",
-                problem=DETECTION_PROBLEM.format(category=category),
-                target=DetectionTarget(boxes=boxes, category=category),
-                meta={**s.meta, "kind": f"detection_{s.meta['kind']}"},
-            )
-        )
-    if not balance:
-        return asked
-    n_present = Counter(s.meta["kind"] for s in asked if s.target.boxes)
-    n_absent = Counter()  # the absent questions of each kind so far
-    kept = []
-    for s in asked:
-        n_absent[s.meta["kind"]] += not s.target.boxes
-        if s.target.boxes or n_absent[s.meta["kind"]] <= n_present[s.meta["kind"]]:
-            kept.append(s)
-    return kept
-
-
-def category_of(obj: dict) -> str:
-    """The detection category of an object of a sample's `meta.objects` (as `ObjectSpec.category`)."""
-    return f"digit {obj['digit']}" if obj["kind"] == "digit" else f"{obj['colour']} {obj['shape']}"
-
-
-def mix_samples(parts: dict[str, list], kinds: list[str]) -> list:
-    """Align and joint's samples, from `build_suite`'s training files as read ({file key: samples}, in the
-    order of PRETRAIN_FILES, then the derived ones): those whose kind is in `kinds`, part by part."""
-    return [s for part in parts.values() for s in part if sample_kind(s) in kinds]
-
-
-def locate_samples(parts: dict[str, list], kinds: list[str], classification: float = 1.0) -> list:
-    """The locate stage's samples, from `build_suite`'s training files as read ({file key: samples}): the
-    one-object and grounding samples whose kind is in `kinds`, then the grounded detection samples
-    (parts["det_grounded_train"], `grounded_detection`) whose kind is, then every base detection
-    sample if "detection" is, then the first `classification` share of the base classification samples if
-    "classification" is."""
-    grounding = parts["grd_single_train"] + parts["grd_base_train"]
-    located = [s for s in grounding if sample_kind(s) in kinds]
-    located += [s for s in parts.get("det_grounded_train", []) if sample_kind(s) in kinds]
-    located += parts["det_base_train"] if "detection" in kinds else []
-    classes = parts["cls_base_train"][: round(classification * len(parts["cls_base_train"]))]
-    return located + (classes if "classification" in kinds else [])
 
 
 def sft_stage(
