@@ -13,6 +13,9 @@ held-out questions.
         --train runs/presence/train.jsonl --test runs/presence/test.jsonl --out runs/presence_bind
     python bench/presence_binding.py --model runs/more_bn6/locate2/checkpoint-2000/model \\
         --train runs/presence/det_train.jsonl --test runs/presence/det_test.jsonl --out runs/presence_det
+
+`--continue-weight` holds the heads at each box's close too, on the asked instances the answer has not written yet
+(`BindingConfig.continue_weight`; RESULTS.md section 45).
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from visual_rft.recipes.base_model import THINK
 from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer
 
 
-def presence_binding(weight: float) -> BindingConfig:
+def presence_binding(weight: float, continue_weight: float = 0.0) -> BindingConfig:
     """The binding loss at the boxes' digits and at the answer's first token (`presence_weight`), each at
-    `weight` (0: plain SFT)."""
-    return BindingConfig(weight=weight, presence_weight=weight)
+    `weight` (0: plain SFT), and at each box's close on the instances left (`continue_weight`)."""
+    return BindingConfig(weight=weight, presence_weight=weight, continue_weight=continue_weight)
 
 
 def main() -> None:
@@ -44,6 +47,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--weight", type=float, default=1.0, help="the binding loss's weight (0: plain SFT)")
+    ap.add_argument(
+        "--continue-weight",
+        type=float,
+        default=0.0,
+        help="the same loss at each box's close, on the asked instances not written yet (0: off)",
+    )
     ap.add_argument(
         "--aggregation", default="sequence", help="sft.aggregation: sequence (each answer alike) or token"
     )
@@ -59,7 +68,9 @@ def main() -> None:
             output_dir=str(args.out), steps=args.steps, save_every=500, tensorboard=False, progress=False
         ),
     )
-    BindingSFTTrainer(cfg, presence_binding(args.weight), read_samples(args.train)).fit()
+    BindingSFTTrainer(
+        cfg, presence_binding(args.weight, args.continue_weight), read_samples(args.train)
+    ).fit()
     model = args.out / f"checkpoint-{args.steps}" / "model"
     options = EvalOptions(batch_size=16, max_new_tokens=args.max_new_tokens, progress=False)
     metrics = evaluate_models({"presence": model}, args.test, args.out / "eval", options)

@@ -9,20 +9,12 @@ import torch
 import yaml
 
 from visual_rft.config import DataConfig, ModelConfig, OptimConfig, RunConfig, SFTConfig, SFTTrainConfig
+from visual_rft.data.answer import answer_text
 from visual_rft.data.jsonl import read_samples
-from visual_rft.data.types import Box, DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.attention import HELD_EAGER
 from visual_rft.models.loading import load_processor
-from visual_rft.recipes.binding import (
-    BindingConfig,
-    BindingSFTTrainer,
-    answer_start,
-    asked_instances,
-    asked_objects,
-    digit_targets,
-    first_reads,
-    selectivity_loss,
-)
+from visual_rft.recipes.answer_reads import answer_start, asked_instances, asked_objects, box_ends
+from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer, decisions, selectivity_loss
 from visual_rft.world import build
 
 
@@ -55,76 +47,6 @@ def test_only_the_split_among_objects_is_held_not_the_attention_on_background():
     a, _, _ = selectivity_loss(looks_at_background, owners, targets)
     b, _, _ = selectivity_loss(looks_at_objects, owners, targets)
     assert a.item() == pytest.approx(b.item())  # both give the asked object 80% of what goes to objects
-
-
-def _sample(target, objects):
-    return Sample(
-        id="s",
-        images=["x.png"],
-        problem="p",
-        task="detection" if isinstance(target, DetectionTarget) else "grounding",
-        target=target,
-        width=112,
-        height=112,
-        meta={"objects": [{"box": b} for b in objects]},
-    )
-
-
-def test_each_written_box_points_at_its_object_in_the_scene():
-    objects = [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]]
-    det = _sample(DetectionTarget(boxes=(Box(50, 50, 60, 70), Box(0, 0, 10, 10)), category="c"), objects)
-    assert asked_objects(det) == [2, 0]
-    assert asked_objects(_sample(GroundingTarget(box=Box(20, 20, 40, 40)), objects)) == [1]
-    assert asked_objects(_sample(GroundingTarget(box=Box(1, 2, 3, 4)), objects)) == [-1]
-
-
-def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(tiny_model_dir):
-    tok = load_processor(tiny_model_dir).tokenizer
-    text = "<think>t</think><answer>[{'Position': [10, 20, 110, 220], 'Confidence': 1}, {'Position': [5, 6, 7, 8], 'Confidence': 1}]</answer>"
-    targets = digit_targets(text, tok, [4, 1])
-    ids = tok(text, add_special_tokens=False)["input_ids"]
-    assert len(targets) == len(ids) + 1 and targets[-1] == -1  # one per token, and the end-of-turn token
-    pieces = {j: "".join(tok.decode([i]) for i, t in zip(ids, targets) if t == j) for j in (4, 1)}
-    assert pieces == {4: "1020110220", 1: "5678"}  # the confidences' digits are not a box's
-    grounding = "<answer>(3,4),(50,60)</answer>"
-    ids = tok(grounding, add_special_tokens=False)["input_ids"]
-    g = digit_targets(grounding, tok, [7])
-    assert "".join(tok.decode([i]) for i, t in zip(ids, g) if t == 7) == "345060"
-    placed = "<think>It is at the top right.</think><answer>(3,4),(50,60)</answer>"  # sft.grounding_think's {region}
-    ids = tok(placed, add_special_tokens=False)["input_ids"]
-    p = digit_targets(placed, tok, [7])
-    held = [tok.decode([i]) for i, t in zip(ids, p) if t == 7]
-    assert held[:2] == [" top", " right"] and "".join(held[2:]) == "345060"  # the place, then the digits
-    no_box = placed.replace("(3,4),(50,60)", "No Objects")
-    assert max(digit_targets(no_box, tok, [])) == -1  # no box, no place
-
-
-def test_the_answer_starts_at_the_token_after_answer(tiny_model_dir):
-    tokenizer = load_processor(tiny_model_dir).tokenizer
-    text = "<think>Let me look at the image.</think><answer>yes</answer>"
-    tokens = tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
-    t = answer_start(text, tokenizer)
-    assert tokens[t - 1] == "<answer>" and "".join(tokens[t:]).startswith("yes")
-    assert answer_start("<think>x</think>yes", tokenizer) is None
-
-
-def test_a_presence_question_asks_about_every_instance_of_its_category():
-    objects = [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]]
-    det = _sample(DetectionTarget(boxes=(Box(50, 50, 60, 70), Box(0, 0, 10, 10)), category="c"), objects)
-    assert asked_instances(det) == [2, 0]
-    assert asked_instances(_sample(DetectionTarget(boxes=(), category="c"), objects)) == []  # absent
-    assert asked_instances(_sample(GroundingTarget(box=Box(20, 20, 40, 40)), objects)) == []  # not detection
-    listed = _sample(DetectionTarget(boxes=(), category="c"), objects)
-    listed.meta["instances"] = [1]  # a presence question that lists them (bench/presence_probe.py)
-    assert asked_instances(listed) == [1]
-
-
-def test_first_reads_are_each_boxs_first_digit():
-    assert first_reads(torch.tensor([3, 3, 3, 3, 1, 1, 1, 1])).tolist() == [
-        0,
-        4,
-    ]  # two boxes of a detection answer
-    assert first_reads(torch.tensor([5, 5, 5, 5, 5, 5])).tolist() == [0]  # a grounding box
 
 
 def test_the_pick_weight_adds_the_first_digits_binding_loss(tiny_model_dir, tmp_path):
@@ -286,3 +208,63 @@ def test_presence_questions_whose_category_is_absent_train_on_the_nll_alone(tiny
     assert trainer.auxiliary_metrics()["presence/share"] == 0
     off, rollout, texts = _presence_pass(tiny_model_dir, tmp_path, samples, BindingConfig(weight=1.0))
     assert off.presence_loss(rollout, samples, texts) is None  # presence_weight 0: off
+
+
+def test_the_decisions_are_the_answers_start_and_each_boxs_close_with_what_is_left_to_write(
+    tiny_model_dir, tmp_path
+):
+    tok = load_processor(tiny_model_dir).tokenizer
+    samples = read_samples(build("detection", tmp_path / "w", 16, seed=4))
+    three = next(s for s in samples if len(s.target.boxes) == 3)
+    text = answer_text(three, frame=None, think="x")
+    written, start, ends = asked_objects(three), answer_start(text, tok), box_ends(text, tok)
+    both = decisions(three, text, tok, BindingConfig(presence_weight=2.0, continue_weight=3.0))
+    assert (
+        both
+        == [
+            ("presence", 2.0, start, asked_instances(three)),
+            ("continue", 3.0, ends[0], written[1:]),  # after the first box: the two not written yet
+            ("continue", 3.0, ends[1], written[2:]),  # after the second: the last one, then nothing
+        ]
+    )
+    assert decisions(three, text, tok, BindingConfig(weight=1.0)) == []  # both weights 0: off
+    absent = next(s for s in samples if not s.target.boxes)
+    assert (
+        decisions(
+            absent, answer_text(absent, frame=None, think="x"), tok, BindingConfig(1, continue_weight=1)
+        )
+        == []
+    )
+
+
+def test_the_continue_loss_is_the_held_share_on_the_instances_left_where_each_box_closes(
+    tiny_model_dir, tmp_path
+):
+    """By hand from the recorded weights: at the position predicting each box's closing token but the last, the
+    held heads' share of object attention on the asked instances not written yet (one owner), -log, summed over
+    those positions, times the weight, over the batch's samples."""
+    samples = read_samples(build("detection", tmp_path / "w", 12, seed=4))
+    trainer, rollout, texts = _presence_pass(
+        tiny_model_dir, tmp_path, samples, BindingConfig(continue_weight=3.0)
+    )
+    with torch.no_grad():
+        loss = trainer.presence_loss(rollout, samples, texts)
+    L, tok, expected = rollout.prompt_ids.shape[1], trainer.processor.tokenizer, []
+    for r, (sample, text) in enumerate(zip(samples, texts)):
+        written = asked_objects(sample)
+        image, owners, _ = trainer.cells(rollout, r, sample)
+        for j, t in enumerate(box_ends(text, tok)):
+            left = np.isin(owners, written[j + 1 :])  # [N] the cells of the instances still to write
+            if not left.any() or not ((owners >= 0) & ~left).any():
+                continue
+            a = torch.stack(
+                [trainer.recorder.weights[i][r][:, L + t - 1, image] for i in trainer.recorder.layers]
+            )  # [l, h, N]
+            share = a[..., torch.from_numpy(left)].sum(-1) / a[..., torch.from_numpy(owners >= 0)].sum(
+                -1
+            )  # [l, h]
+            expected.append(-torch.log(share).mean().item())
+    assert expected  # some answers list several instances
+    assert loss.item() == pytest.approx(3.0 * sum(expected) / len(samples), rel=1e-5)
+    metrics = trainer.auxiliary_metrics()
+    assert metrics["continue/share"] == len(expected) / len(samples) and "presence/share" not in metrics

@@ -126,7 +126,11 @@ def test_a_locate_phase_sets_its_aggregation_and_the_presence_loss_follows_the_b
     cfg = load_config(
         PretrainConfig,
         None,
-        ["binding.presence_weight=2", "locate_more=[{steps: 5, aggregation: token}, {steps: 5}]"],
+        [
+            "binding.presence_weight=2",
+            "binding.continue_weight=3",
+            "locate_more=[{steps: 5, aggregation: token}, {steps: 5}]",
+        ],
     )
     aggregation = {section: stage.sft.aggregation for _, section, _, stage in stage_configs(cfg)}
     assert aggregation == {  # the phase's own, else the locate stage's
@@ -137,6 +141,8 @@ def test_a_locate_phase_sets_its_aggregation_and_the_presence_loss_follows_the_b
         "joint": "sequence",
     }
     presence = {name: stage_binding(cfg, name).presence_weight for name in ("locate", "align", "joint")}
+    held = {name: stage_binding(cfg, name).continue_weight for name in ("locate", "align", "joint")}
+    assert held == {"locate": 3.0, "align": 0.0, "joint": 0.0}
     assert presence == {
         "locate": 2.0,
         "align": 0.0,

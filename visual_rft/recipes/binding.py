@@ -39,10 +39,17 @@ import torch
 import yaml
 
 from visual_rft.config import SFTTrainConfig
-from visual_rft.data.answer import box_spans, region_spans
-from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
+from visual_rft.data.types import DetectionTarget, Sample
 from visual_rft.models.attention import HELD_EAGER, WEIGHTED_ATTENTION, AttentionRecorder, check_layers
 from visual_rft.models.forward import Rollout, core_model
+from visual_rft.recipes.answer_reads import (
+    answer_start,
+    asked_instances,
+    asked_objects,
+    box_ends,
+    digit_targets,
+    first_reads,
+)
 from visual_rft.recipes.position import ResidualRecorder, check_position_layer, position_loss
 from visual_rft.sft.trainer import SFTTrainer
 from visual_rft.world.dense import cell_grid, object_cells, owner_boxes
@@ -73,6 +80,11 @@ class BindingConfig:
     `sft.aggregation=token`, on presence questions, held-out answers right 52.7% -> 70.8% (`token` without it:
     50%; RESULTS.md section 43); in a chain phase on the base detection samples (79% present) the answers tip
     to boxes for every question (section 44). 0: off."""
+    continue_weight: float = 0.0
+    """Weight of the same loss at each position where a detection answer decides whether another box follows (the
+    token closing a box's entry, `box_ends`): the share on the asked instances not yet written (as one object).
+    After the last box nothing is left to look at: the NLL alone there. A model that reads presence writes one box
+    where 1-4 are asked (RESULTS.md section 45). Not limited by `kinds`; 0: off."""
     kinds: list[str] = field(default_factory=list)
     """The sample kinds (`sample_kind`: a grounding kind, "single", "detection", ...) whose digits the binding
     loss holds ([]: every kind); the others' answers train on the NLL (and the position loss) alone, their
@@ -80,9 +92,9 @@ class BindingConfig:
 
     @property
     def reads_attention(self) -> bool:
-        """A binding loss is on (over every digit, the first ones, or at a detection answer's first token): the
-        held heads' weights are read."""
-        return self.weight > 0 or self.pick_weight > 0 or self.presence_weight > 0
+        """A binding loss is on (over every digit, the first ones, or where a detection answer decides): the held
+        heads' weights are read."""
+        return self.weight > 0 or self.pick_weight > 0 or self.presence_weight > 0 or self.continue_weight > 0
 
 
 def check_binding(binding: BindingConfig, layers: int, heads: int) -> None:
@@ -102,61 +114,23 @@ def sample_kind(sample: Sample) -> str:
     return sample.meta.get("kind", sample.task)
 
 
-def asked_objects(sample: Sample) -> list[int]:
-    """For each box of the sample's target, in the order the answer writes them, the index of its object in
-    `meta.objects` (-1: no object has that box). Classification targets have no boxes."""
-    target = sample.target
-    boxes = (
-        [b.xyxy for b in target.boxes]
-        if isinstance(target, DetectionTarget)
-        else [target.box.xyxy]
-        if isinstance(target, GroundingTarget)
-        else []
-    )
-    index = {tuple(float(v) for v in o["box"]): i for i, o in enumerate(sample.meta.get("objects", []))}
-    return [index.get(tuple(float(v) for v in b), -1) for b in boxes]
-
-
-def digit_targets(text: str, tokenizer, objects: list[int]) -> list[int]:
-    """[T] for each token of `text` (as the SFT trainer tokenizes an answer, plus its end-of-turn token),
-    the object whose box the token writes a digit of, or, in an answer of one box, the object whose place a
-    word of the think's region names (`REGION_SLOT`: written before the box, it is where the pick is made);
-    -1: none."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    spans = box_spans(text)
-    regions = region_spans(text) if len(objects) == 1 else []
+def decisions(
+    sample: Sample, text: str, tokenizer, binding: BindingConfig
+) -> list[tuple[str, float, int, list[int]]]:
+    """(log prefix, weight, answer token index, the objects held) of each position where a detection answer decides:
+    its first token (`presence_weight`: the asked category's instances; none when absent) and the close of each box
+    (`continue_weight`: the asked instances the answer has not written yet; none after the last)."""
     out = []
-    for start, end in enc["offset_mapping"]:
-        box = next((j for j, (a, b) in enumerate(spans) if a <= start and end <= b), None)
-        digit = any(ch.isdigit() for ch in text[start:end])
-        # a word token's leading space is not the word
-        word = start + len(text[start:end]) - len(text[start:end].lstrip())
-        named = any(a <= word < end <= b for a, b in regions)
-        out.append(
-            objects[box] if box is not None and box < len(objects) and digit else objects[0] if named else -1
-        )
-    return out + [-1]  # the end-of-turn token
-
-
-def answer_start(text: str, tokenizer) -> int | None:
-    """The index, among `text`'s tokens (as the SFT trainer tokenizes an answer), of the answer body's first
-    token: the first after `<answer>` (None: the text has no `<answer>`)."""
-    if "<answer>" not in text:
-        return None
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    body = text.index("<answer>") + len("<answer>")
-    return next((t for t, (start, _) in enumerate(offsets) if start >= body), None)
-
-
-def asked_instances(sample: Sample) -> list[int]:
-    """The indices in `meta.objects` of the instances a presence question asks about: `meta.instances` where the
-    sample lists them (`bench/presence_probe.py`'s questions), else a detection target's boxes' objects ([]: an
-    absent category, or not a detection question)."""
-    if "instances" in sample.meta:
-        return list(sample.meta["instances"])
-    if not isinstance(sample.target, DetectionTarget):
-        return []
-    return [j for j in asked_objects(sample) if j >= 0]
+    start = answer_start(text, tokenizer)
+    if binding.presence_weight > 0 and asked_instances(sample) and start is not None:
+        out.append(("presence", binding.presence_weight, start, asked_instances(sample)))
+    if binding.continue_weight > 0 and isinstance(sample.target, DetectionTarget):
+        written = asked_objects(sample)  # in the answer's order
+        for j, t in enumerate(box_ends(text, tokenizer)):
+            left = [i for i in written[j + 1 :] if i >= 0]
+            if left:
+                out.append(("continue", binding.continue_weight, t, left))
+    return out
 
 
 def selectivity_loss(
@@ -191,18 +165,6 @@ def selectivity_metrics(prefix: str, n_samples: int, **counted: list[float]) -> 
     n = len(next(iter(counted.values())))
     means = {f"{prefix}/{k}": float(np.mean(v)) if v else math.nan for k, v in counted.items()}
     return {**means, f"{prefix}/share": n / n_samples}
-
-
-def first_reads(asked: torch.Tensor) -> torch.Tensor:
-    """[F] the indices of the first of `asked`'s [Q] digit positions for each object: each box's first digit,
-    since every box of an answer is a different object's."""
-    seen: set[int] = set()
-    out = []
-    for q, j in enumerate(asked.tolist()):
-        if j not in seen:
-            seen.add(j)
-            out.append(q)
-    return torch.tensor(out, dtype=torch.long, device=asked.device)
 
 
 class BindingSFTTrainer(SFTTrainer):
@@ -301,30 +263,44 @@ class BindingSFTTrainer(SFTTrainer):
         return mean * n / len(samples)  # a mean over the chunk's samples
 
     def presence_loss(self, rollout: Rollout, samples: list[Sample], texts: list[str]) -> torch.Tensor | None:
-        """The binding loss at the position that predicts the answer's first token (`BindingConfig.presence_weight`)
-        of one micro-batch, a mean over its samples; None: off or nothing counted (no sample asks for a category
-        it shows among other objects)."""
-        if self.binding.presence_weight <= 0:
+        """The binding loss where a detection answer decides (`decisions`: its first token, `presence_weight`; each
+        box's close, `continue_weight`) of one micro-batch: the sum over its decisions / its samples (one decision a
+        sample: a mean over the samples); None: off or nothing counted. Logged per kind of decision, `share` the
+        decisions counted per sample."""
+        if self.binding.presence_weight <= 0 and self.binding.continue_weight <= 0:
             return None
-        L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
-        losses, sels, chances = [], [], []
+        losses = []
+        logs = {
+            k: ([], [])
+            for k, w in (
+                ("presence", self.binding.presence_weight),
+                ("continue", self.binding.continue_weight),
+            )
+            if w > 0
+        }
         for r, (sample, text) in enumerate(zip(samples, texts)):
-            instances, start = asked_instances(sample), answer_start(text, self.processor.tokenizer)
-            if not instances or start is None:
-                continue
-            image, owners, _ = self.cells(rollout, r, sample)
-            # [N] the category's instances as one owner
-            owners = np.where(np.isin(owners, instances), instances[0], owners)
-            query = torch.tensor([L + start - 1], device=device)  # [1] it predicts the answer's first token
-            a = self.recorder.rows(r, self.binding.heads, query, image)  # [l, h, 1, N]
-            asked = torch.tensor([instances[0]], device=device)  # [1]
-            loss, sel, chance = selectivity_loss(a, torch.from_numpy(owners).to(device), asked)
-            if float(chance) > 0:
-                losses.append(self.binding.presence_weight * loss)
-                sels.append(float(sel))
-                chances.append(float(chance))
-        self._metrics.update(selectivity_metrics("presence", len(samples), selectivity=sels, chance=chances))
-        return torch.stack(losses).mean() * len(losses) / len(samples) if losses else None
+            for name, weight, t, instances in decisions(sample, text, self.processor.tokenizer, self.binding):
+                loss, sel, chance = self.held_share(rollout, r, sample, t, instances)
+                if float(chance) > 0:
+                    losses.append(weight * loss)
+                    logs[name][0].append(float(sel))
+                    logs[name][1].append(float(chance))
+        for name, (sels, chances) in logs.items():
+            self._metrics.update(selectivity_metrics(name, len(samples), selectivity=sels, chance=chances))
+        return torch.stack(losses).sum() / len(samples) if losses else None
+
+    def held_share(
+        self, rollout: Rollout, r: int, sample: Sample, t: int, instances: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`selectivity_loss` (loss, selectivity, chance) of the held heads at the position of row r that predicts
+        its answer's token t, on `instances` taken as one object."""
+        L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
+        image, owners, _ = self.cells(rollout, r, sample)
+        owners = np.where(np.isin(owners, instances), instances[0], owners)  # [N] the instances as one owner
+        query = torch.tensor([L + t - 1], device=device)  # [1] it predicts token t
+        a = self.recorder.rows(r, self.binding.heads, query, image)  # [l, h, 1, N]
+        asked = torch.tensor([instances[0]], device=device)  # [1]
+        return selectivity_loss(a, torch.from_numpy(owners).to(device), asked)
 
     def position_term(self, rollout: Rollout, samples: list[Sample]) -> torch.Tensor | None:
         """The position loss (`recipes/position.py`) of one micro-batch, over its samples that list their scene's

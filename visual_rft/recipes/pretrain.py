@@ -271,6 +271,7 @@ def stage_binding(cfg: PretrainConfig, name: str) -> BindingConfig:
         weight=cfg.binding.weight if held else 0.0,
         pick_weight=cfg.binding.pick_weight if held else 0.0,
         presence_weight=cfg.binding.presence_weight if held else 0.0,
+        continue_weight=cfg.binding.continue_weight if held else 0.0,
         position_weight=cfg.binding.position_weight if placed else 0.0,
     )
 
