@@ -1,0 +1,106 @@
+"""Does the model know, where a detection answer closes a box, whether another instance is left to write?
+
+A model that reads presence writes one box where 1-4 are asked (RESULTS.md section 45). At each box's close in the
+reference answer (the token `},` when another box follows, `}` when the list ends: `recipes/answer_reads.box_ends`),
+teacher-forced with the think text the model was trained to write, this reads the model's own margin there,
+logit("},") - logit("}") at the position that predicts the close:
+
+- `AUC`: over (more, last) pairs of closes, the share the margin ranks the right way round (0.5: not read, 1: a
+  threshold would tell them apart); `AUC first close`: the same at the first box's close only (a query of several
+  instances against a query of one), the decision an answer of one box gets wrong;
+- `more said`: of the closes followed by another box, and of the last ones, the share where "}," is above "}".
+
+    python bench/more_probe.py --models runs/multi45/mix/checkpoint-1000/model \\
+        --data runs/dethits_dd_A/held_out/detection_test.jsonl --out runs/multi45/more_probe
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visual_rft.data.answer import answer_text
+from visual_rft.data.jsonl import read_samples
+from visual_rft.data.types import Sample
+from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
+from visual_rft.recipes.answer_reads import box_ends
+from visual_rft.recipes.base_model import THINK
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
+from attention_probe import teacher_forced  # noqa: E402
+
+
+@torch.no_grad()
+def close_margins(
+    model, processor, sample: Sample, convention: str, think: str
+) -> list[tuple[int, bool, float]]:
+    """(box index j, another box follows, logit("},") - logit("}")) at the position that predicts each box's close
+    in the sample's reference answer."""
+    inputs, frame = teacher_forced(model, processor, sample, convention, think)
+    tok = processor.tokenizer
+    ids = inputs["input_ids"][0]  # [S]
+    answer = answer_text(sample, frame, think)  # as teacher_forced feeds it, then <|im_end|>
+    n = len(ids) - len(
+        tok(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    )  # the prompt's tokens
+    more, last = tok.convert_tokens_to_ids("},"), tok.convert_tokens_to_ids("}")
+    logits = model(**inputs).logits[0]  # [S, V]
+    ends = box_ends(answer, tok)
+    out = []
+    for j, t in enumerate(ends):
+        q = n + t - 1  # it predicts the close
+        if int(ids[q + 1]) != (more if j < len(ends) - 1 else last):
+            raise ValueError(f"{sample.id}: box {j}'s close is not where the answer's tokens put it")
+        out.append((j, j < len(ends) - 1, float(logits[q, more] - logits[q, last])))
+    return out
+
+
+def auc(more: list[float], last: list[float]) -> float | None:
+    """The share of (more, last) pairs whose margins rank more above last (ties count half); None: a side empty."""
+    if not more or not last:
+        return None
+    m, s = np.array(more)[:, None], np.array(last)[None, :]
+    return float(np.mean((m > s) + 0.5 * (m == s)))
+
+
+def probe_model(model_dir: Path, samples: list[Sample], think: str) -> dict:
+    model = load_model(model_dir, device="cpu", dtype="fp32")
+    processor = load_processor(model_dir)
+    convention = coord_convention(model_family(model.config))
+    rows = [
+        r for s in samples if s.target.boxes for r in close_margins(model, processor, s, convention, think)
+    ]
+    more = [m for _, follows, m in rows if follows]
+    last = [m for _, follows, m in rows if not follows]
+    first_more = [m for j, follows, m in rows if j == 0 and follows]
+    first_last = [m for j, follows, m in rows if j == 0 and not follows]
+    return {
+        "closes (more / last)": [len(more), len(last)],
+        "AUC": auc(more, last),
+        "AUC first close": auc(first_more, first_last),
+        "more said (more / last)": [float(np.mean(np.array(v) > 0)) if v else None for v in (more, last)],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", type=Path, required=True, help="model folders")
+    ap.add_argument("--data", type=Path, required=True, help="held-out detection queries")
+    ap.add_argument("--out", type=Path, required=True, help="folder for more_probe.json")
+    ap.add_argument("--think", default=THINK, help="the think text the models were trained to write")
+    args = ap.parse_args()
+    samples = read_samples(args.data)
+    result = {str(m): probe_model(m, samples, args.think) for m in args.models}
+    for m, r in result.items():
+        print(m, json.dumps(r), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "more_probe.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

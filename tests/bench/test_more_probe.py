@@ -1,0 +1,32 @@
+"""bench/more_probe.py: whether the model knows, where a box closes, that another instance is left."""
+
+import pytest
+
+from visual_rft.data.jsonl import read_samples
+from visual_rft.world import build
+
+
+def test_every_boxs_close_is_read_once_more_before_the_last(load_bench, tiny_model_dir, tmp_path):
+    bench = load_bench("more_probe")
+    samples = read_samples(build("detection", tmp_path / "w", 10, seed=4))
+    model = bench.load_model(tiny_model_dir, device="cpu", dtype="fp32")
+    processor = bench.load_processor(tiny_model_dir)
+    convention = bench.coord_convention(bench.model_family(model.config))
+    several = next(s for s in samples if len(s.target.boxes) >= 2)
+    rows = bench.close_margins(model, processor, several, convention, "x")  # raises if a close is misplaced
+    n = len(several.target.boxes)
+    assert [(j, follows) for j, follows, _ in rows] == [(j, j < n - 1) for j in range(n)]
+    result = bench.probe_model(tiny_model_dir, samples, "x")
+    boxes = sum(len(s.target.boxes) for s in samples)
+    answered = sum(bool(s.target.boxes) for s in samples)
+    assert result["closes (more / last)"] == [
+        boxes - answered,
+        answered,
+    ]  # one last close per answer with boxes
+    assert 0 <= result["AUC"] <= 1
+
+
+def test_auc_counts_the_pairs_ranked_right_and_ties_as_half(load_bench):
+    bench = load_bench("more_probe")
+    assert bench.auc([2.0, 0.0], [1.0, 0.0]) == pytest.approx((1 + 1 + 0 + 0.5) / 4)
+    assert bench.auc([], [1.0]) is None
