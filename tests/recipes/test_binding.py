@@ -138,6 +138,8 @@ def test_binding_needs_eager_attention_and_says_so_before_loading(tmp_path):
     cfg = SFTTrainConfig(model=ModelConfig(path=str(tmp_path / "nowhere"), attn_implementation="sdpa"))
     with pytest.raises(ValueError, match=f"attn_implementation={HELD_EAGER} .* or eager"):
         BindingSFTTrainer(cfg, BindingConfig(weight=1.0), samples=[])
+    with pytest.raises(ValueError, match="continue_weight > 0"):  # any of the losses that read the weights
+        BindingSFTTrainer(cfg, BindingConfig(continue_weight=1.0), samples=[])
 
 
 @pytest.mark.parametrize("field, value", [("layers", [-1, 4]), ("heads", [0, 4])])

@@ -16,7 +16,9 @@ and the log keeps their selectivity apart (`binding/first_selectivity`). A groun
 object's place first (`sft.grounding_think` with `{region}`: "It is at the top left.") makes the pick at those
 words, and the loss holds them too: its first read is then the place's first word (RESULTS.md section 35).
 `presence_weight` holds the same share at the position that predicts a detection answer's first token, where
-the answer decides between a box and "No Objects", on the category's instances (RESULTS.md section 43).
+the answer decides between a box and "No Objects", on the category's instances (RESULTS.md section 43), and
+`continue_weight` at each box's close, where it decides whether another box follows, on the instances not yet
+written (section 45).
 
 Only the split among objects is held: how much a head looks at objects at all, at background or at text is
 left free (that is where a head reads a lone object's position: RESULTS.md section 11). A position whose
@@ -183,7 +185,8 @@ class BindingSFTTrainer(SFTTrainer):
         attn = cfg.model.attn_implementation
         if binding.reads_attention and attn not in WEIGHTED_ATTENTION:  # before anything loads
             raise ValueError(
-                f"binding.weight or pick_weight > 0 reads attention weights: set model.attn_implementation={HELD_EAGER} "
+                "a binding loss (binding.weight, pick_weight, presence_weight or continue_weight > 0) reads attention "
+                f"weights: set model.attn_implementation={HELD_EAGER} "
                 f"(eager in the held layers only) or eager (got {attn!r})"
             )
         super().__init__(cfg, samples, resume)
