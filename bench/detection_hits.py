@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,9 @@ def detection_hits(path: Path) -> dict:
     px2 of the boxes written and of the scenes' objects (None: none); of the boxes written for a present
     category in a scene with another object, 'nearest_asked' (the share whose nearest object by centre is an
     asked instance), 'nearest_chance' (the mean share of asked instances among their scenes' objects) and
-    'centre_error' (the median distance in px from a box's centre to the nearest asked instance's)."""
+    'centre_error' (the median distance in px from a box's centre to the nearest asked instance's);
+    'boxes_per_answer': {instances asked: the mean number of boxes written} over the readable answers to a
+    present category."""
     rows = completion_rows(path)
     for i, r in enumerate(rows, 1):
         if r["sample"]["task"] != "detection" or "objects" not in r["sample"].get("meta", {}):
@@ -71,6 +74,7 @@ def detection_hits(path: Path) -> dict:
     count = dict.fromkeys(("present", "absent", "missed", "invented", "unreadable"), 0)
     on = dict.fromkeys(("on_asked", "on_other", "on_none"), 0)
     areas, object_areas, nearest, chance, errors = [], [], [], [], []
+    written = defaultdict(list)  # instances asked -> boxes written, per readable answer
     for r in rows:
         objects = [tuple(o["box"]) for o in r["sample"]["meta"]["objects"]]
         asked = [tuple(b) for b in r["sample"]["target"]["boxes"]]
@@ -81,6 +85,8 @@ def detection_hits(path: Path) -> dict:
         count["unreadable"] += not answer.readable
         count["missed"] += bool(asked) and answer.empty
         count["invented"] += not asked and bool(boxes)
+        if asked and answer.readable:
+            written[len(asked)].append(len(boxes))
         for box in boxes:
             areas.append(area(box))
             hits = [iou(box, o) > THRESHOLD for o in objects]
@@ -111,6 +117,7 @@ def detection_hits(path: Path) -> dict:
         "nearest_asked": float(np.mean(nearest)) if nearest else None,
         "nearest_chance": float(np.mean(chance)) if chance else None,
         "centre_error": float(np.median(errors)) if errors else None,
+        "boxes_per_answer": {k: float(np.mean(v)) for k, v in sorted(written.items())},
     }
 
 
@@ -162,8 +169,9 @@ def main() -> None:
     print(
         "| file | present: No Objects | absent: boxes | unreadable | boxes | on an asked instance | on another"
         " object | on none | median area px2 (objects') | nearest object asked (chance) | centre error px |"
+        " boxes written per answer (instances asked) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in files:
         h = detection_hits(path)
         shares = " | ".join(
@@ -176,9 +184,10 @@ def main() -> None:
             else f"{100 * h['nearest_asked']:.0f}% ({100 * h['nearest_chance']:.0f}%)"
         )
         error = "-" if h["centre_error"] is None else f"{h['centre_error']:.1f}"
+        per = ", ".join(f"{v:.2f} ({k})" for k, v in h["boxes_per_answer"].items()) or "-"
         print(
             f"| {path} | {h['missed']} of {h['present']} | {h['invented']} of {h['absent']} | {h['unreadable']}"
-            f" | {h['boxes']} | {shares} | {areas} | {near} | {error} |"
+            f" | {h['boxes']} | {shares} | {areas} | {near} | {error} | {per} |"
         )
     for a, b in zip(files[::2], files[1::2]) if args.paired else []:
         c = paired(a, b, is_right=presence_right)

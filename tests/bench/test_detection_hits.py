@@ -66,7 +66,21 @@ def test_presence_and_the_boxes_places_are_counted_by_hand(load_bench, tmp_path)
         "nearest_asked": 0.75,
         "nearest_chance": 0.5,
         "centre_error": pytest.approx((0 + (27.5**2 + 10**2) ** 0.5) / 2),
+        "boxes_per_answer": {1: (1 + 0 + 2 + 1) / 4},  # the present, readable answers
     }
+
+
+def test_the_boxes_written_are_counted_against_the_instances_asked(load_bench, tmp_path):
+    both, red = [[10, 10, 30, 30], [60, 60, 90, 90]], [[10, 10, 30, 30]]
+    rows = [
+        row(boxes([10, 10, 30, 30]), both),  # two asked, one written
+        row(boxes([10, 10, 30, 30], [60, 60, 90, 90]), both),  # two asked, two written
+        row("No Objects", both),  # two asked, none
+        row(boxes([10, 10, 30, 30], [60, 60, 90, 90]), red),  # one asked, two written
+        row(boxes([10, 10, 30, 30]), []),  # absent: not counted
+    ]
+    h = load_bench("detection_hits").detection_hits(write(tmp_path, rows))
+    assert h["boxes_per_answer"] == {1: 2.0, 2: 1.0}
 
 
 def test_presence_is_right_when_boxes_answer_a_present_category_and_no_objects_an_absent_one(load_bench):
