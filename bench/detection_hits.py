@@ -64,7 +64,8 @@ def detection_hits(path: Path) -> dict:
     asked instance), 'nearest_chance' (the mean share of asked instances among their scenes' objects) and
     'centre_error' (the median distance in px from a box's centre to the nearest asked instance's);
     'boxes_per_answer': {instances asked: the mean number of boxes written} over the readable answers to a
-    present category."""
+    present category; 'later' (the boxes after an answer's first, for a category of several instances) and
+    'later_on_new' (the share of those on an asked instance that no earlier box of the answer is on)."""
     rows = completion_rows(path)
     for i, r in enumerate(rows, 1):
         if r["sample"]["task"] != "detection" or "objects" not in r["sample"].get("meta", {}):
@@ -75,6 +76,7 @@ def detection_hits(path: Path) -> dict:
     on = dict.fromkeys(("on_asked", "on_other", "on_none"), 0)
     areas, object_areas, nearest, chance, errors = [], [], [], [], []
     written = defaultdict(list)  # instances asked -> boxes written, per readable answer
+    later = []  # per box after an answer's first (several instances asked): on an instance not boxed before
     for r in rows:
         objects = [tuple(o["box"]) for o in r["sample"]["meta"]["objects"]]
         asked = [tuple(b) for b in r["sample"]["target"]["boxes"]]
@@ -87,16 +89,15 @@ def detection_hits(path: Path) -> dict:
         count["invented"] += not asked and bool(boxes)
         if asked and answer.readable:
             written[len(asked)].append(len(boxes))
-        for box in boxes:
+        boxed = set()  # the asked instances the answer's boxes so far are on
+        for j, box in enumerate(boxes):
+            on_asked = {i for i, a in enumerate(asked) if iou(box, a) > THRESHOLD}
+            if j and len(asked) > 1:
+                later.append(bool(on_asked - boxed))
+            boxed |= on_asked
             areas.append(area(box))
             hits = [iou(box, o) > THRESHOLD for o in objects]
-            kind = (
-                "on_asked"
-                if any(iou(box, a) > THRESHOLD for a in asked)
-                else "on_other"
-                if any(hits)
-                else "on_none"
-            )
+            kind = "on_asked" if on_asked else "on_other" if any(hits) else "on_none"
             on[kind] += 1
             others = [o for o in objects if o not in asked]
             if asked and others:
@@ -118,6 +119,8 @@ def detection_hits(path: Path) -> dict:
         "nearest_chance": float(np.mean(chance)) if chance else None,
         "centre_error": float(np.median(errors)) if errors else None,
         "boxes_per_answer": {k: float(np.mean(v)) for k, v in sorted(written.items())},
+        "later": len(later),
+        "later_on_new": float(np.mean(later)) if later else None,
     }
 
 
@@ -169,9 +172,9 @@ def main() -> None:
     print(
         "| file | present: No Objects | absent: boxes | unreadable | boxes | on an asked instance | on another"
         " object | on none | median area px2 (objects') | nearest object asked (chance) | centre error px |"
-        " boxes written per answer (instances asked) |"
+        " boxes written per answer (instances asked) | later boxes: on a new asked instance |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in files:
         h = detection_hits(path)
         shares = " | ".join(
@@ -185,9 +188,10 @@ def main() -> None:
         )
         error = "-" if h["centre_error"] is None else f"{h['centre_error']:.1f}"
         per = ", ".join(f"{v:.2f} ({k})" for k, v in h["boxes_per_answer"].items()) or "-"
+        new = "-" if h["later_on_new"] is None else f"{100 * h['later_on_new']:.0f}% of {h['later']}"
         print(
             f"| {path} | {h['missed']} of {h['present']} | {h['invented']} of {h['absent']} | {h['unreadable']}"
-            f" | {h['boxes']} | {shares} | {areas} | {near} | {error} | {per} |"
+            f" | {h['boxes']} | {shares} | {areas} | {near} | {error} | {per} | {new} |"
         )
     for a, b in zip(files[::2], files[1::2]) if args.paired else []:
         c = paired(a, b, is_right=presence_right)

@@ -67,6 +67,8 @@ def test_presence_and_the_boxes_places_are_counted_by_hand(load_bench, tmp_path)
         "nearest_chance": 0.5,
         "centre_error": pytest.approx((0 + (27.5**2 + 10**2) ** 0.5) / 2),
         "boxes_per_answer": {1: (1 + 0 + 2 + 1) / 4},  # the present, readable answers
+        "later": 0,  # one instance asked each: no later box counts
+        "later_on_new": None,
     }
 
 
@@ -81,6 +83,20 @@ def test_the_boxes_written_are_counted_against_the_instances_asked(load_bench, t
     ]
     h = load_bench("detection_hits").detection_hits(write(tmp_path, rows))
     assert h["boxes_per_answer"] == {1: 2.0, 2: 1.0}
+    assert (
+        h["later"] == 1 and h["later_on_new"] == 1.0
+    )  # the second answer's second box, on the other instance
+
+
+def test_a_later_box_counts_only_on_an_asked_instance_no_earlier_box_is_on(load_bench, tmp_path):
+    both = [[10, 10, 30, 30], [60, 60, 90, 90]]
+    rows = [
+        row(boxes([10, 10, 30, 30], [11, 11, 31, 31]), both),  # the same instance twice: not new
+        row(boxes([10, 10, 30, 30], [35, 35, 50, 50]), both),  # the second on nothing
+        row(boxes([60, 60, 90, 90], [10, 10, 30, 30], [61, 61, 91, 91]), both),  # new, then a repeat
+    ]  # (a box written twice to the pixel is read once, as the reward and AP read it)
+    h = load_bench("detection_hits").detection_hits(write(tmp_path, rows))
+    assert h["later"] == 4 and h["later_on_new"] == 1 / 4
 
 
 def test_presence_is_right_when_boxes_answer_a_present_category_and_no_objects_an_absent_one(load_bench):
