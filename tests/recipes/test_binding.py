@@ -179,7 +179,7 @@ def test_the_presence_loss_is_the_held_share_on_the_category_where_the_answer_st
     )
     assert trainer.binding_loss(rollout, samples, texts) is None  # the digits' loss is off
     with torch.no_grad():
-        loss = trainer.presence_loss(rollout, samples, texts)
+        loss = trainer.decision_loss(rollout, samples, texts)
     L, tok, expected, counted = rollout.prompt_ids.shape[1], trainer.processor.tokenizer, [], 0
     for r, (sample, text) in enumerate(zip(samples, texts)):
         instances = asked_instances(sample)
@@ -206,10 +206,10 @@ def test_presence_questions_whose_category_is_absent_train_on_the_nll_alone(tiny
     trainer, rollout, texts = _presence_pass(
         tiny_model_dir, tmp_path, samples, BindingConfig(presence_weight=1.0)
     )
-    assert trainer.presence_loss(rollout, samples, texts) is None
+    assert trainer.decision_loss(rollout, samples, texts) is None
     assert trainer.auxiliary_metrics()["presence/share"] == 0
     off, rollout, texts = _presence_pass(tiny_model_dir, tmp_path, samples, BindingConfig(weight=1.0))
-    assert off.presence_loss(rollout, samples, texts) is None  # presence_weight 0: off
+    assert off.decision_loss(rollout, samples, texts) is None  # presence_weight 0: off
 
 
 def test_the_decisions_are_the_answers_start_and_each_boxs_close_with_what_is_left_to_write(
@@ -250,7 +250,7 @@ def test_the_continue_loss_is_the_held_share_on_the_instances_left_where_each_bo
         tiny_model_dir, tmp_path, samples, BindingConfig(continue_weight=3.0)
     )
     with torch.no_grad():
-        loss = trainer.presence_loss(rollout, samples, texts)
+        loss = trainer.decision_loss(rollout, samples, texts)
     L, tok, expected = rollout.prompt_ids.shape[1], trainer.processor.tokenizer, []
     for r, (sample, text) in enumerate(zip(samples, texts)):
         written = asked_objects(sample)
