@@ -72,7 +72,7 @@ def test_a_presence_question_asks_about_every_instance_of_its_category():
     assert asked_instances(_sample(DetectionTarget(boxes=(), category="c"), objects)) == []  # absent
     assert asked_instances(_sample(GroundingTarget(box=Box(20, 20, 40, 40)), objects)) == []  # not detection
     listed = _sample(DetectionTarget(boxes=(), category="c"), objects)
-    listed.meta["instances"] = [1]  # a presence question that lists them (bench/presence_probe.py)
+    listed.meta["instances"] = [1]  # a presence question that lists them (`presence_pairs`)
     assert asked_instances(listed) == [1]
 
 

@@ -69,7 +69,7 @@ def box_ends(text: str, tokenizer) -> list[int]:
 
 def asked_instances(sample: Sample) -> list[int]:
     """The indices in `meta.objects` of the instances a presence question asks about: `meta.instances` where the
-    sample lists them (`bench/presence_probe.py`'s questions), else a detection target's boxes' objects ([]: an
+    sample lists them (`recipes/pretrain_samples.presence_pairs`' questions), else a detection target's boxes' objects ([]: an
     absent category, or not a detection question)."""
     if "instances" in sample.meta:
         return list(sample.meta["instances"])
