@@ -69,8 +69,8 @@ def box_ends(text: str, tokenizer) -> list[int]:
 
 def asked_instances(sample: Sample) -> list[int]:
     """The indices in `meta.objects` of the instances a presence question asks about: `meta.instances` where the
-    sample lists them (`recipes/pretrain_samples.presence_pairs`' questions), else a detection target's boxes' objects ([]: an
-    absent category, or not a detection question)."""
+    sample lists them (the questions of `recipes/pretrain_samples.presence_pairs`), else a detection target's
+    boxes' objects ([]: an absent category, or not a detection question)."""
     if "instances" in sample.meta:
         return list(sample.meta["instances"])
     if not isinstance(sample.target, DetectionTarget):
