@@ -89,6 +89,7 @@ def detection_hits(path: Path) -> dict:
         count["invented"] += not asked and bool(boxes)
         if asked and answer.readable:
             written[len(asked)].append(len(boxes))
+        others = [o for o in objects if o not in asked]
         boxed = set()  # the asked instances the answer's boxes so far are on
         for j, box in enumerate(boxes):
             on_asked = {i for i, a in enumerate(asked) if iou(box, a) > THRESHOLD}
@@ -99,7 +100,6 @@ def detection_hits(path: Path) -> dict:
             hits = [iou(box, o) > THRESHOLD for o in objects]
             kind = "on_asked" if on_asked else "on_other" if any(hits) else "on_none"
             on[kind] += 1
-            others = [o for o in objects if o not in asked]
             if asked and others:
                 to_asked, to_other = (
                     min(math.dist(centre(box), centre(o)) for o in group) for group in (asked, others)

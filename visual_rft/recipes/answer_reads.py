@@ -9,6 +9,11 @@ from visual_rft.data.answer import box_spans, region_spans
 from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 
 
+def token_offsets(text: str, tokenizer) -> list[tuple[int, int]]:
+    """The (start, end) characters of each of `text`'s tokens, as the SFT trainer tokenizes an answer."""
+    return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+
 def asked_objects(sample: Sample) -> list[int]:
     """For each box of the sample's target, in the order the answer writes them, the index of its object in
     `meta.objects` (-1: no object has that box). Classification targets have no boxes."""
@@ -29,11 +34,10 @@ def digit_targets(text: str, tokenizer, objects: list[int]) -> list[int]:
     the object whose box the token writes a digit of, or, in an answer of one box, the object whose place a
     word of the think's region names (`REGION_SLOT`: written before the box, it is where the pick is made);
     -1: none."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     spans = box_spans(text)
     regions = region_spans(text) if len(objects) == 1 else []
     out = []
-    for start, end in enc["offset_mapping"]:
+    for start, end in token_offsets(text, tokenizer):
         box = next((j for j, (a, b) in enumerate(spans) if a <= start and end <= b), None)
         digit = any(ch.isdigit() for ch in text[start:end])
         # a word token's leading space is not the word
@@ -50,16 +54,15 @@ def answer_start(text: str, tokenizer) -> int | None:
     token: the first after `<answer>` (None: the text has no `<answer>`)."""
     if "<answer>" not in text:
         return None
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     body = text.index("<answer>") + len("<answer>")
-    return next((t for t, (start, _) in enumerate(offsets) if start >= body), None)
+    return next((t for t, (start, _) in enumerate(token_offsets(text, tokenizer)) if start >= body), None)
 
 
 def box_ends(text: str, tokenizer) -> list[int]:
     """For each box `text` writes, the index among its tokens (as the SFT trainer tokenizes an answer) of the first
     token after the box holding `}`, which closes the box's entry: where the answer says whether another box
     follows (`},`) or the list ends (`}`). A box with no such token after it (a grounding answer) is left out."""
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    offsets = token_offsets(text, tokenizer)
     ends = [
         next((t for t, (a, b) in enumerate(offsets) if a >= end and "}" in text[a:b]), None)
         for _, end in box_spans(text)

@@ -125,9 +125,9 @@ def decisions(
     its first token (`presence_weight`: the asked category's instances; none when absent) and the close of each box
     (`continue_weight`: the asked instances the answer has not written yet; none after the last)."""
     out = []
-    start = answer_start(text, tokenizer)
-    if binding.presence_weight > 0 and asked_instances(sample) and start is not None:
-        out.append(("presence", binding.presence_weight, start, asked_instances(sample)))
+    instances, start = asked_instances(sample), answer_start(text, tokenizer)
+    if binding.presence_weight > 0 and instances and start is not None:
+        out.append(("presence", binding.presence_weight, start, instances))
     if binding.continue_weight > 0 and isinstance(sample.target, DetectionTarget):
         written = asked_objects(sample)  # in the answer's order
         for j, t in enumerate(box_ends(text, tokenizer)):
@@ -284,8 +284,12 @@ class BindingSFTTrainer(SFTTrainer):
             if w > 0
         }
         for r, (sample, text) in enumerate(zip(samples, texts)):
-            for name, weight, t, instances in decisions(sample, text, self.processor.tokenizer, self.binding):
-                loss, sel, chance = self.held_share(rollout, r, sample, t, instances)
+            held = decisions(sample, text, self.processor.tokenizer, self.binding)
+            if not held:
+                continue
+            image, owners, _ = self.cells(rollout, r, sample)  # once a sample, for each of its decisions
+            for name, weight, t, instances in held:
+                loss, sel, chance = self.held_share(rollout, r, image, owners, t, instances)
                 if float(chance) > 0:
                     losses.append(weight * loss)
                     logs[name][0].append(float(sel))
@@ -295,12 +299,11 @@ class BindingSFTTrainer(SFTTrainer):
         return torch.stack(losses).sum() / len(samples) if losses else None
 
     def held_share(
-        self, rollout: Rollout, r: int, sample: Sample, t: int, instances: list[int]
+        self, rollout: Rollout, r: int, image: torch.Tensor, owners: np.ndarray, t: int, instances: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`selectivity_loss` (loss, selectivity, chance) of the held heads at the position of row r that predicts
-        its answer's token t, on `instances` taken as one object."""
+        its answer's token t, on `instances` taken as one object (`image`, `owners`: row r's `cells`)."""
         L, device = rollout.prompt_ids.shape[1], rollout.prompt_ids.device
-        image, owners, _ = self.cells(rollout, r, sample)
         owners = np.where(np.isin(owners, instances), instances[0], owners)  # [N] the instances as one owner
         query = torch.tensor([L + t - 1], device=device)  # [1] it predicts token t
         a = self.recorder.rows(r, self.binding.heads, query, image)  # [l, h, 1, N]
