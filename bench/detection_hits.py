@@ -74,7 +74,7 @@ def detection_hits(path: Path) -> dict:
         raise ValueError(f"{path}: no completions")
     count = dict.fromkeys(("present", "absent", "missed", "invented", "unreadable"), 0)
     on = dict.fromkeys(("on_asked", "on_other", "on_none"), 0)
-    areas, object_areas, nearest, chance, errors = [], [], [], [], []
+    areas, object_areas, near, chance, errors = [], [], [], [], []
     written = defaultdict(list)  # instances asked -> boxes written, per readable answer
     later = []  # per box after an answer's first (several instances asked): on an instance not boxed before
     for r in rows:
@@ -101,10 +101,8 @@ def detection_hits(path: Path) -> dict:
             kind = "on_asked" if on_asked else "on_other" if any(hits) else "on_none"
             on[kind] += 1
             if asked and others:
-                to_asked, to_other = (
-                    min(math.dist(centre(box), centre(o)) for o in group) for group in (asked, others)
-                )
-                nearest.append(to_asked < to_other)
+                on_nearest, to_asked = nearest(box, asked, others)
+                near.append(on_nearest)
                 chance.append(len(asked) / len(objects))
                 errors.append(to_asked)
     n_boxes = len(areas)
@@ -115,13 +113,20 @@ def detection_hits(path: Path) -> dict:
         **{k: v / n_boxes if n_boxes else None for k, v in on.items()},
         "box_area": float(np.median(areas)) if areas else None,
         "object_area": float(np.median(object_areas)) if object_areas else None,
-        "nearest_asked": float(np.mean(nearest)) if nearest else None,
+        "nearest_asked": float(np.mean(near)) if near else None,
         "nearest_chance": float(np.mean(chance)) if chance else None,
         "centre_error": float(np.median(errors)) if errors else None,
         "boxes_per_answer": {k: float(np.mean(v)) for k, v in sorted(written.items())},
         "later": len(later),
         "later_on_new": float(np.mean(later)) if later else None,
     }
+
+
+def nearest(box: tuple, asked: list[tuple], others: list[tuple]) -> tuple[bool, float]:
+    """Whether the object nearest to `box` (centre to centre) is one of `asked` rather than of `others`, and the
+    distance in px from its centre to the nearest of `asked`."""
+    to_asked, to_other = (min(math.dist(centre(box), centre(o)) for o in group) for group in (asked, others))
+    return to_asked < to_other, to_asked
 
 
 def presence_right(row: dict) -> bool:

@@ -10,6 +10,12 @@ each other query by query (McNemar's exact test).
 
     python bench/forced_box.py --models runs/dd_A/base runs/dd_N/base \
         --data runs/dethits_dd_A/held_out/detection_single.jsonl --out runs/forced_single
+
+--box J feeds the reference answer up to box J's first digit instead (the queries of J instances or more, the first
+J - 1 boxes written right): the box then written lands on an asked instance not written yet ('asked'), on one
+written already ('repeat'), on another object or on none; and among other objects, the share whose nearest object
+(centre to centre) is an asked instance not written yet, against chance (their share of the scene's objects): the
+j-th instance picked, apart from how precisely its box is read (RESULTS.md section 46).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from detection_hits import nearest  # noqa: E402
 from grounding_hits import covers, sign_test  # noqa: E402
 
 from visual_rft.data.answer import answer_text  # noqa: E402
@@ -39,14 +47,18 @@ BOX = re.compile(r"(-?\d+)\D+?(-?\d+)\D+?(-?\d+)\D+?(-?\d+)")
 """The first four integers of what the model wrote after the fed prefix."""
 
 
-def box_prefix(sample, frame, think: str) -> str:
-    """The reference answer up to its first box's first digit."""
+COORDINATES = re.compile(r"\[\s*-?(?=\d)")
+"""Where a box's coordinates start: the "[" opening them, up to the first digit."""
+
+
+def box_prefix(sample, frame, think: str, box: int = 1) -> str:
+    """The reference answer up to the first digit of its box number `box` (1: the first)."""
     text = answer_text(sample, frame, think)
     start = text.index("<answer>")
-    first = re.search(r"\d", text[start:])
-    if first is None:
-        raise ValueError(f"{sample.id}: its reference answer has no box ({text!r})")
-    return text[: start + first.start()]
+    starts = [m.end() for m in COORDINATES.finditer(text, start)]
+    if len(starts) < box:
+        raise ValueError(f"{sample.id}: its reference answer has {len(starts)} boxes, not {box} ({text!r})")
+    return text[: starts[box - 1]]
 
 
 def fed_distance(model, n_prefix: int) -> None:
@@ -59,23 +71,27 @@ def fed_distance(model, n_prefix: int) -> None:
     move_text_after_image(model, lambda p, is_image: text_distance_offsets(p, is_image, distance + n_prefix))
 
 
-def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16) -> list[dict]:
-    """Per sample: its id, the text written after the fed prefix, the box in pixels (None: unreadable)."""
+def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16, box: int = 1) -> list[dict]:
+    """Per sample: its id, the text written after the reference answer is fed up to box number `box`'s first digit,
+    the box in pixels (None: unreadable). A model with a `text_distance` needs prefixes of one length."""
     model = load_model(model_dir, dtype="float32", device="cpu")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model_dir))
     tok = processor.tokenizer
+    distance = getattr(core_model(model).config, CONFIG_KEY, None)
     rows, fed = [], None
     for i in range(0, len(samples), batch_size):
         batch = samples[i : i + batch_size]
         images = [open_images(s) for s in batch]
         frames = frames_for(images, convention, processor)
-        prefixes = [box_prefix(s, f, think) for s, f in zip(batch, frames)]
+        prefixes = [box_prefix(s, f, think, box) for s, f in zip(batch, frames)]
         n_prefix = {len(tok(p, add_special_tokens=False)["input_ids"]) for p in prefixes}
-        if fed is None:  # the layout is set once, for the first batch's prefix length
+        if (
+            distance is not None and fed is None
+        ):  # the layout is set once, for the first batch's prefix length
             fed = min(n_prefix)
             fed_distance(model, fed)
-        if n_prefix != {fed}:
+        if distance is not None and n_prefix != {fed}:
             raise ValueError(f"the fed prefixes differ in length: {sorted(n_prefix | {fed})} tokens")
         texts = [t + p for t, p in zip(prompt_texts(batch, frames, processor), prefixes)]
         inputs = processor(
@@ -91,13 +107,27 @@ def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16) -> 
     return rows
 
 
-def landing(sample, box) -> str:
-    """'asked' (IoU > 0.5 with an instance of the asked category), 'other' (with another object), 'none'."""
+def landing(sample, box, written: int = 0) -> str:
+    """'asked' (IoU > 0.5 with an instance of the asked category after the first `written` of the reference
+    answer), 'repeat' (with one of those `written`), 'other' (with another object), 'none'."""
     if box is None:
         return "none"
-    if any(covers(box, b.xyxy) for b in sample.target.boxes):
+    asked = [b.xyxy for b in sample.target.boxes]
+    if any(covers(box, b) for b in asked[written:]):
         return "asked"
+    if any(covers(box, b) for b in asked[:written]):
+        return "repeat"
     return "other" if any(covers(box, tuple(o["box"])) for o in sample.meta["objects"]) else "none"
+
+
+def picked(sample, box, written: int = 0) -> tuple[bool, float] | None:
+    """Among other objects: whether the object nearest to `box` is an asked instance after the first `written`, and
+    those instances' share of the scene's objects (chance); None: no box or no other object."""
+    left = [b.xyxy for b in sample.target.boxes][written:]
+    others = [tuple(o["box"]) for o in sample.meta["objects"] if tuple(o["box"]) not in left]
+    if box is None or not others:
+        return None
+    return nearest(box, left, others)[0], len(left) / (len(left) + len(others))
 
 
 def main() -> None:
@@ -106,22 +136,43 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="world detection queries (meta.objects)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--think", default=THINK, help="the think the models were trained with")
+    parser.add_argument(
+        "--box", type=int, default=1, help="feed the answer up to this box's first digit (1: first)"
+    )
     args = parser.parse_args()
-    samples = [s for s in read_samples(args.data) if s.task == "detection" and s.target.boxes]
+    if args.box < 1:
+        parser.error(f"--box {args.box}: boxes count from 1")
+    written = args.box - 1
+    samples = [s for s in read_samples(args.data) if s.task == "detection" and len(s.target.boxes) > written]
     if not samples:
-        raise SystemExit(f"{args.data}: no detection query whose category is in the image")
+        raise SystemExit(f"{args.data}: no detection query with {args.box} or more instances of its category")
     args.out.mkdir(parents=True, exist_ok=True)
     hits = {}
-    print(f"{len(samples)} present queries of {args.data}")
-    print("| model | on an asked instance | on another object | on none |\n|---|---|---|---|")
+    print(f"{len(samples)} queries of {args.data} with {args.box} or more instances; box {args.box} written")
+    print(
+        "| model | on an asked instance not written | on one written | on another object | on none "
+        "| nearest object asked, not written (chance) |\n|---|---|---|---|---|---|"
+    )
     for i, model_dir in enumerate(args.models):
-        rows = forced_boxes(model_dir, samples, args.think)
+        rows = forced_boxes(model_dir, samples, args.think, box=args.box)
         for s, r in zip(samples, rows):
-            r["landing"] = landing(s, r["box"])
-        (args.out / f"m{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            r["landing"] = landing(s, r["box"], written)
+            r["picked"] = picked(s, r["box"], written)
+        (args.out / f"m{i}_box{args.box}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         hits[model_dir] = [r["landing"] == "asked" for r in rows]
-        share = {k: sum(r["landing"] == k for r in rows) / len(rows) for k in ("asked", "other", "none")}
-        print(f"| {model_dir} | " + " | ".join(f"{100 * v:.1f}%" for v in share.values()) + " |", flush=True)
+        share = {
+            k: sum(r["landing"] == k for r in rows) / len(rows) for k in ("asked", "repeat", "other", "none")
+        }
+        picks = [r["picked"] for r in rows if r["picked"] is not None]
+        pick = (
+            f"{100 * np.mean([p for p, _ in picks]):.1f}% ({100 * np.mean([c for _, c in picks]):.1f}%) of {len(picks)}"
+            if picks
+            else "-"
+        )
+        print(
+            f"| {model_dir} | " + " | ".join(f"{100 * v:.1f}%" for v in share.values()) + f" | {pick} |",
+            flush=True,
+        )
     first, *rest = args.models
     for other in rest:
         only_a = sum(a and not b for a, b in zip(hits[first], hits[other]))

@@ -15,7 +15,8 @@ held-out questions.
         --train runs/presence/det_train.jsonl --test runs/presence/det_test.jsonl --out runs/presence_det
 
 `--continue-weight` holds the heads at each box's close too, on the asked instances the answer has not written yet
-(`BindingConfig.continue_weight`; RESULTS.md section 45).
+(`BindingConfig.continue_weight`; RESULTS.md section 45), and `--pick-weight` at each box's first digit, where the
+box's instance is picked (`BindingConfig.pick_weight`; section 46).
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ from visual_rft.recipes.base_model import THINK
 from visual_rft.recipes.binding import BindingConfig, BindingSFTTrainer
 
 
-def presence_binding(weight: float, continue_weight: float = 0.0) -> BindingConfig:
+def presence_binding(weight: float, continue_weight: float = 0.0, pick_weight: float = 0.0) -> BindingConfig:
     """The binding loss at the boxes' digits and at the answer's first token (`presence_weight`), each at
-    `weight` (0: plain SFT), and at each box's close on the instances left (`continue_weight`)."""
-    return BindingConfig(weight=weight, presence_weight=weight, continue_weight=continue_weight)
+    `weight` (0: plain SFT), at each box's close on the instances left (`continue_weight`), and at each box's
+    first digit on that box's instance (`pick_weight`)."""
+    return BindingConfig(
+        weight=weight, presence_weight=weight, continue_weight=continue_weight, pick_weight=pick_weight
+    )
 
 
 def main() -> None:
@@ -54,6 +58,12 @@ def main() -> None:
         help="the same loss at each box's close, on the asked instances not written yet (0: off)",
     )
     ap.add_argument(
+        "--pick-weight",
+        type=float,
+        default=0.0,
+        help="the same loss at each box's first digit alone, on that box's instance (0: off)",
+    )
+    ap.add_argument(
         "--aggregation", default="sequence", help="sft.aggregation: sequence (each answer alike) or token"
     )
     ap.add_argument("--max-new-tokens", type=int, default=160, help="the evaluation's answer length")
@@ -69,7 +79,7 @@ def main() -> None:
         ),
     )
     BindingSFTTrainer(
-        cfg, presence_binding(args.weight, args.continue_weight), read_samples(args.train)
+        cfg, presence_binding(args.weight, args.continue_weight, args.pick_weight), read_samples(args.train)
     ).fit()
     model = args.out / f"checkpoint-{args.steps}" / "model"
     options = EvalOptions(batch_size=16, max_new_tokens=args.max_new_tokens, progress=False)

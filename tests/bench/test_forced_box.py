@@ -24,7 +24,7 @@ def test_the_prefix_is_the_reference_answer_up_to_the_first_digit(load_bench, to
     frame = bench.frames_for([bench.open_images(q)], "resized_pixels", load_processor(tiny_model_dir))[0]
     assert bench.box_prefix(q, frame, "Looking.") == "<think>Looking.</think><answer>[{'Position': ["
     absent = world_query(toy_samples[3], [], [])
-    with pytest.raises(ValueError, match="no box"):
+    with pytest.raises(ValueError, match="0 boxes, not 1"):
         bench.box_prefix(absent, frame, "Looking.")
 
 
@@ -69,3 +69,42 @@ def test_a_box_lands_on_the_asked_instance_another_object_or_none(load_bench, to
     assert bench.landing(q, (60, 61, 90, 90)) == "other"
     assert bench.landing(q, (0, 0, 5, 5)) == "none"
     assert bench.landing(q, None) == "none"
+
+
+def test_the_prefix_up_to_a_later_box_keeps_the_boxes_before_it(load_bench, toy_samples, tiny_model_dir):
+    bench = load_bench("forced_box")
+    q = world_query(toy_samples[3], [(10, 20, 30, 40), (50, 5, 60, 15)], [])
+    frame = bench.frames_for([bench.open_images(q)], "resized_pixels", load_processor(tiny_model_dir))[0]
+    first = bench.box_prefix(q, frame, "Looking.")
+    second = bench.box_prefix(q, frame, "Looking.", box=2)
+    assert second.startswith(first) and second.endswith("{'Position': [")
+    assert second.count("'Position'") == 2 and "Confidence" in second  # the whole first box before it
+    with pytest.raises(ValueError, match="2 boxes, not 3"):
+        bench.box_prefix(q, frame, "Looking.", box=3)
+
+
+def test_a_later_box_lands_on_an_instance_left_or_repeats_one_written(load_bench, toy_samples):
+    bench = load_bench("forced_box")
+    first, second, other = (10, 20, 30, 40), (50, 50, 70, 70), (100, 10, 120, 30)
+    objects = [{"box": list(b)} for b in (first, second, other)]
+    q = world_query(toy_samples[3], [first, second], objects)
+    assert bench.landing(q, (51, 50, 70, 70), written=1) == "asked"
+    assert bench.landing(q, (10, 20, 30, 41), written=1) == "repeat"
+    assert bench.landing(q, (10, 20, 30, 41)) == "asked"  # box 1: either instance is one left
+    assert bench.landing(q, (100, 11, 120, 30), written=1) == "other"
+    # nearest by centre: a box near the second instance picks it (chance: 1 left of 3 objects)
+    assert bench.picked(q, (55, 45, 80, 75), written=1) == (True, pytest.approx(1 / 3))
+    # near the written one: not a pick of an instance left
+    assert bench.picked(q, (12, 22, 34, 44), written=1) == (False, pytest.approx(1 / 3))
+    assert bench.picked(q, (12, 22, 34, 44)) == (True, pytest.approx(2 / 3))
+    assert bench.picked(q, None, written=1) is None
+
+
+def test_prefixes_of_several_lengths_are_fed_to_a_model_without_a_text_distance(
+    load_bench, toy_samples, tiny_model_dir
+):
+    bench = load_bench("forced_box")
+    short = world_query(toy_samples[3], [(1, 2, 3, 4), (5, 6, 7, 8)], [])
+    long = world_query(toy_samples[3], [(10, 20, 30, 40), (50, 60, 70, 80)], [])
+    rows = bench.forced_boxes(tiny_model_dir, [short, long], "Looking.", box=2)
+    assert [r["id"] for r in rows] == ["q", "q"] and all(set(r) == {"id", "written", "box"} for r in rows)

@@ -7,7 +7,7 @@ from visual_rft.recipes.pretrain_samples import presence_pairs
 from visual_rft.world import DETECTION_BASE, build
 
 
-def _one_step(presence, model_dir, questions, out, weight=1.0, continue_weight=0.0):
+def _one_step(presence, model_dir, questions, out, weight=1.0, continue_weight=0.0, pick_weight=0.0):
     cfg = presence.SFTTrainConfig(
         model=presence.ModelConfig(
             path=str(model_dir), freeze_vision=True, attn_implementation=presence.HELD_EAGER
@@ -16,7 +16,9 @@ def _one_step(presence, model_dir, questions, out, weight=1.0, continue_weight=0
         sft=presence.SFTConfig(batch_size=len(questions), think="x"),
         run=presence.RunConfig(output_dir=str(out), steps=1, save_every=0, tensorboard=False, progress=False),
     )
-    presence.BindingSFTTrainer(cfg, presence.presence_binding(weight, continue_weight), questions).fit()
+    presence.BindingSFTTrainer(
+        cfg, presence.presence_binding(weight, continue_weight, pick_weight), questions
+    ).fit()
     return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
 
 
@@ -55,3 +57,11 @@ def test_the_continue_weight_holds_each_box_close_of_answers_listing_several_ins
     assert 0 < row["continue/share"] and 0 <= row["continue/selectivity"] <= 1 and "presence/share" in row
     plain = _one_step(presence, tiny_model_dir, detection, tmp_path / "start")  # the answer's start alone
     assert "continue/share" not in plain and "presence/share" in plain
+
+
+def test_the_pick_weight_alone_holds_each_box_first_digit(load_bench, tiny_model_dir, tmp_path):
+    presence = load_bench("presence_binding")
+    detection = read_samples(build("detection", tmp_path / "w", 8, seed=4))
+    row = _one_step(presence, tiny_model_dir, detection, tmp_path / "pick", weight=0.0, pick_weight=1.0)
+    assert 0 <= row["binding/first_selectivity"] <= 1 and row["binding/loss"] > 0
+    assert not any(k.startswith(("presence/", "continue/")) for k in row)  # nothing where the answer decides
