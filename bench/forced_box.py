@@ -102,8 +102,8 @@ def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16, box
         written = tok.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         for s, f, w in zip(batch, frames, written):
             m = BOX.search(w)
-            box = None if m is None else answer_to_pixels(tuple(map(int, m.groups())), f).xyxy
-            rows.append({"id": s.id, "written": w, "box": box})
+            xyxy = None if m is None else answer_to_pixels(tuple(map(int, m.groups())), f).xyxy
+            rows.append({"id": s.id, "written": w, "box": xyxy})
     return rows
 
 

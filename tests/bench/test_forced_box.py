@@ -106,5 +106,5 @@ def test_prefixes_of_several_lengths_are_fed_to_a_model_without_a_text_distance(
     bench = load_bench("forced_box")
     short = world_query(toy_samples[3], [(1, 2, 3, 4), (5, 6, 7, 8)], [])
     long = world_query(toy_samples[3], [(10, 20, 30, 40), (50, 60, 70, 80)], [])
-    rows = bench.forced_boxes(tiny_model_dir, [short, long], "Looking.", box=2)
+    rows = bench.forced_boxes(tiny_model_dir, [short, long], "Looking.", box=2, batch_size=1)  # 2 batches
     assert [r["id"] for r in rows] == ["q", "q"] and all(set(r) == {"id", "written", "box"} for r in rows)
