@@ -71,24 +71,36 @@ def fed_distance(model, n_prefix: int) -> None:
     move_text_after_image(model, lambda p, is_image: text_distance_offsets(p, is_image, distance + n_prefix))
 
 
-def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16, box: int = 1) -> list[dict]:
+def forced_boxes(
+    model_dir: Path, samples, think: str, batch_size: int = 16, box: int = 1, as_first: bool = False
+) -> list[dict]:
     """Per sample: its id, the text written after the reference answer is fed up to box number `box`'s first digit,
-    the box in pixels (None: unreadable). A model with a `text_distance` needs prefixes of one length."""
+    the box in pixels (None: unreadable). A model with a `text_distance` needs prefixes of one length. `as_first`:
+    each row's text after the image moved back by the tokens between box 1's first digit and box `box`'s, so that
+    the box is written at the positions box 1 is (a model of the natural layout only)."""
     model = load_model(model_dir, dtype="float32", device="cpu")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model_dir))
     tok = processor.tokenizer
     distance = getattr(core_model(model).config, CONFIG_KEY, None)
+    if as_first and distance is not None:
+        raise ValueError(f"{model_dir}: as_first moves the natural layout; this model has a {CONFIG_KEY}")
     rows, fed = [], None
     for i in range(0, len(samples), batch_size):
         batch = samples[i : i + batch_size]
         images = [open_images(s) for s in batch]
         frames = frames_for(images, convention, processor)
         prefixes = [box_prefix(s, f, think, box) for s, f in zip(batch, frames)]
-        n_prefix = {len(tok(p, add_special_tokens=False)["input_ids"]) for p in prefixes}
-        if (
-            distance is not None and fed is None
-        ):  # the layout is set once, for the first batch's prefix length
+        lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prefixes]
+        n_prefix = set(lengths)
+        if as_first:
+            firsts = [
+                len(tok(box_prefix(s, f, think), add_special_tokens=False)["input_ids"])
+                for s, f in zip(batch, frames)
+            ]
+            back = torch.tensor([a - b for a, b in zip(firsts, lengths)])  # [B] <= 0
+            move_text_after_image(model, lambda p, is_image, back=back: back)
+        if distance is not None and fed is None:  # the layout is set once, for the first batch's prefixes
             fed = min(n_prefix)
             fed_distance(model, fed)
         if distance is not None and n_prefix != {fed}:
@@ -99,6 +111,8 @@ def forced_boxes(model_dir: Path, samples, think: str, batch_size: int = 16, box
         )
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=24, do_sample=False)  # [B, L + T]
+        if as_first:
+            del core_model(model).model.get_rope_index  # this batch's moves
         written = tok.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         for s, f, w in zip(batch, frames, written):
             m = BOX.search(w)
@@ -139,6 +153,11 @@ def main() -> None:
     parser.add_argument(
         "--box", type=int, default=1, help="feed the answer up to this box's first digit (1: first)"
     )
+    parser.add_argument(
+        "--as-first",
+        action="store_true",
+        help="write box --box at the RoPE positions of box 1 (the text moved back)",
+    )
     args = parser.parse_args()
     if args.box < 1:
         parser.error(f"--box {args.box}: boxes count from 1")
@@ -154,7 +173,7 @@ def main() -> None:
         "| nearest object asked, not written (chance) |\n|---|---|---|---|---|---|"
     )
     for i, model_dir in enumerate(args.models):
-        rows = forced_boxes(model_dir, samples, args.think, box=args.box)
+        rows = forced_boxes(model_dir, samples, args.think, box=args.box, as_first=args.as_first)
         for s, r in zip(samples, rows):
             r["landing"] = landing(s, r["box"], written)
             r["picked"] = picked(s, r["box"], written)

@@ -108,3 +108,31 @@ def test_prefixes_of_several_lengths_are_fed_to_a_model_without_a_text_distance(
     long = world_query(toy_samples[3], [(10, 20, 30, 40), (50, 60, 70, 80)], [])
     rows = bench.forced_boxes(tiny_model_dir, [short, long], "Looking.", box=2, batch_size=1)  # 2 batches
     assert [r["id"] for r in rows] == ["q", "q"] and all(set(r) == {"id", "written", "box"} for r in rows)
+
+
+def test_as_first_writes_a_later_box_at_the_positions_of_the_first(load_bench, toy_samples, tmp_path):
+    bench = load_bench("forced_box")
+    folder = write_tiny(tmp_path / "m", "qwen2_5_vl", "1m", seed=0)
+    q = world_query(toy_samples[3], [(10, 20, 30, 40), (50, 60, 70, 80)], [])
+    seen = []
+    real_load = bench.load_model
+
+    def load_and_record(*args, **kwargs):
+        model = real_load(*args, **kwargs)
+        model.model.language_model.register_forward_pre_hook(
+            lambda module, a, kw: seen.append(kw["position_ids"][1:, 0].clone()), with_kwargs=True
+        )
+        return model
+
+    bench.load_model = load_and_record
+    last = {}
+    for name, box, as_first in (("first", 1, False), ("second", 2, False), ("moved", 2, True)):
+        seen.clear()
+        bench.forced_boxes(folder, [q], "Looking.", box=box, as_first=as_first)
+        last[name] = int(seen[0][:, -1].max())  # the fed prefix's last token (prefill)
+    assert last["second"] > last["first"]  # box 2's first digit further from the image
+    assert last["moved"] == last["first"]  # ... and moved back to where box 1's is
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "text_distance": 70}))
+    with pytest.raises(ValueError, match="text_distance"):
+        bench.forced_boxes(folder, [q], "Looking.", box=2, as_first=True)
