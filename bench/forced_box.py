@@ -71,13 +71,38 @@ def fed_distance(model, n_prefix: int) -> None:
     move_text_after_image(model, lambda p, is_image: text_distance_offsets(p, is_image, distance + n_prefix))
 
 
+AS_FIRST = ("text", "box")
+"""How `forced_boxes(as_first=...)` moves a later box back to the positions of box 1: the whole text after the image,
+or only the tokens fed after box 1's first digit (the question and box 1 left where they are)."""
+
+
+def move_tail(model, tails: torch.Tensor, moves: torch.Tensor) -> None:
+    """Wrap this instance's `get_rope_index` so that the last `tails[b]` tokens of row b's prompt (left-padded), and
+    what is generated after them, move `moves[b]` positions on. `del core_model(model).model.get_rope_index` undoes
+    it."""
+    core = core_model(model)
+    inner = core.model.get_rope_index
+
+    def get_rope_index(input_ids, *args, **kwargs):
+        positions, deltas = inner(input_ids, *args, **kwargs)  # [3, B, L], [B, 1]
+        cols = torch.arange(positions.shape[-1], device=positions.device)  # [L]
+        tail = cols[None, :] >= positions.shape[-1] - tails[:, None].to(positions.device)  # [B, L]
+        positions = positions + (tail * moves[:, None].to(positions.device))[None]  # [3, B, L]
+        return positions, deltas + moves[:, None].to(deltas.device)
+
+    core.model.get_rope_index = get_rope_index
+
+
 def forced_boxes(
-    model_dir: Path, samples, think: str, batch_size: int = 16, box: int = 1, as_first: bool = False
+    model_dir: Path, samples, think: str, batch_size: int = 16, box: int = 1, as_first: str | None = None
 ) -> list[dict]:
     """Per sample: its id, the text written after the reference answer is fed up to box number `box`'s first digit,
-    the box in pixels (None: unreadable). A model with a `text_distance` needs prefixes of one length. `as_first`:
-    each row's text after the image moved back by the tokens between box 1's first digit and box `box`'s, so that
-    the box is written at the positions box 1 is (a model of the natural layout only)."""
+    the box in pixels (None: unreadable). A model with a `text_distance` needs prefixes of one length. `as_first`
+    (`AS_FIRST`; a model of the natural layout only): moved back by the tokens between box 1's first digit and box
+    `box`'s, "text" every token after the image, "box" those tokens alone, so that the box is written at the
+    positions box 1 is."""
+    if as_first not in (None, *AS_FIRST):
+        raise ValueError(f"as_first: {as_first!r} is not one of {AS_FIRST}")
     model = load_model(model_dir, dtype="float32", device="cpu")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model_dir))
@@ -99,7 +124,10 @@ def forced_boxes(
                 for s, f in zip(batch, frames)
             ]
             back = torch.tensor([a - b for a, b in zip(firsts, lengths)])  # [B] <= 0
-            move_text_after_image(model, lambda p, is_image, back=back: back)
+            if as_first == "text":
+                move_text_after_image(model, lambda p, is_image, back=back: back)
+            else:
+                move_tail(model, -back, back)
         if distance is not None and fed is None:  # the layout is set once, for the first batch's prefixes
             fed = min(n_prefix)
             fed_distance(model, fed)
@@ -155,8 +183,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--as-first",
-        action="store_true",
-        help="write box --box at the RoPE positions of box 1 (the text moved back)",
+        choices=AS_FIRST,
+        help="write box --box at the RoPE positions of box 1: the whole text after the image moved back, or the "
+        "tokens after box 1's first digit alone",
     )
     args = parser.parse_args()
     if args.box < 1:

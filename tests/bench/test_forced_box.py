@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from visual_rft.data.types import Box, DetectionTarget, Sample
 from visual_rft.models.inputs import encode_prompts
@@ -125,14 +126,31 @@ def test_as_first_writes_a_later_box_at_the_positions_of_the_first(load_bench, t
         return model
 
     bench.load_model = load_and_record
-    last = {}
-    for name, box, as_first in (("first", 1, False), ("second", 2, False), ("moved", 2, True)):
+    prefill = {}
+    for name, box, as_first in (
+        ("first", 1, None),
+        ("second", 2, None),
+        ("text", 2, "text"),
+        ("box", 2, "box"),
+    ):
         seen.clear()
         bench.forced_boxes(folder, [q], "Looking.", box=box, as_first=as_first)
-        last[name] = int(seen[0][:, -1].max())  # the fed prefix's last token (prefill)
+        prefill[name] = seen[0].max(dim=0).values  # [L] the prompt and fed prefix (prefill)
+    last = {k: int(v[-1]) for k, v in prefill.items()}  # the fed prefix's last token
     assert last["second"] > last["first"]  # box 2's first digit further from the image
-    assert last["moved"] == last["first"]  # ... and moved back to where box 1's is
+    assert (
+        last["text"] == last["first"] and last["box"] == last["first"]
+    )  # ... moved back to where box 1's is
+    frame = bench.frames_for([bench.open_images(q)], "resized_pixels", load_processor(folder))[0]
+    tok = load_processor(folder).tokenizer
+    n = len(tok(bench.box_prefix(q, frame, "Looking."), add_special_tokens=False)["input_ids"])
+    moved = len(prefill["second"]) - len(prefill["first"])  # the tokens between the two first digits
+    head = len(prefill["second"]) - moved - n  # the prompt before the answer
+    assert torch.equal(prefill["box"][:-moved], prefill["second"][:-moved])  # "box": the rest stays
+    assert int(prefill["text"][head - 1]) < int(prefill["second"][head - 1])  # "text": the question moves too
+    with pytest.raises(ValueError, match="as_first"):
+        bench.forced_boxes(folder, [q], "Looking.", box=2, as_first="both")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "text_distance": 70}))
     with pytest.raises(ValueError, match="text_distance"):
-        bench.forced_boxes(folder, [q], "Looking.", box=2, as_first=True)
+        bench.forced_boxes(folder, [q], "Looking.", box=2, as_first="box")
