@@ -8,7 +8,10 @@ logit("},") - logit("}") at the position that predicts the close:
 - `AUC`: over (more, last) pairs of closes, the share the margin ranks the right way round (0.5: not read, 1: a
   threshold would tell them apart); `AUC first close`: the same at the first box's close only (a query of several
   instances against a query of one), the decision an answer of one box gets wrong;
-- `more said`: of the closes followed by another box, and of the last ones, the share where "}," is above "}".
+- `more said`: of the closes followed by another box, and of the last ones, the share where "}," is above "}";
+- `digits by box`: in the answers listing several boxes, per box (1, 2, ...), its digit tokens' mean NLL, the share
+  the model's argmax writes right, and the share of boxes whose first digit it writes right: whether a later box's
+  coordinates are read at all, given the boxes before it (RESULTS.md section 46).
 
     python bench/more_probe.py --models runs/multi45/mix/checkpoint-1000/model \\
         --data runs/dethits_dd_A/held_out/detection_test.jsonl --out runs/multi45/more_probe
@@ -28,7 +31,7 @@ from visual_rft.data.answer import answer_text
 from visual_rft.data.jsonl import read_samples
 from visual_rft.data.types import Sample
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family
-from visual_rft.recipes.answer_reads import box_ends
+from visual_rft.recipes.answer_reads import box_ends, digit_targets
 from visual_rft.recipes.base_model import THINK
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run as scripts or loaded
@@ -60,6 +63,45 @@ def close_margins(
     return out
 
 
+@torch.no_grad()
+def box_digits(
+    model, processor, sample: Sample, convention: str, think: str
+) -> list[tuple[int, bool, float, bool]]:
+    """(box index j, the box's first digit, NLL, argmax right) for each digit token of the sample's reference answer,
+    teacher-forced."""
+    inputs, frame = teacher_forced(model, processor, sample, convention, think)
+    ids = inputs["input_ids"][0]  # [S]
+    answer = answer_text(sample, frame, think)
+    targets = digit_targets(
+        answer, processor.tokenizer, list(range(len(sample.target.boxes)))
+    )  # [T] box per token
+    n = len(ids) - len(targets)  # the prompt's tokens (targets count the end-of-turn token too)
+    logp = model(**inputs).logits[0].log_softmax(-1)  # [S, V]
+    out, seen = [], set()
+    for t, j in enumerate(targets):
+        if j >= 0:
+            q = n + t - 1  # it predicts token t
+            out.append(
+                (j, j not in seen, -float(logp[q, ids[q + 1]]), int(logp[q].argmax()) == int(ids[q + 1]))
+            )
+            seen.add(j)
+    return out
+
+
+def digits_by_box(rows: list[tuple[int, bool, float, bool]]) -> dict[int, dict]:
+    """Per box number (1, 2, ...): the digit tokens' mean NLL, the share right, and the share of first digits right."""
+    out = {}
+    for j in sorted({r[0] for r in rows}):
+        box = [r for r in rows if r[0] == j]
+        out[j + 1] = {
+            "NLL": float(np.mean([r[2] for r in box])),
+            "right": float(np.mean([r[3] for r in box])),
+            "first right": float(np.mean([r[3] for r in box if r[1]])),
+            "boxes": sum(r[1] for r in box),
+        }
+    return out
+
+
 def auc(more: list[float], last: list[float]) -> float | None:
     """The share of (more, last) pairs whose margins rank more above last (ties count half); None: a side empty."""
     if not more or not last:
@@ -84,6 +126,14 @@ def probe_model(model_dir: Path, samples: list[Sample], think: str) -> dict:
         "AUC": auc(more, last),
         "AUC first close": auc(first_more, first_last),
         "more said (more / last)": [float(np.mean(np.array(v) > 0)) if v else None for v in (more, last)],
+        "digits by box": digits_by_box(
+            [
+                r
+                for s in samples
+                if len(s.target.boxes) > 1
+                for r in box_digits(model, processor, s, convention, think)
+            ]
+        ),
     }
 
 

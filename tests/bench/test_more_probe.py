@@ -30,3 +30,28 @@ def test_auc_counts_the_pairs_ranked_right_and_ties_as_half(load_bench):
     bench = load_bench("more_probe")
     assert bench.auc([2.0, 0.0], [1.0, 0.0]) == pytest.approx((1 + 1 + 0 + 0.5) / 4)
     assert bench.auc([], [1.0]) is None
+
+
+def test_each_boxs_digits_are_read_in_order_with_one_first_digit_a_box(load_bench, tiny_model_dir, tmp_path):
+    bench = load_bench("more_probe")
+    samples = read_samples(build("detection", tmp_path / "w", 10, seed=4))
+    model = bench.load_model(tiny_model_dir, device="cpu", dtype="fp32")
+    processor = bench.load_processor(tiny_model_dir)
+    convention = bench.coord_convention(bench.model_family(model.config))
+    several = next(s for s in samples if len(s.target.boxes) >= 2)
+    rows = bench.box_digits(model, processor, several, convention, "x")
+    boxes = [j for j, _, _, _ in rows]
+    assert boxes == sorted(boxes) and set(boxes) == set(range(len(several.target.boxes)))
+    assert [j for j, first, _, _ in rows if first] == list(range(len(several.target.boxes)))
+    assert all(nll >= 0 for _, _, nll, _ in rows)
+    result = bench.probe_model(tiny_model_dir, samples, "x")
+    assert set(result["digits by box"]) == set(range(1, max(len(s.target.boxes) for s in samples) + 1))
+
+
+def test_digits_by_box_averages_each_box_apart(load_bench):
+    bench = load_bench("more_probe")
+    rows = [(0, True, 1.0, True), (0, False, 3.0, False), (1, True, 2.0, False), (1, False, 0.0, True)]
+    assert bench.digits_by_box(rows) == {
+        1: {"NLL": 2.0, "right": 0.5, "first right": 1.0, "boxes": 1},
+        2: {"NLL": 1.0, "right": 0.5, "first right": 0.0, "boxes": 1},
+    }
