@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detection_hits import nearest  # noqa: E402
-from grounding_hits import covers, sign_test  # noqa: E402
+from grounding_hits import centre, covers, sign_test  # noqa: E402
 
 from visual_rft.data.answer import answer_text  # noqa: E402
 from visual_rft.data.coords import answer_to_pixels  # noqa: E402
@@ -172,6 +173,15 @@ def picked(sample, box, written: int = 0) -> tuple[bool, float] | None:
     return nearest(box, left, others)[0], len(left) / (len(left) + len(others))
 
 
+def form(sample, box, written: int = 0) -> tuple[bool, float] | None:
+    """Whether `box` is a box (x2 > x1 and y2 > y1), and the distance in px from its centre to the nearest asked
+    instance after the first `written`; None: no box."""
+    if box is None:
+        return None
+    left = [b.xyxy for b in sample.target.boxes][written:]
+    return box[2] > box[0] and box[3] > box[1], min(math.dist(centre(box), centre(b)) for b in left)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", type=Path, required=True)
@@ -199,13 +209,15 @@ def main() -> None:
     print(f"{len(samples)} queries of {args.data} with {args.box} or more instances; box {args.box} written")
     print(
         "| model | on an asked instance not written | on one written | on another object | on none "
-        "| nearest object asked, not written (chance) |\n|---|---|---|---|---|---|"
+        "| nearest object asked, not written (chance) | well formed / centre to the nearest not written, px |"
+        "\n|---|---|---|---|---|---|---|"
     )
     for i, model_dir in enumerate(args.models):
         rows = forced_boxes(model_dir, samples, args.think, box=args.box, as_first=args.as_first)
         for s, r in zip(samples, rows):
             r["landing"] = landing(s, r["box"], written)
             r["picked"] = picked(s, r["box"], written)
+            r["form"] = form(s, r["box"], written)
         (args.out / f"m{i}_box{args.box}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         hits[model_dir] = [r["landing"] == "asked" for r in rows]
         share = {
@@ -217,8 +229,16 @@ def main() -> None:
             if picks
             else "-"
         )
+        forms = [r["form"] for r in rows if r["form"] is not None]
+        shape = (
+            f"{100 * np.mean([f for f, _ in forms]):.0f}% / {np.median([d for _, d in forms]):.1f}"
+            if forms
+            else "-"
+        )
         print(
-            f"| {model_dir} | " + " | ".join(f"{100 * v:.1f}%" for v in share.values()) + f" | {pick} |",
+            f"| {model_dir} | "
+            + " | ".join(f"{100 * v:.1f}%" for v in share.values())
+            + f" | {pick} | {shape} |",
             flush=True,
         )
     first, *rest = args.models
