@@ -100,7 +100,10 @@ def test_a_later_box_lands_on_an_instance_left_or_repeats_one_written(load_bench
     assert bench.picked(q, (12, 22, 34, 44)) == (True, pytest.approx(2 / 3))
     assert bench.picked(q, None, written=1) is None
     assert bench.form(q, (51, 50, 70, 70), written=1) == (True, pytest.approx(0.5))  # centre (60.5, 60)
-    assert bench.form(q, (30, 50, 20, 70), written=1) == (False, pytest.approx(35.0))  # x2 < x1; centre (25, 60)
+    assert bench.form(q, (30, 50, 20, 70), written=1) == (
+        False,
+        pytest.approx(35.0),
+    )  # x2 < x1; centre (25, 60)
     assert bench.form(q, None) is None
 
 
