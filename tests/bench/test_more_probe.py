@@ -6,12 +6,20 @@ from visual_rft.data.jsonl import read_samples
 from visual_rft.world import build
 
 
+def _world(tmp_path):
+    """Ten world detection queries, some of several instances."""
+    return read_samples(build("detection", tmp_path / "w", 10, seed=4))
+
+
+def _loaded(bench, model_dir):
+    """(model, processor, coordinate convention) of a model folder, as the bench loads them."""
+    model = bench.load_model(model_dir, device="cpu", dtype="fp32")
+    return model, bench.load_processor(model_dir), bench.coord_convention(bench.model_family(model.config))
+
+
 def test_every_boxs_close_is_read_once_more_before_the_last(load_bench, tiny_model_dir, tmp_path):
     bench = load_bench("more_probe")
-    samples = read_samples(build("detection", tmp_path / "w", 10, seed=4))
-    model = bench.load_model(tiny_model_dir, device="cpu", dtype="fp32")
-    processor = bench.load_processor(tiny_model_dir)
-    convention = bench.coord_convention(bench.model_family(model.config))
+    samples, (model, processor, convention) = _world(tmp_path), _loaded(bench, tiny_model_dir)
     several = next(s for s in samples if len(s.target.boxes) >= 2)
     rows = bench.close_margins(model, processor, several, convention, "x")  # raises if a close is misplaced
     n = len(several.target.boxes)
@@ -34,10 +42,7 @@ def test_auc_counts_the_pairs_ranked_right_and_ties_as_half(load_bench):
 
 def test_each_boxs_digits_are_read_in_order_with_one_first_digit_a_box(load_bench, tiny_model_dir, tmp_path):
     bench = load_bench("more_probe")
-    samples = read_samples(build("detection", tmp_path / "w", 10, seed=4))
-    model = bench.load_model(tiny_model_dir, device="cpu", dtype="fp32")
-    processor = bench.load_processor(tiny_model_dir)
-    convention = bench.coord_convention(bench.model_family(model.config))
+    samples, (model, processor, convention) = _world(tmp_path), _loaded(bench, tiny_model_dir)
     several = next(s for s in samples if len(s.target.boxes) >= 2)
     rows = bench.box_digits(model, processor, several, convention, "x")
     boxes = [j for j, _, _, _ in rows]
