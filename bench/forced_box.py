@@ -15,7 +15,10 @@ each other query by query (McNemar's exact test).
 J - 1 boxes written right): the box then written lands on an asked instance not written yet ('asked'), on one
 written already ('repeat'), on another object or on none; and among other objects, the share whose nearest object
 (centre to centre) is an asked instance not written yet, against chance (their share of the scene's objects): the
-j-th instance picked, apart from how precisely its box is read (RESULTS.md section 46).
+j-th instance picked, apart from how precisely its box is read; and whether it is a box at all (x2 > x1, y2 > y1)
+and its centre's distance to the nearest instance not written. `--as-first box` writes box J at box 1's RoPE
+positions (the tokens fed after box 1's first digit moved back onto them), `--as-first text` with the whole text
+after the image moved back: whether a later box is lost to its distance from the image (RESULTS.md section 46).
 """
 
 from __future__ import annotations
