@@ -44,7 +44,12 @@ from visual_rft.data.jsonl import read_samples  # noqa: E402
 from visual_rft.models.forward import core_model  # noqa: E402
 from visual_rft.models.inputs import frames_for, open_images, prompt_texts  # noqa: E402
 from visual_rft.models.loading import coord_convention, load_model, load_processor, model_family  # noqa: E402
-from visual_rft.models.text_distance import CONFIG_KEY, move_text_after_image, text_distance_offsets  # noqa: E402
+from visual_rft.models.text_distance import (  # noqa: E402
+    CONFIG_KEY,
+    move_positions,
+    move_text_after_image,
+    text_distance_offsets,
+)
 from visual_rft.recipes.base_model import THINK  # noqa: E402
 
 BOX = re.compile(r"(-?\d+)\D+?(-?\d+)\D+?(-?\d+)\D+?(-?\d+)")
@@ -81,20 +86,19 @@ or only the tokens fed after box 1's first digit (the question and box 1 left wh
 
 
 def move_tail(model, tails: torch.Tensor, moves: torch.Tensor) -> None:
-    """Wrap this instance's `get_rope_index` so that the last `tails[b]` tokens of row b's prompt (left-padded), and
-    what is generated after them, move `moves[b]` positions on. `del core_model(model).model.get_rope_index` undoes
-    it."""
-    core = core_model(model)
-    inner = core.model.get_rope_index
+    """Wrap this instance's `get_rope_index` (`move_positions`) so that the last `tails[b]` tokens of row b's prompt
+    (left-padded), and what is generated after them, move `moves[b]` positions on. `del
+    core_model(model).model.get_rope_index` undoes it."""
 
-    def get_rope_index(input_ids, *args, **kwargs):
-        positions, deltas = inner(input_ids, *args, **kwargs)  # [3, B, L], [B, 1]
-        cols = torch.arange(positions.shape[-1], device=positions.device)  # [L]
-        tail = cols[None, :] >= positions.shape[-1] - tails[:, None].to(positions.device)  # [B, L]
-        positions = positions + (tail * moves[:, None].to(positions.device))[None]  # [3, B, L]
-        return positions, deltas + moves[:, None].to(deltas.device)
+    def move(positions, input_ids):
+        length = positions.shape[-1]
+        tail = torch.arange(length, device=positions.device)[None, :] >= length - tails[:, None].to(
+            positions.device
+        )
+        moved = moves.to(positions.device)  # [B]
+        return positions + (tail * moved[:, None])[None], moved  # [3, B, L], [B]
 
-    core.model.get_rope_index = get_rope_index
+    move_positions(model, move)
 
 
 def forced_boxes(

@@ -80,19 +80,30 @@ def write_text_distance(folder: str | os.PathLike, distance: int | None) -> None
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def move_positions(model, move) -> None:
+    """Wrap this instance's `get_rope_index` so that `move(positions [3, B, L], input_ids [B, L]) -> (positions
+    [3, B, L], moves [B])` places each prompt, and generation continues `moves[b]` positions on (its rope deltas).
+    `del core_model(model).model.get_rope_index` undoes it."""
+    core = core_model(model)
+    inner = core.model.get_rope_index  # bound: the class's method, or an earlier wrapper
+
+    def get_rope_index(input_ids, *args, **kwargs):
+        positions, deltas = inner(input_ids, *args, **kwargs)  # [3, B, L], [B, 1]
+        positions, moves = move(positions, input_ids)  # [3, B, L], [B]
+        return positions, deltas + moves[:, None].to(deltas.device)
+
+    core.model.get_rope_index = get_rope_index
+
+
 def move_text_after_image(model, offsets) -> None:
     """Wrap this instance's `get_rope_index` so that each row's text after its image moves
     `offsets(positions [3, B, L], is_image [B, L]) -> [B]` positions on (`shift_after_image`), the positions
     generation continues from (its rope deltas) too. `del core_model(model).model.get_rope_index` undoes it."""
-    core = core_model(model)
-    inner = core.model.get_rope_index  # bound: the class's method, or an earlier wrapper
-    image_token = core.config.image_token_id
+    image_token = core_model(model).config.image_token_id
 
-    def get_rope_index(input_ids, *args, **kwargs):
-        positions, deltas = inner(input_ids, *args, **kwargs)  # [3, B, L], [B, 1]
+    def move(positions, input_ids):
         is_image = input_ids == image_token  # [B, L]
         moves = torch.as_tensor(offsets(positions, is_image), device=positions.device)  # [B]
-        positions = shift_after_image(positions, is_image, moves)  # [3, B, L]
-        return positions, deltas + moves[:, None].to(deltas.device)
+        return shift_after_image(positions, is_image, moves), moves  # [3, B, L], [B]
 
-    core.model.get_rope_index = get_rope_index
+    move_positions(model, move)
