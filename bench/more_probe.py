@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,52 +39,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts, run 
 from attention_probe import teacher_forced  # noqa: E402
 
 
+class Forced(NamedTuple):
+    """One teacher-forced forward of a sample's prompt and reference answer."""
+
+    ids: torch.Tensor  # [S] the prompt's and the answer's tokens
+    n: int  # the prompt's tokens
+    answer: str  # the reference answer as fed (then <|im_end|>)
+    logits: torch.Tensor  # [S, V]
+
+
 @torch.no_grad()
-def close_margins(
-    model, processor, sample: Sample, convention: str, think: str
-) -> list[tuple[int, bool, float]]:
-    """(box index j, another box follows, logit("},") - logit("}")) at the position that predicts each box's close
-    in the sample's reference answer."""
+def forced_answer(model, processor, sample: Sample, convention: str, think: str) -> Forced:
+    """The sample's reference answer, with the think the model was trained to write, fed after its prompt
+    (`teacher_forced`): one forward, read for the closes and for the digits."""
     inputs, frame = teacher_forced(model, processor, sample, convention, think)
-    tok = processor.tokenizer
     ids = inputs["input_ids"][0]  # [S]
     answer = answer_text(sample, frame, think)  # as teacher_forced feeds it, then <|im_end|>
-    n = len(ids) - len(
-        tok(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    )  # the prompt's tokens
+    n = len(ids) - len(processor.tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"])
+    return Forced(ids, n, answer, model(**inputs).logits[0])
+
+
+def close_margins(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, float]]:
+    """(box index j, another box follows, logit("},") - logit("}")) at the position that predicts each box's close
+    in the sample's reference answer."""
     more, last = tok.convert_tokens_to_ids("},"), tok.convert_tokens_to_ids("}")
-    logits = model(**inputs).logits[0]  # [S, V]
-    ends = box_ends(answer, tok)
+    ends = box_ends(forced.answer, tok)
     out = []
     for j, t in enumerate(ends):
-        q = n + t - 1  # it predicts the close
-        if int(ids[q + 1]) != (more if j < len(ends) - 1 else last):
+        q = forced.n + t - 1  # it predicts the close
+        if int(forced.ids[q + 1]) != (more if j < len(ends) - 1 else last):
             raise ValueError(f"{sample.id}: box {j}'s close is not where the answer's tokens put it")
-        out.append((j, j < len(ends) - 1, float(logits[q, more] - logits[q, last])))
+        out.append((j, j < len(ends) - 1, float(forced.logits[q, more] - forced.logits[q, last])))
     return out
 
 
-@torch.no_grad()
-def box_digits(
-    model, processor, sample: Sample, convention: str, think: str
-) -> list[tuple[int, bool, float, bool]]:
-    """(box index j, the box's first digit, NLL, argmax right) for each digit token of the sample's reference answer,
-    teacher-forced."""
-    inputs, frame = teacher_forced(model, processor, sample, convention, think)
-    ids = inputs["input_ids"][0]  # [S]
-    answer = answer_text(sample, frame, think)
-    targets = digit_targets(
-        answer, processor.tokenizer, list(range(len(sample.target.boxes)))
-    )  # [T] box per token
-    n = len(ids) - len(targets)  # the prompt's tokens (targets count the end-of-turn token too)
-    logp = model(**inputs).logits[0].log_softmax(-1)  # [S, V]
+def box_digits(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, float, bool]]:
+    """(box index j, the box's first digit, NLL, argmax right) for each digit token of the sample's reference
+    answer."""
+    targets = digit_targets(forced.answer, tok, list(range(len(sample.target.boxes))))  # [T] box per token
+    logp = forced.logits.log_softmax(-1)  # [S, V]
     out, seen = [], set()
     for t, j in enumerate(targets):
         if j >= 0:
-            q = n + t - 1  # it predicts token t
-            out.append(
-                (j, j not in seen, -float(logp[q, ids[q + 1]]), int(logp[q].argmax()) == int(ids[q + 1]))
-            )
+            q = forced.n + t - 1  # it predicts token t
+            token = int(forced.ids[q + 1])
+            out.append((j, j not in seen, -float(logp[q, token]), int(logp[q].argmax()) == token))
             seen.add(j)
     return out
 
@@ -114,9 +114,14 @@ def probe_model(model_dir: Path, samples: list[Sample], think: str) -> dict:
     model = load_model(model_dir, device="cpu", dtype="fp32")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model.config))
-    rows = [
-        r for s in samples if s.target.boxes for r in close_margins(model, processor, s, convention, think)
-    ]
+    rows, digits = [], []
+    for s in samples:
+        if not s.target.boxes:
+            continue
+        forced = forced_answer(model, processor, s, convention, think)
+        rows += close_margins(forced, s, processor.tokenizer)
+        if len(s.target.boxes) > 1:
+            digits += box_digits(forced, s, processor.tokenizer)
     more = [m for _, follows, m in rows if follows]
     last = [m for _, follows, m in rows if not follows]
     first_more = [m for j, follows, m in rows if j == 0 and follows]
@@ -126,14 +131,7 @@ def probe_model(model_dir: Path, samples: list[Sample], think: str) -> dict:
         "AUC": auc(more, last),
         "AUC first close": auc(first_more, first_last),
         "more said (more / last)": [float(np.mean(np.array(v) > 0)) if v else None for v in (more, last)],
-        "digits by box": digits_by_box(
-            [
-                r
-                for s in samples
-                if len(s.target.boxes) > 1
-                for r in box_digits(model, processor, s, convention, think)
-            ]
-        ),
+        "digits by box": digits_by_box(digits),
     }
 
 

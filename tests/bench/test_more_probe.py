@@ -21,7 +21,9 @@ def test_every_boxs_close_is_read_once_more_before_the_last(load_bench, tiny_mod
     bench = load_bench("more_probe")
     samples, (model, processor, convention) = _world(tmp_path), _loaded(bench, tiny_model_dir)
     several = next(s for s in samples if len(s.target.boxes) >= 2)
-    rows = bench.close_margins(model, processor, several, convention, "x")  # raises if a close is misplaced
+    rows = bench.close_margins(
+        bench.forced_answer(model, processor, several, convention, "x"), several, processor.tokenizer
+    )  # raises if a close is misplaced
     n = len(several.target.boxes)
     assert [(j, follows) for j, follows, _ in rows] == [(j, j < n - 1) for j in range(n)]
     result = bench.probe_model(tiny_model_dir, samples, "x")
@@ -44,7 +46,9 @@ def test_each_boxs_digits_are_read_in_order_with_one_first_digit_a_box(load_benc
     bench = load_bench("more_probe")
     samples, (model, processor, convention) = _world(tmp_path), _loaded(bench, tiny_model_dir)
     several = next(s for s in samples if len(s.target.boxes) >= 2)
-    rows = bench.box_digits(model, processor, several, convention, "x")
+    rows = bench.box_digits(
+        bench.forced_answer(model, processor, several, convention, "x"), several, processor.tokenizer
+    )
     boxes = [j for j, _, _, _ in rows]
     assert boxes == sorted(boxes) and set(boxes) == set(range(len(several.target.boxes)))
     assert [j for j, first, _, _ in rows if first] == list(range(len(several.target.boxes)))
