@@ -11,19 +11,26 @@ def _world(tmp_path):
     return read_samples(build("detection", tmp_path / "w", 10, seed=4))
 
 
-def _loaded(bench, model_dir):
-    """(model, processor, coordinate convention) of a model folder, as the bench loads them."""
+def _several(bench, model_dir, tmp_path):
+    """(the world's queries, one of several instances, its teacher-forced forward, the tokenizer), as the bench
+    loads the model."""
+    samples = _world(tmp_path)
     model = bench.load_model(model_dir, device="cpu", dtype="fp32")
-    return model, bench.load_processor(model_dir), bench.coord_convention(bench.model_family(model.config))
+    processor = bench.load_processor(model_dir)
+    convention = bench.coord_convention(bench.model_family(model.config))
+    several = next(s for s in samples if len(s.target.boxes) >= 2)
+    return (
+        samples,
+        several,
+        bench.forced_answer(model, processor, several, convention, "x"),
+        processor.tokenizer,
+    )
 
 
 def test_every_boxs_close_is_read_once_more_before_the_last(load_bench, tiny_model_dir, tmp_path):
     bench = load_bench("more_probe")
-    samples, (model, processor, convention) = _world(tmp_path), _loaded(bench, tiny_model_dir)
-    several = next(s for s in samples if len(s.target.boxes) >= 2)
-    rows = bench.close_margins(
-        bench.forced_answer(model, processor, several, convention, "x"), several, processor.tokenizer
-    )  # raises if a close is misplaced
+    samples, several, forced, tok = _several(bench, tiny_model_dir, tmp_path)
+    rows = bench.close_margins(forced, several, tok)  # raises if a close is misplaced
     n = len(several.target.boxes)
     assert [(j, follows) for j, follows, _ in rows] == [(j, j < n - 1) for j in range(n)]
     result = bench.probe_model(tiny_model_dir, samples, "x")
@@ -44,11 +51,8 @@ def test_auc_counts_the_pairs_ranked_right_and_ties_as_half(load_bench):
 
 def test_each_boxs_digits_are_read_in_order_with_one_first_digit_a_box(load_bench, tiny_model_dir, tmp_path):
     bench = load_bench("more_probe")
-    samples, (model, processor, convention) = _world(tmp_path), _loaded(bench, tiny_model_dir)
-    several = next(s for s in samples if len(s.target.boxes) >= 2)
-    rows = bench.box_digits(
-        bench.forced_answer(model, processor, several, convention, "x"), several, processor.tokenizer
-    )
+    samples, several, forced, tok = _several(bench, tiny_model_dir, tmp_path)
+    rows = bench.box_digits(forced, several, tok)
     boxes = [j for j, _, _, _ in rows]
     assert boxes == sorted(boxes) and set(boxes) == set(range(len(several.target.boxes)))
     assert [j for j, first, _, _ in rows if first] == list(range(len(several.target.boxes)))
