@@ -17,10 +17,12 @@ model folders on --n held-out questions of each set, drawn from a world of --see
     python bench/detection_hits.py runs/tok2/eval/detection/base/completions.jsonl
     python bench/detection_hits.py --out runs/dethits --models runs/bridge/base runs/tok2/base
     python bench/detection_hits.py --paired A/completions.jsonl B/completions.jsonl  # presence answered right
+    python bench/detection_hits.py --places A/completions.jsonl  # the places a think names (section 47)
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections import defaultdict
@@ -41,7 +43,7 @@ from grounding_hits import (  # noqa: E402
 )
 
 from visual_rft.config import EvalOptions  # noqa: E402
-from visual_rft.data.answer import detection_answer  # noqa: E402
+from visual_rft.data.answer import detection_answer, region_spans, region_words  # noqa: E402
 from visual_rft.data.boxes import iou  # noqa: E402
 from visual_rft.data.coords import answer_to_pixels  # noqa: E402
 from visual_rft.data.jsonl import read_samples, write_samples  # noqa: E402
@@ -122,6 +124,45 @@ def detection_hits(path: Path) -> dict:
     }
 
 
+def detection_places(path: Path) -> dict:
+    """Where the thinks of one completions file's answers to present categories place the boxes (`sft.detection_think`
+    with `{region}`: "top left, bottom right"), by thirds of the image (`region_words`): {'n' (present queries),
+    'named': {instances asked: the mean number of places named}, 'exact' (the share naming the asked instances'
+    places in the answer's order, as taught), 'right_by_place': {k: [the share of k-th places named that are an
+    asked instance's place not named before, how many]}, 'box_follows' (of the boxes written under a k-th place,
+    the share whose centre is in that place), 'hit_by_place': {right / wrong: [the share of those boxes on an asked
+    instance (IoU > 0.5), how many]} by whether their place was right}."""
+    rows = [r for r in completion_rows(path) if r["sample"]["target"]["boxes"]]
+    named, exact, by_place, follows, hits = defaultdict(list), 0, defaultdict(list), [], defaultdict(list)
+    for r in rows:
+        size = tuple(r["frame"]["size"])
+        asked = [tuple(b) for b in r["sample"]["target"]["boxes"]]
+        left = [region_words(b, size) for b in asked]  # the asked places not named yet (a multiset)
+        places = [r["completion"][slice(*span)] for span in region_spans(r["completion"])]
+        exact += places == left
+        named[len(asked)].append(len(places))
+        boxes = [
+            answer_to_pixels(p.box, row_frame(r)).xyxy for p in detection_answer(r["completion"]).predictions
+        ]
+        for k, place in enumerate(places):
+            right = place in left
+            if right:
+                left.remove(place)
+            by_place[k + 1].append(right)
+            if k < len(boxes):
+                follows.append(region_words(boxes[k], size) == place)
+                hits["right" if right else "wrong"].append(any(iou(boxes[k], a) > THRESHOLD for a in asked))
+    n = len(rows)
+    return {
+        "n": n,
+        "named": {k: float(np.mean(v)) for k, v in sorted(named.items())},
+        "exact": exact / n if n else None,
+        "right_by_place": {k: [float(np.mean(v)), len(v)] for k, v in sorted(by_place.items())},
+        "box_follows": float(np.mean(follows)) if follows else None,
+        "hit_by_place": {k: [float(np.mean(v)), len(v)] for k, v in sorted(hits.items())},
+    }
+
+
 def nearest(box: tuple, asked: list[tuple], others: list[tuple]) -> tuple[bool, float]:
     """Whether the object nearest to `box` (centre to centre) is one of `asked` rather than of `others`, and the
     distance in px from its centre to the nearest of `asked`."""
@@ -163,6 +204,11 @@ def main() -> None:
         action="store_true",
         help="then the files two by two, query by query: presence answered right, McNemar's test",
     )
+    parser.add_argument(
+        "--places",
+        action="store_true",
+        help="then where each file's thinks place the boxes (a think naming them, `sft.detection_think`)",
+    )
     args = parse_hits_args(parser)
     if args.paired and len(args.files) % 2:
         parser.error("--paired compares files two by two: give an even number")
@@ -198,6 +244,8 @@ def main() -> None:
             f"| {path} | {h['missed']} of {h['present']} | {h['invented']} of {h['absent']} | {h['unreadable']}"
             f" | {h['boxes']} | {shares} | {areas} | {near} | {error} | {per} | {new} |"
         )
+    for path in files if args.places else []:
+        print(path, "places:", json.dumps(detection_places(path)))
     for a, b in zip(files[::2], files[1::2]) if args.paired else []:
         c = paired(a, b, is_right=presence_right)
         print(

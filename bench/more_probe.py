@@ -11,7 +11,9 @@ logit("},") - logit("}") at the position that predicts the close:
 - `more said`: of the closes followed by another box, and of the last ones, the share where "}," is above "}";
 - `digits by box`: in the answers listing several boxes, per box (1, 2, ...), its digit tokens' mean NLL, the share
   the model's argmax writes right, and the share of boxes whose first digit it writes right: whether a later box's
-  coordinates are read at all, given the boxes before it (RESULTS.md section 46).
+  coordinates are read at all, given the boxes before it (RESULTS.md section 46);
+- `places by box`: the same of the places' words, where the think names each box's place first (`--think` with
+  `{region}`, `sft.detection_think`; section 47): whether the k-th place is read, given the places before it.
 
     python bench/more_probe.py --models runs/multi45/mix/checkpoint-1000/model \\
         --data runs/dethits_dd_A/held_out/detection_test.jsonl --out runs/multi45/more_probe
@@ -73,9 +75,10 @@ def close_margins(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, 
     return out
 
 
-def box_digits(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, float, bool]]:
-    """(box index j, the box's first digit, NLL, argmax right) for each digit token of the sample's reference
-    answer."""
+def box_digits(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, float, bool, bool]]:
+    """(box index j, the read's first token, NLL, argmax right, a place word) for each token of the sample's reference
+    answer that reads box j's object: its digits, and the words of its place when the think names the boxes' places
+    (`sft.detection_think` with `{region}`), which come first."""
     targets = digit_targets(forced.answer, tok, list(range(len(sample.target.boxes))))  # [T] box per token
     logp = forced.logits.log_softmax(-1)  # [S, V]
     out, seen = [], set()
@@ -83,13 +86,17 @@ def box_digits(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, flo
         if j >= 0:
             q = forced.n + t - 1  # it predicts token t
             token = int(forced.ids[q + 1])
-            out.append((j, j not in seen, -float(logp[q, token]), int(logp[q].argmax()) == token))
-            seen.add(j)
+            place = not any(ch.isdigit() for ch in tok.decode([token]))
+            first = (j, place) not in seen
+            out.append((j, first, -float(logp[q, token]), int(logp[q].argmax()) == token, place))
+            seen.add((j, place))
     return out
 
 
-def digits_by_box(rows: list[tuple[int, bool, float, bool]]) -> dict[int, dict]:
-    """Per box number (1, 2, ...): the digit tokens' mean NLL, the share right, and the share of first digits right."""
+def digits_by_box(rows: list[tuple[int, bool, float, bool, bool]], place: bool = False) -> dict[int, dict]:
+    """Per box number (1, 2, ...): its digit tokens' (`place`: its place's words') mean NLL, the share right, and
+    the share of first digits (first words) right."""
+    rows = [r for r in rows if r[4] == place]
     out = {}
     for j in sorted({r[0] for r in rows}):
         box = [r for r in rows if r[0] == j]
@@ -132,6 +139,7 @@ def probe_model(model_dir: Path, samples: list[Sample], think: str) -> dict:
         "AUC first close": auc(first_more, first_last),
         "more said (more / last)": [float(np.mean(np.array(v) > 0)) if v else None for v in (more, last)],
         "digits by box": digits_by_box(digits),
+        "places by box": digits_by_box(digits, place=True),
     }
 
 

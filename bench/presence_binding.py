@@ -16,7 +16,9 @@ held-out questions.
 
 `--continue-weight` holds the heads at each box's close too, on the asked instances the answer has not written yet
 (`BindingConfig.continue_weight`; RESULTS.md section 45), and `--pick-weight` at each box's first digit, where the
-box's instance is picked (`BindingConfig.pick_weight`; section 46).
+box's instance is picked (`BindingConfig.pick_weight`; section 46). `--detection-think` names each box's place
+in the think first, "Let me look at the image: top left, bottom right." (`sft.detection_think`; section 47): the
+binding loss holds the k-th place's words on the k-th box's instance.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def main() -> None:
         help="the same loss at each box's first digit alone, on that box's instance (0: off)",
     )
     ap.add_argument(
+        "--detection-think",
+        default="",
+        help="sft.detection_think: the detection answers' think, {region} their boxes' places ('': the default's)",
+    )
+    ap.add_argument(
         "--aggregation", default="sequence", help="sft.aggregation: sequence (each answer alike) or token"
     )
     ap.add_argument("--max-new-tokens", type=int, default=160, help="the evaluation's answer length")
@@ -73,7 +80,9 @@ def main() -> None:
             path=str(args.model), freeze_vision=True, cache_images=True, attn_implementation=HELD_EAGER
         ),
         optim=OptimConfig(lr=args.lr, warmup_steps=30, schedule="cosine"),
-        sft=SFTConfig(batch_size=16, think=THINK, aggregation=args.aggregation),
+        sft=SFTConfig(
+            batch_size=16, think=THINK, detection_think=args.detection_think, aggregation=args.aggregation
+        ),
         run=RunConfig(
             output_dir=str(args.out), steps=args.steps, save_every=500, tensorboard=False, progress=False
         ),

@@ -150,6 +150,9 @@ class SFTConfig:
     grounding_think: str = ""
     """The think of grounding samples ('': `think`'s); `{region}` in it stands for where the answer's box is,
     "top left" ... "bottom right" (`data.answer.REGION_SLOT`), `{problem}` as in `think`."""
+    detection_think: str = ""
+    """The think of detection samples ('': `think`'s); `{region}` in it stands for the places of the answer's boxes
+    in its order ("top left, bottom right"; "nowhere" for none), `{problem}` as in `think` (RESULTS.md section 47)."""
     aggregation: str = "token"
     """How answer-token losses are averaged: token (every token of the batch alike: long detection answers
     outweigh short class names) or sequence (each answer's mean, then the mean over answers)."""

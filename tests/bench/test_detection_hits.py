@@ -125,3 +125,27 @@ def test_the_held_out_sets_ask_detection_on_lone_objects_and_among_others(load_b
     assert all(len(s.meta["objects"]) > 1 and len(s.target.boxes) <= 1 for s in name)
     assert base and {s.task for s in base} == {"detection"}
     assert sets["base"].name == "detection_test.jsonl"  # bench/staged_base.py's file, for the same seed
+
+
+def test_the_places_a_think_names_are_read_against_the_instances_asked(load_bench, tmp_path):
+    """`--places`: objects at (20, 20), top left, and (75, 75), bottom right, in 100 x 100 images."""
+    both, red = [[10, 10, 30, 30], [60, 60, 90, 90]], [[10, 10, 30, 30]]
+
+    def placed(think, answer, asked):
+        return {**row(answer, asked), "completion": f"<think>At: {think}.</think><answer>{answer}</answer>"}
+
+    rows = [
+        placed("top left, bottom right", boxes(*both), both),  # as taught
+        placed("top left, top left", boxes([10, 10, 30, 30], [35, 35, 50, 50]), both),  # a place named twice
+        placed("bottom right", boxes([60, 60, 90, 90]), red),  # the other object's place and box
+        placed("nowhere", "No Objects", []),  # absent: not counted
+    ]
+    h = load_bench("detection_hits").detection_places(write(tmp_path, rows))
+    assert h == {
+        "n": 3,
+        "named": {1: 1.0, 2: 2.0},
+        "exact": pytest.approx(1 / 3),
+        "right_by_place": {1: [pytest.approx(2 / 3), 3], 2: [0.5, 2]},
+        "box_follows": 0.8,  # all but the box centred at (42.5, 42.5), middle center, under "top left"
+        "hit_by_place": {"right": [1.0, 3], "wrong": [0.0, 2]},
+    }

@@ -11,9 +11,9 @@ def _world(tmp_path):
     return read_samples(build("detection", tmp_path / "w", 10, seed=4))
 
 
-def _several(bench, model_dir, tmp_path):
-    """(the world's queries, one of several instances, its teacher-forced forward, the tokenizer), as the bench
-    loads the model."""
+def _several(bench, model_dir, tmp_path, think="x"):
+    """(the world's queries, one of several instances, its teacher-forced forward with `think`, the tokenizer), as
+    the bench loads the model."""
     samples = _world(tmp_path)
     model = bench.load_model(model_dir, device="cpu", dtype="fp32")
     processor = bench.load_processor(model_dir)
@@ -22,7 +22,7 @@ def _several(bench, model_dir, tmp_path):
     return (
         samples,
         several,
-        bench.forced_answer(model, processor, several, convention, "x"),
+        bench.forced_answer(model, processor, several, convention, think),
         processor.tokenizer,
     )
 
@@ -53,18 +53,41 @@ def test_each_boxs_digits_are_read_in_order_with_one_first_digit_a_box(load_benc
     bench = load_bench("more_probe")
     samples, several, forced, tok = _several(bench, tiny_model_dir, tmp_path)
     rows = bench.box_digits(forced, several, tok)
-    boxes = [j for j, _, _, _ in rows]
-    assert boxes == sorted(boxes) and set(boxes) == set(range(len(several.target.boxes)))
-    assert [j for j, first, _, _ in rows if first] == list(range(len(several.target.boxes)))
-    assert all(nll >= 0 for _, _, nll, _ in rows)
+    n = len(several.target.boxes)
+    boxes = [j for j, *_ in rows]
+    assert boxes == sorted(boxes) and set(boxes) == set(range(n))
+    assert [j for j, first, *_ in rows if first] == list(range(n))
+    assert all(nll >= 0 for _, _, nll, _, _ in rows) and not any(place for *_, place in rows)
     result = bench.probe_model(tiny_model_dir, samples, "x")
     assert set(result["digits by box"]) == set(range(1, max(len(s.target.boxes) for s in samples) + 1))
+    assert result["places by box"] == {}
+
+
+def test_a_think_naming_the_places_reads_each_boxs_place_before_its_digits(
+    load_bench, tiny_model_dir, tmp_path
+):
+    bench = load_bench("more_probe")
+    _, several, forced, tok = _several(bench, tiny_model_dir, tmp_path, think="At: {region}.")
+    rows = bench.box_digits(forced, several, tok)
+    n = len(several.target.boxes)
+    places = [(j, first) for j, first, _, _, place in rows if place]
+    assert [j for j, _ in places] == sorted(j for j, _ in places) and [j for j, f in places if f] == list(
+        range(n)
+    )
+    assert rows[: len(places)] == [r for r in rows if r[4]]  # every place is named before any box
+    assert [(j, f) for j, f, _, _, place in rows if not place] == [
+        (j, f) for j, f, *_ in bench.box_digits(_several(bench, tiny_model_dir, tmp_path)[2], several, tok)
+    ]  # the digits read as without the places
 
 
 def test_digits_by_box_averages_each_box_apart(load_bench):
     bench = load_bench("more_probe")
-    rows = [(0, True, 1.0, True), (0, False, 3.0, False), (1, True, 2.0, False), (1, False, 0.0, True)]
+    rows = [(0, True, 1.0, True, False), (0, False, 3.0, False, False), (1, True, 2.0, False, False)]
+    rows += [(1, False, 0.0, True, False), (1, True, 5.0, True, True)]  # the last: box 2's place word
     assert bench.digits_by_box(rows) == {
         1: {"NLL": 2.0, "right": 0.5, "first right": 1.0, "boxes": 1},
         2: {"NLL": 1.0, "right": 0.5, "first right": 0.0, "boxes": 1},
+    }
+    assert bench.digits_by_box(rows, place=True) == {
+        2: {"NLL": 5.0, "right": 1.0, "first right": 1.0, "boxes": 1}
     }

@@ -75,9 +75,34 @@ def test_a_think_text_can_name_the_boxs_region():
     assert no_frame.startswith("<think>top right</think>")
 
 
-def test_a_region_think_needs_one_box_and_an_image_size():
-    with pytest.raises(ValueError, match=r"sample d: a think with \{region\} needs a grounding target"):
-        answer_text(DET, None, "It is at the {region}.")
+def test_a_detection_think_names_each_boxs_region_in_the_answers_order():
+    """`{region}` of a detection target: its boxes' places, joined in the order the answer writes the boxes;
+    "nowhere" for an absent category."""
+    two = Sample(
+        "t",
+        ["a.png"],
+        "detection",
+        "q",
+        DetectionTarget((Box(150, 0, 200, 20), Box(0, 80, 20, 100)), "c"),
+        200,
+        100,
+    )
+    assert answer_text(two, CoordFrame("norm1000", (200, 100)), "At: {region}.").startswith(
+        "<think>At: top right, bottom left.</think><answer>[{'Position': [750, 0, 1000, 200]"
+    )
+    assert answer_text(DET, None, "{region}").startswith("<think>middle left</think>")  # centre (30, 40)
+    absent = Sample("n", ["a.png"], "detection", "q", DetectionTarget((), "c"), 200, 100)
+    assert (
+        answer_text(absent, None, "At: {region}.") == "<think>At: nowhere.</think><answer>No Objects</answer>"
+    )
+
+
+def test_a_region_think_needs_boxes_and_an_image_size():
+    c = Sample("c", ["a.png"], "classification", "q", ClassTarget("rose"), 200, 100)
+    with pytest.raises(
+        ValueError, match=r"sample c: a think with \{region\} needs a grounding or detection target"
+    ):
+        answer_text(c, None, "It is at the {region}.")
     unsized = Sample("u", ["a.png"], "grounding", "q", GroundingTarget(Box(1, 2, 3, 4)))
     with pytest.raises(ValueError, match=r"sample u: .* needs the image size"):
         answer_text(unsized, None, "{region}")

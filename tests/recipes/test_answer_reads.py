@@ -52,6 +52,16 @@ def test_digit_tokens_of_each_box_are_assigned_its_object_and_nothing_else_is(ti
     p = digit_targets(placed, tok, [7])
     held = [tok.decode([i]) for i, t in zip(ids, p) if t == 7]
     assert held[:2] == [" top", " right"] and "".join(held[2:]) == "345060"  # the place, then the digits
+    listed = (
+        "<think>At: top left, bottom right.</think><answer>" + text.split("<answer>")[1]
+    )  # detection_think
+    ids = tok(listed, add_special_tokens=False)["input_ids"]
+    d = digit_targets(listed, tok, [4, 1])
+    held = {j: [tok.decode([i]) for i, t in zip(ids, d) if t == j] for j in (4, 1)}
+    assert held[4][:2] == [" top", " left"] and "".join(held[4][2:]) == "1020110220"  # k-th place, k-th box
+    assert held[1][:2] == [" bottom", " right"] and "".join(held[1][2:]) == "5678"
+    unmatched = digit_targets(listed.replace(", bottom right", ""), tok, [4, 1])  # one place for two boxes
+    assert sum(t >= 0 for t in unmatched) == len("10201102205678")  # the places are not read
     no_box = placed.replace("(3,4),(50,60)", "No Objects")
     assert max(digit_targets(no_box, tok, [])) == -1  # no box, no place
 

@@ -6,7 +6,7 @@ import torch
 
 from visual_rft import rewards
 from visual_rft.config import SFTTrainConfig, load_config
-from visual_rft.data.answer import answer_text
+from visual_rft.data.answer import answer_text, region_spans
 from visual_rft.data.types import Box, GroundingTarget
 from visual_rft.models.inputs import encode_prompts
 from visual_rft.models.loading import load_model, load_processor
@@ -152,23 +152,29 @@ def test_sequence_aggregation_gives_each_answer_the_same_weight(tiny_model_dir, 
     assert SFTTrainer(cfg, samples=batch).step(0).metrics["loss"] == pytest.approx(by_token, rel=1e-5)
 
 
-def test_grounding_samples_get_their_own_think(tiny_model_dir, toy_samples, tmp_path, monkeypatch):
-    """`sft.grounding_think` (with `{region}`) writes the grounding answers' think; the others keep `sft.think`.
-    `{region}` in `sft.think` fails before the model loads: a class name has no box to place."""
+def test_grounding_and_detection_samples_get_their_own_think(
+    tiny_model_dir, toy_samples, tmp_path, monkeypatch
+):
+    """`sft.grounding_think` and `sft.detection_think` (with `{region}`) write those answers' think; the others
+    keep `sft.think`. `{region}` in `sft.think` fails before the model loads: a class name has no box to place."""
     import visual_rft.train.base as base
 
-    c = toy_samples[0]
+    c, d = toy_samples[0], toy_samples[3]  # classification, detection
     g = replace(
         c, id="g", task="grounding", problem="Find the circle.", target=GroundingTarget(Box(70, 2, 110, 30))
     )
     cfg = _sft(tiny_model_dir, tmp_path)
-    cfg = replace(cfg, sft=replace(cfg.sft, think="I look.", grounding_think="It is at the {region}."))
-    _, texts = SFTTrainer(cfg, samples=[c, g]).batch([c, g])
+    thinks = dict(think="I look.", grounding_think="It is at the {region}.", detection_think="At: {region}.")
+    cfg = replace(cfg, sft=replace(cfg.sft, **thinks))
+    _, texts = SFTTrainer(cfg, samples=[c, g, d]).batch([c, g, d])
     assert texts[0] == "<think>I look.</think><answer>red</answer>"
     assert texts[1].startswith("<think>It is at the top right.</think><answer>(")
+    assert texts[2].startswith("<think>At: ") and len(region_spans(texts[2])) == len(d.target.boxes) > 0
     loads = []
     monkeypatch.setattr(base, "load_model", lambda *a, **k: loads.append(a))
-    with pytest.raises(ValueError, match=r"sft.think: \{region\} .* sft.grounding_think"):
+    with pytest.raises(
+        ValueError, match=r"sft.think: \{region\} .* sft.grounding_think or sft.detection_think"
+    ):
         SFTTrainer(replace(cfg, sft=replace(cfg.sft, think="{region}")), samples=[c, g])
     assert loads == []
 

@@ -52,8 +52,11 @@ puts it a few tokens before the answer (RESULTS.md section 22)."""
 REGION_SLOT = "{region}"
 """In a think text (`answer_text`), stands for where a grounding target's box is (`region_words`: "top left" ...
 "bottom right"): a think that names the place before the box writes the pick as a word, one of nine, before
-the digits read the box (RESULTS.md section 35). Only a grounding target has one box: any other target with
-this slot in its think is an error."""
+the digits read the box (RESULTS.md section 35). For a detection target, the places of its boxes in the answer's
+order, joined by `REGION_JOIN` (`NO_REGION` when it has none): each box's pick is then a word written before
+the boxes (section 47). A classification target has no box: a think with this slot is an error there."""
+REGION_JOIN = ", "
+NO_REGION = "nowhere"
 VERTICAL_THIRDS = ("top", "middle", "bottom")
 HORIZONTAL_THIRDS = ("left", "center", "right")
 NO_OBJECTS = "No Objects"
@@ -162,18 +165,22 @@ def answer_text(sample: Sample, frame: CoordFrame | None, think: str | None = No
 
 
 def sample_region(sample: Sample, frame: CoordFrame | None) -> str:
-    """`region_words` of a grounding sample's box, in its image (the frame's size, else the sample's)."""
-    if not isinstance(sample.target, GroundingTarget):
+    """`region_words` of a grounding sample's box, or of a detection sample's boxes in order (`REGION_SLOT`), in
+    its image (the frame's size, else the sample's)."""
+    target = sample.target
+    if not isinstance(target, (GroundingTarget, DetectionTarget)):
         raise ValueError(
-            f"sample {sample.id}: a think with {REGION_SLOT} needs a grounding target (one box), "
-            f"not {type(sample.target).__name__}"
+            f"sample {sample.id}: a think with {REGION_SLOT} needs a grounding or detection target (boxes), "
+            f"not {type(target).__name__}"
         )
     size = frame.size if frame is not None else (sample.width, sample.height)
     if size[0] is None or size[1] is None:
         raise ValueError(
             f"sample {sample.id}: a think with {REGION_SLOT} needs the image size (width, height)"
         )
-    return region_words(sample.target.box.xyxy, size)
+    if isinstance(target, GroundingTarget):
+        return region_words(target.box.xyxy, size)
+    return REGION_JOIN.join(region_words(b.xyxy, size) for b in target.boxes) or NO_REGION
 
 
 def region_words(box: Box4, size: tuple[float, float]) -> str:

@@ -31,21 +31,24 @@ def asked_objects(sample: Sample) -> list[int]:
 
 def digit_targets(text: str, tokenizer, objects: list[int]) -> list[int]:
     """[T] for each token of `text` (as the SFT trainer tokenizes an answer, plus its end-of-turn token),
-    the object whose box the token writes a digit of, or, in an answer of one box, the object whose place a
-    word of the think's region names (`REGION_SLOT`: written before the box, it is where the pick is made);
-    -1: none."""
+    the object whose box the token writes a digit of, or whose place a word of the think names (`REGION_SLOT`:
+    written before the boxes, the place is where the pick is made; the think's k-th place is the k-th box's,
+    read only when it names one place per box); -1: none."""
     spans = box_spans(text)
-    regions = region_spans(text) if len(objects) == 1 else []
+    regions = region_spans(text)
+    if len(regions) != len(objects):
+        regions = []
     out = []
     for start, end in token_offsets(text, tokenizer):
         box = next((j for j, (a, b) in enumerate(spans) if a <= start and end <= b), None)
         digit = any(ch.isdigit() for ch in text[start:end])
         # a word token's leading space is not the word
         word = start + len(text[start:end]) - len(text[start:end].lstrip())
-        named = any(a <= word < end <= b for a, b in regions)
-        out.append(
-            objects[box] if box is not None and box < len(objects) and digit else objects[0] if named else -1
-        )
+        named = next((k for k, (a, b) in enumerate(regions) if a <= word < end <= b), None)
+        if box is not None and box < len(objects) and digit:
+            out.append(objects[box])
+        else:
+            out.append(objects[named] if named is not None else -1)
     return out + [-1]  # the end-of-turn token
 
 

@@ -17,7 +17,7 @@ import torch
 from visual_rft.checks import check_at_least, check_share
 from visual_rft.config import SFTTrainConfig
 from visual_rft.data.answer import REGION_SLOT, answer_text
-from visual_rft.data.types import GroundingTarget, Sample
+from visual_rft.data.types import DetectionTarget, GroundingTarget, Sample
 from visual_rft.models.forward import (
     Rollout,
     completion_logprobs,
@@ -56,8 +56,8 @@ def check_sft_config(cfg: SFTTrainConfig) -> None:
     check_share(s.short_prompts, "sft.short_prompts")
     if REGION_SLOT in s.think:
         raise ValueError(
-            f"sft.think: {REGION_SLOT} stands for a grounding box, which the other tasks' answers lack; "
-            "put it in sft.grounding_think"
+            f"sft.think: {REGION_SLOT} stands for a grounding or detection answer's boxes, which classification "
+            "answers lack; put it in sft.grounding_think or sft.detection_think"
         )
     if m.cache_images and not (m.freeze_vision or m.lora.enabled):
         raise ValueError(
@@ -138,6 +138,8 @@ class SFTTrainer(Trainer):
         sft = self.cfg.sft
         if isinstance(sample.target, GroundingTarget) and sft.grounding_think:
             return sft.grounding_think
+        if isinstance(sample.target, DetectionTarget) and sft.detection_think:
+            return sft.detection_think
         return sft.think or None
 
     def auxiliary_loss(
