@@ -14,7 +14,9 @@ later digits the answer already says where the object is (RESULTS.md section 22:
 the first digit against 0.89 over all of them). `pick_weight` adds the same loss over those first positions only,
 and the log keeps their selectivity apart (`binding/first_selectivity`). A grounding answer whose think names the
 object's place first (`sft.grounding_think` with `{region}`: "It is at the top left.") makes the pick at those
-words, and the loss holds them too: its first read is then the place's first word (RESULTS.md section 35).
+words, and the loss holds them too: its first read is then the place's first word (RESULTS.md section 35). A
+detection think naming its boxes' places in order (`sft.detection_think`) has the k-th place held on the k-th
+box's instance (section 47).
 `presence_weight` holds the same share at the position that predicts a detection answer's first token, where
 the answer decides between a box and "No Objects", on the category's instances (RESULTS.md section 43), and
 `continue_weight` at each box's close, where it decides whether another box follows, on the instances not yet
