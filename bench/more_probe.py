@@ -13,7 +13,9 @@ logit("},") - logit("}") at the position that predicts the close:
   the model's argmax writes right, and the share of boxes whose first digit it writes right: whether a later box's
   coordinates are read at all, given the boxes before it (RESULTS.md section 46);
 - `places by box`: the same of the places' words, where the think names each box's place first (`--think` with
-  `{region}`, `sft.detection_think`; section 47): whether the k-th place is read, given the places before it.
+  `{region}`, `sft.detection_think`; section 47): whether the k-th place is read, given the places before it;
+- `box 1 / box 2 first digit by start`: the first digit right by the answer token it stands at (box 2's moves with
+  the digits box 1 took): whether a box is read at one distance from the image and not at others (section 47).
 
     python bench/more_probe.py --models runs/multi45/mix/checkpoint-1000/model \\
         --data runs/dethits_dd_A/held_out/detection_test.jsonl --out runs/multi45/more_probe
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -75,10 +78,20 @@ def close_margins(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, 
     return out
 
 
-def box_digits(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, float, bool, bool]]:
-    """(box index j, the read's first token, NLL, argmax right, a place word) for each token of the sample's reference
-    answer that reads box j's object: its digits, and the words of its place when the think names the boxes' places
-    (`sft.detection_think` with `{region}`), which come first."""
+class Read(NamedTuple):
+    """One answer token that reads a box's object (`box_digits`)."""
+
+    box: int  # j: the answer's j-th box (from 0)
+    first: bool  # the first of the box's digits (of its place's words, for a place)
+    nll: float
+    right: bool  # the model's argmax is the token
+    place: bool  # a word of the box's place in the think, not a digit
+    token: int  # its index among the answer's tokens: its distance from the image, less the prompt's tail
+
+
+def box_digits(forced: Forced, sample: Sample, tok) -> list[Read]:
+    """Each token of the sample's reference answer that reads box j's object: its digits, and the words of its place
+    when the think names the boxes' places (`sft.detection_think` with `{region}`), which come first."""
     targets = digit_targets(forced.answer, tok, list(range(len(sample.target.boxes))))  # [T] box per token
     logp = forced.logits.log_softmax(-1)  # [S, V]
     out, seen = [], set()
@@ -88,25 +101,36 @@ def box_digits(forced: Forced, sample: Sample, tok) -> list[tuple[int, bool, flo
             token = int(forced.ids[q + 1])
             place = not any(ch.isdigit() for ch in tok.decode([token]))
             first = (j, place) not in seen
-            out.append((j, first, -float(logp[q, token]), int(logp[q].argmax()) == token, place))
+            out.append(Read(j, first, -float(logp[q, token]), int(logp[q].argmax()) == token, place, t))
             seen.add((j, place))
     return out
 
 
-def digits_by_box(rows: list[tuple[int, bool, float, bool, bool]], place: bool = False) -> dict[int, dict]:
+def digits_by_box(rows: list[Read], place: bool = False) -> dict[int, dict]:
     """Per box number (1, 2, ...): its digit tokens' (`place`: its place's words') mean NLL, the share right, and
     the share of first digits (first words) right."""
-    rows = [r for r in rows if r[4] == place]
+    rows = [r for r in rows if r.place == place]
     out = {}
-    for j in sorted({r[0] for r in rows}):
-        box = [r for r in rows if r[0] == j]
+    for j in sorted({r.box for r in rows}):
+        box = [r for r in rows if r.box == j]
         out[j + 1] = {
-            "NLL": float(np.mean([r[2] for r in box])),
-            "right": float(np.mean([r[3] for r in box])),
-            "first right": float(np.mean([r[3] for r in box if r[1]])),
-            "boxes": sum(r[1] for r in box),
+            "NLL": float(np.mean([r.nll for r in box])),
+            "right": float(np.mean([r.right for r in box])),
+            "first right": float(np.mean([r.right for r in box if r.first])),
+            "boxes": sum(r.first for r in box),
         }
     return out
+
+
+def first_digit_by_start(rows: list[Read], box: int) -> dict[int, list]:
+    """For the `box`-th box (from 1): {the answer token its first digit stands at: [the share of first digits right,
+    how many]}. Box 1 starts where the think leaves it; a later box further on by the tokens of the boxes before it,
+    which their digits' count varies: whether a box is read at some distances from the image and not at others."""
+    at = defaultdict(list)
+    for r in rows:
+        if r.box == box - 1 and r.first and not r.place:
+            at[r.token].append(r.right)
+    return {t: [float(np.mean(v)), len(v)] for t, v in sorted(at.items())}
 
 
 def auc(more: list[float], last: list[float]) -> float | None:
@@ -140,6 +164,8 @@ def probe_model(model_dir: Path, samples: list[Sample], think: str) -> dict:
         "more said (more / last)": [float(np.mean(np.array(v) > 0)) if v else None for v in (more, last)],
         "digits by box": digits_by_box(digits),
         "places by box": digits_by_box(digits, place=True),
+        "box 1 first digit by start": first_digit_by_start(digits, 1),
+        "box 2 first digit by start": first_digit_by_start(digits, 2),
     }
 
 

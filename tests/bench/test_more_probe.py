@@ -54,10 +54,10 @@ def test_each_boxs_digits_are_read_in_order_with_one_first_digit_a_box(load_benc
     samples, several, forced, tok = _several(bench, tiny_model_dir, tmp_path)
     rows = bench.box_digits(forced, several, tok)
     n = len(several.target.boxes)
-    boxes = [j for j, *_ in rows]
+    boxes = [r.box for r in rows]
     assert boxes == sorted(boxes) and set(boxes) == set(range(n))
-    assert [j for j, first, *_ in rows if first] == list(range(n))
-    assert all(nll >= 0 for _, _, nll, _, _ in rows) and not any(place for *_, place in rows)
+    assert [r.box for r in rows if r.first] == list(range(n))
+    assert all(r.nll >= 0 for r in rows) and not any(r.place for r in rows)
     result = bench.probe_model(tiny_model_dir, samples, "x")
     assert set(result["digits by box"]) == set(range(1, max(len(s.target.boxes) for s in samples) + 1))
     assert result["places by box"] == {}
@@ -70,20 +70,28 @@ def test_a_think_naming_the_places_reads_each_boxs_place_before_its_digits(
     _, several, forced, tok = _several(bench, tiny_model_dir, tmp_path, think="At: {region}.")
     rows = bench.box_digits(forced, several, tok)
     n = len(several.target.boxes)
-    places = [(j, first) for j, first, _, _, place in rows if place]
+    places = [(r.box, r.first) for r in rows if r.place]
     assert [j for j, _ in places] == sorted(j for j, _ in places) and [j for j, f in places if f] == list(
         range(n)
     )
-    assert rows[: len(places)] == [r for r in rows if r[4]]  # every place is named before any box
-    assert [(j, f) for j, f, _, _, place in rows if not place] == [
+    assert rows[: len(places)] == [r for r in rows if r.place]  # every place is named before any box
+    assert [(r.box, r.first) for r in rows if not r.place] == [
         (j, f) for j, f, *_ in bench.box_digits(_several(bench, tiny_model_dir, tmp_path)[2], several, tok)
     ]  # the digits read as without the places
 
 
 def test_digits_by_box_averages_each_box_apart(load_bench):
     bench = load_bench("more_probe")
-    rows = [(0, True, 1.0, True, False), (0, False, 3.0, False, False), (1, True, 2.0, False, False)]
-    rows += [(1, False, 0.0, True, False), (1, True, 5.0, True, True)]  # the last: box 2's place word
+    R = bench.Read
+    rows = [
+        R(0, True, 1.0, True, False, 3),
+        R(0, False, 3.0, False, False, 4),
+        R(1, True, 2.0, False, False, 9),
+    ]
+    rows += [
+        R(1, False, 0.0, True, False, 10),
+        R(1, True, 5.0, True, True, 1),
+    ]  # the last: box 2's place word
     assert bench.digits_by_box(rows) == {
         1: {"NLL": 2.0, "right": 0.5, "first right": 1.0, "boxes": 1},
         2: {"NLL": 1.0, "right": 0.5, "first right": 0.0, "boxes": 1},
@@ -91,3 +99,10 @@ def test_digits_by_box_averages_each_box_apart(load_bench):
     assert bench.digits_by_box(rows, place=True) == {
         2: {"NLL": 5.0, "right": 1.0, "first right": 1.0, "boxes": 1}
     }
+    rows += [
+        R(0, True, 1.0, False, False, 3),
+        R(1, True, 1.0, True, False, 11),
+        R(1, True, 1.0, True, False, 9),
+    ]
+    assert bench.first_digit_by_start(rows, 1) == {3: [0.5, 2]}
+    assert bench.first_digit_by_start(rows, 2) == {9: [0.5, 2], 11: [1.0, 1]}  # not the place word at 1
