@@ -86,7 +86,7 @@ class Read(NamedTuple):
     nll: float
     right: bool  # the model's argmax is the token
     place: bool  # a word of the box's place in the think, not a digit
-    token: int  # its index among the answer's tokens: its distance from the image, less the prompt's tail
+    token: int  # its index among the answer's tokens (the prompt after the image of one length: its distance)
 
 
 def box_digits(forced: Forced, sample: Sample, tok) -> list[Read]:
