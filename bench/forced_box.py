@@ -19,6 +19,9 @@ j-th instance picked, apart from how precisely its box is read; and whether it i
 and its centre's distance to the nearest instance not written. `--as-first box` writes box J at box 1's RoPE
 positions (the tokens fed after box 1's first digit moved back onto them), `--as-first text` with the whole text
 after the image moved back: whether a later box is lost to its distance from the image (RESULTS.md section 46).
+`--shift K` moves every token after the image K positions on, the words unchanged, `--shift-answer K` only the fed
+answer and what the model writes after it (the question in place): which distance a box is read at, from the image
+or from the question (section 47).
 """
 
 from __future__ import annotations
@@ -102,22 +105,36 @@ def move_tail(model, tails: torch.Tensor, moves: torch.Tensor) -> None:
 
 
 def forced_boxes(
-    model_dir: Path, samples, think: str, batch_size: int = 16, box: int = 1, as_first: str | None = None
+    model_dir: Path,
+    samples,
+    think: str,
+    batch_size: int = 16,
+    box: int = 1,
+    as_first: str | None = None,
+    shift: int = 0,
+    shift_answer: int = 0,
 ) -> list[dict]:
     """Per sample: its id, the text written after the reference answer is fed up to box number `box`'s first digit,
     the box in pixels (None: unreadable). A model with a `text_distance` needs prefixes of one length. `as_first`
     (`AS_FIRST`; a model of the natural layout only): moved back by the tokens between box 1's first digit and box
     `box`'s, "text" every token after the image, "box" those tokens alone, so that the box is written at the
-    positions box 1 is."""
+    positions box 1 is. `shift`: every token after the image moved that many positions on (negative: back), the
+    words left as they are, and `shift_answer` only the fed answer (its think and boxes) and what follows it, the
+    question left in place (a model of the natural layout only)."""
     if as_first not in (None, *AS_FIRST):
         raise ValueError(f"as_first: {as_first!r} is not one of {AS_FIRST}")
+    moved = bool(as_first) + bool(shift) + bool(shift_answer)
+    if moved > 1:
+        raise ValueError("as_first, shift and shift_answer are moves of the text: give one")
     model = load_model(model_dir, dtype="float32", device="cpu")
     processor = load_processor(model_dir)
     convention = coord_convention(model_family(model_dir))
     tok = processor.tokenizer
     distance = getattr(core_model(model).config, CONFIG_KEY, None)
-    if as_first and distance is not None:
-        raise ValueError(f"{model_dir}: as_first moves the natural layout; this model has a {CONFIG_KEY}")
+    if moved and distance is not None:
+        raise ValueError(
+            f"{model_dir}: as_first and shift move the natural layout; this model has a {CONFIG_KEY}"
+        )
     rows, fed = [], None
     for i in range(0, len(samples), batch_size):
         batch = samples[i : i + batch_size]
@@ -136,6 +153,10 @@ def forced_boxes(
                 move_text_after_image(model, lambda p, is_image, back=back: back)
             else:
                 move_tail(model, -back, back)
+        if shift:
+            move_text_after_image(model, lambda p, is_image: torch.full((p.shape[1],), shift))
+        if shift_answer:
+            move_tail(model, torch.tensor(lengths), torch.full((len(batch),), shift_answer))
         if distance is not None and fed is None:  # the layout is set once, for the first batch's prefixes
             fed = min(n_prefix)
             fed_distance(model, fed)
@@ -147,7 +168,7 @@ def forced_boxes(
         )
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=24, do_sample=False)  # [B, L + T]
-        if as_first:
+        if moved:
             del core_model(model).model.get_rope_index  # this batch's moves
         written = tok.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         for s, f, w in zip(batch, frames, written):
@@ -204,6 +225,18 @@ def main() -> None:
         help="write box --box at the RoPE positions of box 1: the whole text after the image moved back, or the "
         "tokens after box 1's first digit alone",
     )
+    parser.add_argument(
+        "--shift",
+        type=int,
+        default=0,
+        help="move every token after the image this many RoPE positions on (negative: back), the words unchanged",
+    )
+    parser.add_argument(
+        "--shift-answer",
+        type=int,
+        default=0,
+        help="move the fed answer (think and boxes) this many RoPE positions on, the question left in place",
+    )
     args = parser.parse_args()
     if args.box < 1:
         parser.error(f"--box {args.box}: boxes count from 1")
@@ -220,7 +253,15 @@ def main() -> None:
         "\n|---|---|---|---|---|---|---|"
     )
     for i, model_dir in enumerate(args.models):
-        rows = forced_boxes(model_dir, samples, args.think, box=args.box, as_first=args.as_first)
+        rows = forced_boxes(
+            model_dir,
+            samples,
+            args.think,
+            box=args.box,
+            as_first=args.as_first,
+            shift=args.shift,
+            shift_answer=args.shift_answer,
+        )
         for s, r in zip(samples, rows):
             r["landing"] = landing(s, r["box"], written)
             r["picked"] = picked(s, r["box"], written)

@@ -117,7 +117,9 @@ def test_prefixes_of_several_lengths_are_fed_to_a_model_without_a_text_distance(
     assert [r["id"] for r in rows] == ["q", "q"] and all(set(r) == {"id", "written", "box"} for r in rows)
 
 
-def test_as_first_writes_a_later_box_at_the_positions_of_the_first(load_bench, toy_samples, tmp_path):
+def test_as_first_writes_a_later_box_at_the_positions_of_the_first_and_shift_moves_the_text(
+    load_bench, toy_samples, tmp_path
+):
     bench = load_bench("forced_box")
     folder = write_tiny(tmp_path / "m", "qwen2_5_vl", "1m", seed=0)
     q = world_query(toy_samples[3], [(10, 20, 30, 40), (50, 60, 70, 80)], [])
@@ -133,14 +135,18 @@ def test_as_first_writes_a_later_box_at_the_positions_of_the_first(load_bench, t
 
     bench.load_model = load_and_record
     prefill = {}
-    for name, box, as_first in (
-        ("first", 1, None),
-        ("second", 2, None),
-        ("text", 2, "text"),
-        ("box", 2, "box"),
+    for name, box, as_first, shift, shift_answer in (
+        ("first", 1, None, 0, 0),
+        ("second", 2, None, 0, 0),
+        ("text", 2, "text", 0, 0),
+        ("box", 2, "box", 0, 0),
+        ("shift", 1, None, 2, 0),
+        ("shift answer", 1, None, 0, -1),
     ):
         seen.clear()
-        bench.forced_boxes(folder, [q], "Looking.", box=box, as_first=as_first)
+        bench.forced_boxes(
+            folder, [q], "Looking.", box=box, as_first=as_first, shift=shift, shift_answer=shift_answer
+        )
         prefill[name] = seen[0].max(dim=0).values  # [L] the prompt and fed prefix (prefill)
     last = {k: int(v[-1]) for k, v in prefill.items()}  # the fed prefix's last token
     assert last["second"] > last["first"]  # box 2's first digit further from the image
@@ -154,8 +160,20 @@ def test_as_first_writes_a_later_box_at_the_positions_of_the_first(load_bench, t
     head = len(prefill["second"]) - moved - n  # the prompt before the answer
     assert torch.equal(prefill["box"][:-moved], prefill["second"][:-moved])  # "box": the rest stays
     assert int(prefill["text"][head - 1]) < int(prefill["second"][head - 1])  # "text": the question moves too
+    moves = (
+        prefill["shift"] - prefill["first"]
+    ).tolist()  # [L] the same tokens, the text after the image moved
+    assert (
+        moves == sorted(moves) and set(moves) == {0, 2} and moves[head - 1] == 2
+    )  # the question, the answer on
     with pytest.raises(ValueError, match="as_first"):
         bench.forced_boxes(folder, [q], "Looking.", box=2, as_first="both")
+    answer_moves = (
+        prefill["shift answer"] - prefill["first"]
+    ).tolist()  # the question stays, the answer back one
+    assert answer_moves == [0] * (len(answer_moves) - n) + [-1] * n
+    with pytest.raises(ValueError, match="give one"):
+        bench.forced_boxes(folder, [q], "Looking.", box=2, as_first="box", shift=1)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "text_distance": 70}))
     with pytest.raises(ValueError, match="text_distance"):
