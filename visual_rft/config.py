@@ -145,14 +145,11 @@ class SFTConfig:
     micro_batch_size: int = 0
     """Samples per forward/backward chunk (0: the whole batch)."""
     think: str = ""
-    """Text put in <think></think> before the answer ('' : answer only, no think part); `{problem}` in it
-    stands for the sample's question (`data.answer.PROBLEM_SLOT`)."""
+    """Text put in <think></think> before the answer ('': no think part); `{problem}`: the sample's question."""
     grounding_think: str = ""
-    """The think of grounding samples ('': `think`'s); `{region}` in it stands for where the answer's box is,
-    "top left" ... "bottom right" (`data.answer.REGION_SLOT`), `{problem}` as in `think`."""
+    """The think of grounding samples ('': `think`'s); `{region}`: the box's place (`data.answer.REGION_SLOT`)."""
     detection_think: str = ""
-    """The think of detection samples ('': `think`'s); `{region}` in it stands for the places of the answer's boxes
-    in its order ("top left, bottom right"; "nowhere" for none), `{problem}` as in `think` (RESULTS.md section 47)."""
+    """The think of detection samples ('': `think`'s); `{region}`: its boxes' places in order (RESULTS.md section 47)."""
     aggregation: str = "token"
     """How answer-token losses are averaged: token (every token of the batch alike: long detection answers
     outweigh short class names) or sequence (each answer's mean, then the mean over answers)."""
