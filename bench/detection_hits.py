@@ -84,7 +84,7 @@ def detection_hits(path: Path) -> dict:
         asked = [tuple(b) for b in r["sample"]["target"]["boxes"]]
         object_areas += [area(b) for b in objects]
         answer = detection_answer(r["completion"])
-        boxes = [answer_to_pixels(p.box, row_frame(r)).xyxy for p in answer.predictions]
+        boxes = answer_boxes(r, answer)
         count["present" if asked else "absent"] += 1
         count["unreadable"] += not answer.readable
         count["missed"] += bool(asked) and answer.empty
@@ -124,6 +124,11 @@ def detection_hits(path: Path) -> dict:
     }
 
 
+def answer_boxes(row: dict, answer) -> list[tuple]:
+    """The boxes of a completions.jsonl row's detection answer (`detection_answer`), in the image's pixels."""
+    return [answer_to_pixels(p.box, row_frame(row)).xyxy for p in answer.predictions]
+
+
 def detection_places(path: Path) -> dict:
     """Where the thinks of one completions file's answers to present categories place the boxes (`sft.detection_think`
     with `{region}`: "top left, bottom right"), by thirds of the image (`region_words`): {'n' (present queries),
@@ -141,9 +146,7 @@ def detection_places(path: Path) -> dict:
         places = [r["completion"][slice(*span)] for span in region_spans(r["completion"])]
         exact += places == left
         named[len(asked)].append(len(places))
-        boxes = [
-            answer_to_pixels(p.box, row_frame(r)).xyxy for p in detection_answer(r["completion"]).predictions
-        ]
+        boxes = answer_boxes(r, detection_answer(r["completion"]))
         for k, place in enumerate(places):
             right = place in left
             if right:

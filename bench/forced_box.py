@@ -133,7 +133,7 @@ def forced_boxes(
     distance = getattr(core_model(model).config, CONFIG_KEY, None)
     if moved and distance is not None:
         raise ValueError(
-            f"{model_dir}: as_first and shift move the natural layout; this model has a {CONFIG_KEY}"
+            f"{model_dir}: as_first, shift and shift_answer move the natural layout; this model has a {CONFIG_KEY}"
         )
     rows, fed = [], None
     for i in range(0, len(samples), batch_size):
@@ -143,20 +143,23 @@ def forced_boxes(
         prefixes = [box_prefix(s, f, think, box) for s, f in zip(batch, frames)]
         lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prefixes]
         n_prefix = set(lengths)
+        # the moves: of the whole text after the image [B], or of the prompt's last tokens (tails [B], moves [B])
+        text_moves, tail = None, None
         if as_first:
             firsts = [
                 len(tok(box_prefix(s, f, think), add_special_tokens=False)["input_ids"])
                 for s, f in zip(batch, frames)
             ]
             back = torch.tensor([a - b for a, b in zip(firsts, lengths)])  # [B] <= 0
-            if as_first == "text":
-                move_text_after_image(model, lambda p, is_image, back=back: back)
-            else:
-                move_tail(model, -back, back)
+            text_moves, tail = (back, None) if as_first == "text" else (None, (-back, back))
         if shift:
-            move_text_after_image(model, lambda p, is_image: torch.full((p.shape[1],), shift))
+            text_moves = torch.full((len(batch),), shift)
         if shift_answer:
-            move_tail(model, torch.tensor(lengths), torch.full((len(batch),), shift_answer))
+            tail = (torch.tensor(lengths), torch.full((len(batch),), shift_answer))
+        if text_moves is not None:
+            move_text_after_image(model, lambda p, is_image, m=text_moves: m)
+        if tail is not None:
+            move_tail(model, *tail)
         if distance is not None and fed is None:  # the layout is set once, for the first batch's prefixes
             fed = min(n_prefix)
             fed_distance(model, fed)
