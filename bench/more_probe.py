@@ -15,7 +15,7 @@ logit("},") - logit("}") at the position that predicts the close:
 - `places by box`: the same of the places' words, where the think names each box's place first (`--think` with
   `{region}`, `sft.detection_think`; section 47): whether the k-th place is read, given the places before it;
 - `box 1 / box 2 first digit by start`: the first digit right by the answer token it stands at (box 2's moves with
-  the digits box 1 took): whether a box is read at one distance from the image and not at others (section 47).
+  the digits box 1 took): whether a box is read at one offset in the answer and not at others (section 47).
 
     python bench/more_probe.py --models runs/multi45/mix/checkpoint-1000/model \\
         --data runs/dethits_dd_A/held_out/detection_test.jsonl --out runs/multi45/more_probe
@@ -125,7 +125,7 @@ def digits_by_box(rows: list[Read], place: bool = False) -> dict[int, dict]:
 def first_digit_by_start(rows: list[Read], box: int) -> dict[int, list]:
     """For the `box`-th box (from 1): {the answer token its first digit stands at: [the share of first digits right,
     how many]}. Box 1 starts where the think leaves it; a later box further on by the tokens of the boxes before it,
-    which their digits' count varies: whether a box is read at some distances from the image and not at others."""
+    which their digits' count varies: whether a box is read at some offsets and not at others."""
     at = defaultdict(list)
     for r in rows:
         if r.box == box - 1 and r.first and not r.place:
